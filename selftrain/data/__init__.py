@@ -1,0 +1,1 @@
+"""Data layer: manifests, audio, tokenizers, features, batching and validation."""

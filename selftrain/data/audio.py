@@ -1,0 +1,98 @@
+"""Audio input: read with soundfile (as SpeechBrain does), mix to mono, resample with torchaudio.
+
+torchaudio >= 2.9 reads files through torchcodec, which is not part of our stack, so reading is done
+with soundfile and only the resampling is torchaudio's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from selftrain.errors import AudioError
+
+__all__ = ["AudioInfo", "audio_info", "read_audio", "load_audio"]
+
+
+@dataclass
+class AudioInfo:
+    """What a file's header says, plus whether its data is all there."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+    truncated: bool
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Read a file's header; raise :class:`AudioError` (``missing``, ``empty`` or ``unreadable``)."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError("missing", f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise AudioError("empty", f"{path}: zero-length file")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError("unreadable", f"{path}: not a readable audio file ({exc})") from exc
+    return AudioInfo(info.samplerate, info.channels, info.frames, _wav_is_truncated(path))
+
+
+def _wav_is_truncated(path: Path) -> bool:
+    """True when a RIFF/WAVE ``data`` chunk claims more bytes than the file holds.
+
+    libsndfile silently shortens such files, so we read the chunk header ourselves.
+    """
+    with open(path, "rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return False
+        file_size = path.stat().st_size
+        position = 12
+        while position + 8 <= file_size:
+            handle.seek(position)
+            chunk = handle.read(8)
+            size = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"data":
+                return size != 0xFFFFFFFF and position + 8 + size > file_size
+            position += 8 + size + (size & 1)
+    return True  # no data chunk before the end of the file
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read a whole file as float32 ``[frames, channels]`` plus its sample rate."""
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError("unreadable", f"{path}: cannot decode audio ({exc})") from exc
+    return data, rate
+
+
+def load_audio(path: str | Path, sample_rate: int = 16000) -> torch.Tensor:
+    """Load ``path`` as a 1-D float32 tensor at ``sample_rate``: mixed to mono, resampled if needed.
+
+    Raises :class:`AudioError` with reason ``missing``, ``empty``, ``unreadable``, ``truncated``,
+    ``no_samples`` or ``nonfinite``: callers skip the utterance and report the reason.
+    """
+    info = audio_info(path)
+    if info.truncated:
+        raise AudioError("truncated", f"{path}: data chunk is shorter than its header says")
+    data, rate = read_audio(path)
+    if data.shape[0] == 0:
+        raise AudioError("no_samples", f"{path}: contains no samples")
+    if not np.isfinite(data).all():
+        raise AudioError("nonfinite", f"{path}: contains NaN or infinite samples")
+    wav = torch.from_numpy(data.mean(axis=1))
+    if rate != sample_rate:
+        import torchaudio.functional
+
+        wav = torchaudio.functional.resample(wav, rate, sample_rate)
+    return wav

@@ -1,0 +1,234 @@
+"""Manifests: SpeechBrain CSV (the native format), NeMo JSON-lines and Kaldi data directories.
+
+Every reader returns :class:`~selftrain.record.Utterance` records with absolute audio paths
+(relative paths are resolved against the manifest's folder) and ``reference=None`` for unlabeled
+rows; every writer is atomic and writes paths relative to the output's folder when they lie below it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from selftrain.errors import ManifestError
+from selftrain.io import atomic_write
+from selftrain.record import Utterance
+
+__all__ = [
+    "read_manifest",
+    "write_manifest",
+    "read_speechbrain_csv",
+    "write_speechbrain_csv",
+    "read_nemo_jsonl",
+    "write_nemo_jsonl",
+    "read_kaldi_dir",
+    "write_kaldi_dir",
+]
+
+SPEECHBRAIN_COLUMNS = ["ID", "duration", "wav", "spk_id", "wrd"]
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    """Read a manifest, choosing the format from the path: ``.csv``, ``.json``/``.jsonl`` or a Kaldi dir."""
+    path = Path(path)
+    if path.is_dir():
+        return read_kaldi_dir(path)
+    if not path.exists():
+        raise ManifestError(f"manifest not found: {path}")
+    if path.suffix == ".csv":
+        return read_speechbrain_csv(path)
+    if path.suffix in (".json", ".jsonl"):
+        return read_nemo_jsonl(path)
+    raise ManifestError(f"unknown manifest format for {path} (expected .csv, .jsonl or a Kaldi data dir)")
+
+
+def write_manifest(utterances: Iterable[Utterance], path: str | Path, use_pseudo_labels: bool = False) -> None:
+    """Write a manifest in the format its path implies (see :func:`read_manifest`)."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        write_speechbrain_csv(utterances, path, use_pseudo_labels)
+    elif path.suffix in (".json", ".jsonl"):
+        write_nemo_jsonl(utterances, path, use_pseudo_labels)
+    else:
+        write_kaldi_dir(utterances, path, use_pseudo_labels)
+
+
+def _resolve(wav: str, base: Path) -> str:
+    wav_path = Path(wav).expanduser()
+    return str(wav_path if wav_path.is_absolute() else (base / wav_path).resolve())
+
+
+def _relative(wav: str, base: Path) -> str:
+    try:
+        return str(Path(wav).resolve().relative_to(base.resolve()))
+    except ValueError:
+        return wav
+
+
+def _text_or_none(text: str | None) -> str | None:
+    return text if text else None
+
+
+def _parse_duration(value: str | float | None, where: str) -> float:
+    try:
+        duration = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"{where}: duration {value!r} is not a number") from exc
+    if duration != duration or duration < 0:  # NaN or negative
+        raise ManifestError(f"{where}: duration {value!r} is not a non-negative number")
+    return duration
+
+
+def _label(utt: Utterance, use_pseudo_labels: bool) -> str:
+    text = utt.pseudo_label if use_pseudo_labels else utt.reference
+    return text or ""
+
+
+def read_speechbrain_csv(path: str | Path) -> list[Utterance]:
+    """Read a SpeechBrain CSV (``ID,duration,wav,spk_id,wrd`` plus any extra columns)."""
+    path = Path(path)
+    base = path.parent
+    try:
+        # surrogateescape: a row with undecodable bytes is read anyway and flagged by `data check`
+        # (reason "encoding") instead of making the whole manifest unreadable.
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"ID", "wav"} - set(reader.fieldnames or [])
+            if missing:
+                raise ManifestError(f"{path}: missing column(s) {sorted(missing)}")
+            utterances = []
+            for line_no, row in enumerate(reader, start=2):
+                where = f"{path}:{line_no}"
+                if None in row:
+                    raise ManifestError(f"{where}: more fields than columns")
+                extra = {k: v for k, v in row.items() if k not in SPEECHBRAIN_COLUMNS}
+                utterances.append(
+                    Utterance(
+                        id=row["ID"],
+                        wav=_resolve(row["wav"], base),
+                        duration=_parse_duration(row.get("duration") or 0.0, where),
+                        spk_id=row.get("spk_id") or "",
+                        reference=_text_or_none(row.get("wrd")),
+                        extra=extra,
+                    )
+                )
+    except csv.Error as exc:
+        raise ManifestError(f"{path}: malformed CSV ({exc})") from exc
+    return utterances
+
+
+def write_speechbrain_csv(utterances: Iterable[Utterance], path: str | Path, use_pseudo_labels: bool = False) -> None:
+    """Write a SpeechBrain CSV; ``use_pseudo_labels`` puts ``pseudo_label`` instead of the reference in ``wrd``."""
+    path = Path(path)
+    utterances = list(utterances)
+    extra_columns = sorted({k for u in utterances for k in u.extra})
+    with atomic_write(path, newline="", errors="surrogateescape") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(SPEECHBRAIN_COLUMNS + extra_columns)
+        for utt in utterances:
+            writer.writerow(
+                [utt.id, f"{utt.duration:.3f}", _relative(utt.wav, path.parent), utt.spk_id, _label(utt, use_pseudo_labels)]
+                + [utt.extra.get(k, "") for k in extra_columns]
+            )
+
+
+def read_nemo_jsonl(path: str | Path) -> list[Utterance]:
+    """Read a NeMo manifest (one JSON object per line: ``audio_filepath``, ``duration``, ``text``)."""
+    path = Path(path)
+    utterances = []
+    seen: dict[str, int] = {}
+    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_no}"
+            try:
+                row = json.loads(line)
+                audio = row["audio_filepath"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ManifestError(f"{where}: not a NeMo manifest line ({exc})") from exc
+            utt_id = str(row.get("utt_id") or row.get("id") or Path(audio).stem)
+            if utt_id in seen:  # NeMo has no ID column: keep file-stem IDs unique
+                seen[utt_id] += 1
+                utt_id = f"{utt_id}-{seen[utt_id]}"
+            else:
+                seen[utt_id] = 0
+            known = {"audio_filepath", "duration", "text", "utt_id", "id", "speaker"}
+            utterances.append(
+                Utterance(
+                    id=utt_id,
+                    wav=_resolve(audio, path.parent),
+                    duration=_parse_duration(row.get("duration", 0.0), where),
+                    spk_id=str(row.get("speaker", "")),
+                    reference=_text_or_none(row.get("text")),
+                    extra={k: str(v) for k, v in row.items() if k not in known},
+                )
+            )
+    return utterances
+
+
+def write_nemo_jsonl(utterances: Iterable[Utterance], path: str | Path, use_pseudo_labels: bool = False) -> None:
+    """Write a NeMo JSON-lines manifest (absolute audio paths, as NeMo expects)."""
+    with atomic_write(path, errors="surrogateescape") as handle:
+        for utt in utterances:
+            row = {"audio_filepath": utt.wav, "duration": round(utt.duration, 3), "text": _label(utt, use_pseudo_labels), "utt_id": utt.id}
+            if utt.spk_id:
+                row["speaker"] = utt.spk_id
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_kaldi_table(path: Path) -> dict[str, str]:
+    table: dict[str, str] = {}
+    if not path.exists():
+        return table
+    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            key, _, value = line.partition(" ")
+            if key in table:
+                raise ManifestError(f"{path}:{line_no}: duplicate key {key}")
+            table[key] = value.strip()
+    return table
+
+
+def read_kaldi_dir(directory: str | Path) -> list[Utterance]:
+    """Read a Kaldi data dir: ``wav.scp`` (plain paths only), optional ``text``, ``utt2spk``, ``utt2dur``."""
+    directory = Path(directory)
+    wav_scp = _read_kaldi_table(directory / "wav.scp")
+    if not wav_scp:
+        raise ManifestError(f"{directory}: no wav.scp (or it is empty)")
+    piped = [k for k, v in wav_scp.items() if v.endswith("|")]
+    if piped:
+        raise ManifestError(f"{directory}/wav.scp: piped commands are not supported (e.g. {piped[0]}); extract the audio first")
+    text = _read_kaldi_table(directory / "text")
+    utt2spk = _read_kaldi_table(directory / "utt2spk")
+    utt2dur = _read_kaldi_table(directory / "utt2dur")
+    return [
+        Utterance(
+            id=utt_id,
+            wav=_resolve(wav, directory),
+            duration=_parse_duration(utt2dur.get(utt_id, 0.0), f"{directory}/utt2dur:{utt_id}"),
+            spk_id=utt2spk.get(utt_id, ""),
+            reference=_text_or_none(text.get(utt_id)),
+        )
+        for utt_id, wav in sorted(wav_scp.items())
+    ]
+
+
+def write_kaldi_dir(utterances: Iterable[Utterance], directory: str | Path, use_pseudo_labels: bool = False) -> None:
+    """Write ``wav.scp``, ``text`` (labeled rows only), ``utt2spk`` and ``utt2dur``, sorted by ID as Kaldi requires."""
+    directory = Path(directory)
+    rows = sorted(utterances, key=lambda u: u.id)
+    tables = {
+        "wav.scp": [f"{u.id} {u.wav}" for u in rows],
+        "text": [f"{u.id} {_label(u, use_pseudo_labels)}" for u in rows if _label(u, use_pseudo_labels)],
+        "utt2spk": [f"{u.id} {u.spk_id or u.id}" for u in rows],
+        "utt2dur": [f"{u.id} {u.duration:.3f}" for u in rows],
+    }
+    for name, lines in tables.items():
+        with atomic_write(directory / name, errors="surrogateescape") as handle:
+            handle.write("".join(line + "\n" for line in lines))

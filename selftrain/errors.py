@@ -1,0 +1,52 @@
+"""Named exceptions of selftrain.
+
+Library code raises these (never bare ``assert`` or ``ValueError`` for user input); the CLI turns
+them into ``click.UsageError``/``BadParameter`` messages.
+"""
+
+__all__ = [
+    "SelftrainError",
+    "ManifestError",
+    "AudioError",
+    "TextError",
+    "LMError",
+    "ConfigError",
+    "CheckpointError",
+    "DecodeError",
+]
+
+
+class SelftrainError(Exception):
+    """Base class of every error selftrain raises on bad input or configuration."""
+
+
+class ManifestError(SelftrainError):
+    """A manifest file is missing, malformed or inconsistent."""
+
+
+class AudioError(SelftrainError):
+    """An audio file cannot be used. ``reason`` is a short machine-readable code (e.g. ``missing``)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class TextError(SelftrainError):
+    """A transcript cannot be tokenized (empty, or characters outside the alphabet)."""
+
+
+class LMError(SelftrainError):
+    """An n-gram LM is missing or corrupt, or KenLM's tools are not installed."""
+
+
+class ConfigError(SelftrainError):
+    """A configuration key or value is unknown or invalid."""
+
+
+class CheckpointError(SelftrainError):
+    """A checkpoint is missing, incomplete or unsafe to load."""
+
+
+class DecodeError(SelftrainError):
+    """Decoding cannot proceed (bad model output, incompatible vocabulary, ...)."""
