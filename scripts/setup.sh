@@ -41,7 +41,7 @@ install_debian_packages() {
 }
 
 install_python_stack() {
-  [ -x "$VENV/bin/python" ] || { log "virtualenv: creating $VENV"; "$PY" -m venv "$VENV"; }
+  [ -x "$VENV/bin/python" ] || { log "virtualenv: creating $VENV"; quiet "$PY" -m venv "$VENV"; }
   local stamp="$VENV/.selftrain-stack"
   local want; want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then log "Python stack: present"; return; fi
@@ -65,7 +65,13 @@ build_kenlm_binaries() {
   rm -rf "$work"
 }
 
-install_debian_packages
-install_python_stack
-build_kenlm_binaries
+timed() {
+  local start=$SECONDS
+  "$@"
+  log "  ($1: $((SECONDS - start)) s)"
+}
+
+timed install_debian_packages
+timed install_python_stack
+timed build_kenlm_binaries
 log "ready: activate with 'source $VENV/bin/activate'"

@@ -44,7 +44,7 @@ class TextNormalizer:
     replacements: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, text: str) -> str:
-        text = unicodedata.normalize(self.unicode_form, text)
+        text = unicodedata.normalize(self.unicode_form, text)  # type: ignore[arg-type]
         for old, new in self.replacements.items():
             text = text.replace(old, new)
         if self.lowercase:

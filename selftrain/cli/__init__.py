@@ -18,9 +18,17 @@ __all__ = ["main", "COMMANDS"]
 
 # name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
+    "audit": "selftrain.cli.audit:audit",
     "data": "selftrain.cli.data:data",
+    "decode": "selftrain.cli.decode:decode",
+    "eval": "selftrain.cli.decode:eval_command",
+    "generation": "selftrain.cli.run:generation",
+    "lm": "selftrain.cli.lm:lm",
+    "run": "selftrain.cli.run:run",
+    "select": "selftrain.cli.select:select",
+    "status": "selftrain.cli.run:status",
     "synth": "selftrain.cli.synth:synth",
-    "lm": "selftrain.cli.lm:lm", "decode": "selftrain.cli.decode:decode", "eval": "selftrain.cli.decode:eval_command",
+    "train": "selftrain.cli.train:train",
 }
 
 

@@ -1,0 +1,362 @@
+#!/usr/bin/env python
+"""Pseudo-label quality: WER of the kept pseudo-labels vs kept fraction, per confidence method.
+
+Given decoded hypotheses (one JSONL per teacher, as written by ``selftrain decode`` or imported from
+another system) and the reference manifest, this writes ``pseudo_label_quality.json`` and ``.md``:
+
+* for each utterance-level confidence method of the primary teacher (plus ``<method>@min``, the
+  minimum over its word scores), the corpus WER of the top 100/80/60/40 % of utterances ranked by it;
+* with two or more teachers: ranking by teacher ``agreement``; the ROVER combination's labels ranked
+  by their vote share; and combinations: best confidence x agreement, on the primary teacher's labels
+  and on the ROVER labels (there with the best word-level method, the one ROVER words carry);
+* ``policy``: ``selftrain select`` itself (sanity filters + keep-fraction on the best method);
+* ``combined`` (2-fold): a logistic regression on all scores (word level, and utterance level), fit
+  on one half of the utterances and applied to the other, as ``selftrain select --fit-calibration``
+  would fit it on a labeled dev set; ``word-mean`` ranks by the mean combined word probability;
+* ``oracle``: ranking by the true utterance WER (the best any score could do);
+* word-level AUROC/AUPRC (detecting wrong words) and ECE before/after calibration (2-fold CV);
+* with ``--model DIR`` (the teacher that produced the primary hypotheses): the primary hypotheses
+  re-scored under confidence variants (frames: non-blank/all x word aggregation: mean/min/prod x
+  entropy alpha), giving the word AUROC of every measure and the WER at 60 % kept for each variant.
+
+"Best method" is the one with the lowest WER at 60 % kept, chosen on this same data (say so when
+quoting it). Example::
+
+    python benchmarks/pseudo_label_quality.py --hyps work/gen0/hyps.jsonl --reference data/unlabeled.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import math
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from selftrain.agreement import AgreementConfig, compute_agreement, merge_teachers
+from selftrain.confidence import (
+    COMBINED,
+    FRAME_MEASURES,
+    ConfidenceConfig,
+    aggregate,
+    hypothesis_posterior,
+    score_hypothesis,
+    word_posteriors,
+)
+from selftrain.io import atomic_write_json, atomic_write_text
+from selftrain.select import SelectConfig, attach_manifest, select_utterances
+from selftrain.select.quality import (
+    Labeled,
+    cross_validated_combination,
+    labeled_items,
+    utterance_wer,
+    wer_at_fractions,
+    word_detection,
+)
+
+FRACTIONS = (1.0, 0.8, 0.6, 0.4)
+ROVER = "rover"
+TARGET_RATIO, TARGET_AUROC = 0.4, 0.85
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hyps", action="append", required=True, help="hypotheses JSONL (repeat per teacher)")
+    parser.add_argument("--reference", required=True, help="reference manifest (SpeechBrain CSV, NeMo JSONL, Kaldi dir)")
+    parser.add_argument("--teacher", help="primary teacher (default: the first teacher of the first file)")
+    parser.add_argument("--out-dir", default=str(Path(__file__).parent / "results"), help="where results go")
+    parser.add_argument("--name", default="pseudo_label_quality", help="results file stem")
+    parser.add_argument("--model", help="teacher model folder: also sweep confidence variants on its posteriors")
+    parser.add_argument("--blank", type=int, default=0, help="blank index of the model's output")
+    return parser.parse_args(argv)
+
+
+def _method_names(items: list[Labeled]) -> tuple[list[str], list[str]]:
+    """Utterance-level and word-level score names present in at least half of the items."""
+    def common(counts: dict[str, int]) -> list[str]:
+        return sorted(k for k, n in counts.items() if n >= len(items) / 2 and k not in ("agreement", ROVER))
+
+    utt_counts: dict[str, int] = {}
+    word_counts: dict[str, int] = {}
+    for item in items:
+        for key in item.hyp.scores:
+            utt_counts[key] = utt_counts.get(key, 0) + 1
+        for key in {k for w in item.hyp.words for k in w.scores}:
+            word_counts[key] = word_counts.get(key, 0) + 1
+    return common(utt_counts), common(word_counts)
+
+
+def _min_word(method: str):
+    def score(item: Labeled) -> float | None:
+        values = [w.scores[method] for w in item.hyp.words if method in w.scores]
+        return aggregate(values, "min") if values else item.hyp.scores.get(method)
+    return score
+
+
+def _mean_word(method: str):
+    def score(item: Labeled) -> float | None:
+        values = [w.scores[method] for w in item.hyp.words if method in w.scores]
+        return aggregate(values, "mean") if values else None
+    return score
+
+
+def _rankings(items: list[Labeled], utt_methods: list[str], word_methods: list[str]) -> dict[str, dict[str, float]]:
+    rows: dict[str, dict[str, float]] = {}
+    for method in utt_methods:
+        rows[method] = wer_at_fractions(items, lambda i, m=method: i.hyp.scores.get(m), FRACTIONS)
+    for method in word_methods:
+        rows[f"{method}@min"] = wer_at_fractions(items, _min_word(method), FRACTIONS)
+    return rows
+
+
+def _best(rows: dict[str, dict[str, float]]) -> str | None:
+    finite = {k: v["0.6"] for k, v in rows.items() if not math.isnan(v["0.6"])}
+    return min(finite, key=lambda k: finite[k]) if finite else None
+
+
+def _score_of(name: str):
+    if name.endswith("@min"):
+        return _min_word(name[:-4])
+    return lambda i: i.hyp.scores.get(name)
+
+
+def _policy_row(utterances, teacher: str, best: str) -> dict[str, float]:
+    """WER of what ``selftrain select`` keeps (sanity filters + keep-fraction on ``best``) per fraction."""
+    from selftrain.select.output import pseudo_label_wer
+
+    method = best[:-4] if best.endswith("@min") else best
+    row = {}
+    for fraction in FRACTIONS:
+        select_utterances(utterances, SelectConfig(teacher=teacher, method=method, keep_fraction=fraction))
+        kept = [u for u in utterances if u.decision and u.decision.kept]
+        quality = pseudo_label_wer(kept)
+        row[f"{fraction:g}"] = quality["wer"] if quality else float("nan")
+    return row
+
+
+def _agreement_rows(utterances, items: list[Labeled], rows: dict, words: dict, word_methods: list[str],
+                    best: str | None) -> None:
+    """Rankings that need two or more teachers: agreement, ROVER labels and combinations."""
+    rows["agreement"] = wer_at_fractions(items, lambda i: i.utt.agreement.get("agreement"), FRACTIONS)
+    rover_items = labeled_items(utterances, lambda u: u.hypothesis(ROVER))
+    rows["rover_labels:rover"] = wer_at_fractions(rover_items, lambda i: i.hyp.scores.get(ROVER), FRACTIONS)
+    # ROVER hypotheses carry the teachers' word-level scores only: combine with the best of those.
+    word_best = _best({k: v for k, v in rows.items() if k in word_methods})
+    if word_best:
+        rows[f"combination:rover_labels:{word_best}*agreement"] = wer_at_fractions(
+            rover_items, lambda i: i.hyp.scores.get(word_best, 0.0) * i.utt.agreement.get("agreement", 0.0),
+            FRACTIONS)
+    if best:
+        score = _score_of(best)
+        rows[f"combination:{best}*agreement"] = wer_at_fractions(
+            items, lambda i: (score(i) or 0.0) * i.utt.agreement.get("agreement", 0.0), FRACTIONS)
+    words["rover:agreement"] = word_detection(rover_items, "agreement")
+
+
+def _combined_rows(items: list[Labeled], rows: dict, words: dict) -> None:
+    combined_items, combined_words = cross_validated_combination(items)
+    if combined_words is not None:
+        words["combined (2-fold)"] = combined_words
+        rows["combined:utterance (2-fold)"] = wer_at_fractions(
+            combined_items, lambda i: i.hyp.scores.get(COMBINED), FRACTIONS)
+        rows["combined:word-mean (2-fold)"] = wer_at_fractions(combined_items, _mean_word(COMBINED), FRACTIONS)
+
+
+def evaluate(hyps: list[str], reference: str, teacher: str | None = None, model: str | None = None,
+             blank: int = 0) -> dict:
+    """All figures as one JSON-able dict (see module docstring)."""
+    utterances, report = merge_teachers(hyps)
+    warnings = report.lines() + attach_manifest(utterances, reference)
+    teachers = sorted({h.teacher for u in utterances for h in u.hypotheses})
+    primary = teacher or next(h.teacher for u in utterances for h in u.hypotheses)
+    if len(teachers) >= 2:
+        for utt in utterances:
+            compute_agreement(utt, AgreementConfig())
+    items = labeled_items(utterances, lambda u: u.hypothesis(primary))
+    utt_methods, word_methods = _method_names(items)
+    rows = _rankings(items, utt_methods, word_methods)
+    best = _best(rows)
+    words = {m: word_detection(items, m) for m in word_methods}
+    _combined_rows(items, rows, words)
+    if len(teachers) >= 2:
+        _agreement_rows(utterances, items, rows, words, word_methods, best)
+    if best:
+        rows["policy"] = _policy_row(utterances, primary, best)
+    rows["oracle"] = wer_at_fractions(items, lambda i: -utterance_wer(i), FRACTIONS)
+    unfiltered = rows["oracle"]["1"] if items else float("nan")
+    confidence_rows = {k: v for k, v in rows.items() if k != "oracle" and not math.isnan(v["0.6"])}
+    best_any = min(confidence_rows, key=lambda k: confidence_rows[k]["0.6"]) if confidence_rows else None
+    aurocs = {m: v["auroc"] for m, v in words.items() if v is not None and not math.isnan(v["auroc"])}
+    variants = confidence_variants(items, model, blank) if model else None
+    return {
+        "nbest_temperatures": nbest_temperatures(items),
+        "confidence_variants": variants,
+        "utterances": len(items), "teachers": teachers, "primary_teacher": primary, "warnings": warnings,
+        "unfiltered_wer": unfiltered, "wer_at_kept_fraction": rows, "word_detection": words,
+        "best_method_at_60": best_any, "best_confidence_method_at_60": best,
+        "best_word_auroc": max(aurocs.items(), key=lambda kv: kv[1]) if aurocs else None,
+        "targets": _targets(unfiltered, rows.get(best_any or "", {}).get("0.6"), max(aurocs.values()) if aurocs else None),
+    }
+
+
+VARIANT_FRAMES = ("non_blank", "all")
+VARIANT_AGGREGATIONS = ("mean", "min", "prod")
+VARIANT_ALPHAS = (1.0 / 3.0, 0.5, 1.0)
+
+
+def _posteriors(items: list[Labeled], model_dir: str, batch_size: int = 8) -> dict[str, np.ndarray]:
+    """The teacher's ``[T, V]`` log-posteriors of every item (eval mode, so the same as at decoding)."""
+    import torch
+    from tqdm import tqdm
+
+    from selftrain.data.audio import load_audio
+    from selftrain.models import load_acoustic_model
+
+    model = load_acoustic_model(model_dir, device="cpu")
+    ordered = sorted(items, key=lambda i: i.utt.duration)
+    out: dict[str, np.ndarray] = {}
+    for start in tqdm(range(0, len(ordered), batch_size), desc="posteriors", unit="batch"):
+        batch = ordered[start:start + batch_size]
+        wavs = [load_audio(i.utt.wav, model.sample_rate) for i in batch]
+        lengths = torch.tensor([len(w) for w in wavs], dtype=torch.float32)
+        padded = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
+        with torch.inference_mode():
+            log_probs, frames = model.log_probs(padded, lengths / lengths.max())
+        for item, lp, n in zip(batch, log_probs.float().numpy(), frames.tolist(), strict=True):
+            out[item.utt.id] = lp[: int(n)]
+    return out
+
+
+def confidence_variants(items: list[Labeled], model_dir: str, blank: int = 0) -> dict[str, dict]:
+    """Re-score the items' hypotheses under each confidence variant: word AUROC per measure, WER at 60 %."""
+    posteriors = _posteriors(items, model_dir)
+    results: dict[str, dict] = {}
+    for frames, how, alpha in itertools.product(VARIANT_FRAMES, VARIANT_AGGREGATIONS, VARIANT_ALPHAS):
+        config = ConfidenceConfig(frames=frames, word_aggregation=how, entropy_alpha=alpha, nbest_scores=False)
+        rescored = []
+        for item in items:
+            hyp = copy.deepcopy(item.hyp)
+            hyp.scores = {}
+            for word in hyp.words:
+                word.scores = {}
+            if item.utt.id in posteriors:
+                score_hypothesis(posteriors[item.utt.id], hyp, blank, config)
+            rescored.append(Labeled(item.utt, hyp, item.reference))
+        measures = [m for m in FRAME_MEASURES if alpha == 1.0 / 3.0 or m != "max_prob"]
+        name = f"frames={frames},word={how},alpha={alpha:.2g}"
+        results[name] = {m: {"auroc": (word_detection(rescored, m) or {}).get("auroc"),
+                             "wer_at_60": wer_at_fractions(rescored, lambda i, m=m: i.hyp.scores.get(m), (0.6,))["0.6"]}
+                         for m in measures}
+    return results
+
+
+NBEST_TEMPERATURES = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def nbest_temperatures(items: list[Labeled]) -> dict[str, dict] | None:
+    """n-best scores recomputed at several temperatures: word_posterior AUROC, WER at 60 % kept."""
+    if not any(i.hyp.nbest for i in items):
+        return None
+    results: dict[str, dict] = {}
+    for temperature in NBEST_TEMPERATURES:
+        rescored = []
+        for item in items:
+            hyp = copy.deepcopy(item.hyp)
+            if hyp.nbest:
+                hyp.scores["nbest_posterior"] = hypothesis_posterior(hyp.text, hyp.nbest, temperature) or 0.0
+                posteriors = word_posteriors([w.word for w in hyp.words], hyp.nbest, temperature) or []
+                for word, value in zip(hyp.words, posteriors, strict=True):
+                    word.scores["word_posterior"] = value
+                if posteriors:
+                    hyp.scores["word_posterior"] = aggregate(posteriors, "mean")
+            rescored.append(Labeled(item.utt, hyp, item.reference))
+        detection = word_detection(rescored, "word_posterior") or {}
+        results[f"{temperature:g}"] = {
+            "word_posterior_auroc": detection.get("auroc"),
+            **{f"{m}_wer_at_60": wer_at_fractions(rescored, lambda i, m=m: i.hyp.scores.get(m), (0.6,))["0.6"]
+               for m in ("nbest_posterior", "word_posterior")}}
+    return results
+
+
+def _targets(unfiltered: float, best_at_60: float | None, best_auroc: float | None) -> dict:
+    ratio = best_at_60 / unfiltered if best_at_60 is not None and unfiltered > 0 else None
+    return {"wer_ratio_at_60": ratio, "wer_ratio_target": TARGET_RATIO,
+            "wer_ratio_met": ratio is not None and ratio <= TARGET_RATIO,
+            "best_word_auroc": best_auroc, "auroc_target": TARGET_AUROC,
+            "auroc_met": best_auroc is not None and best_auroc >= TARGET_AUROC}
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def to_markdown(result: dict, command: str) -> str:
+    """The results as Markdown tables."""
+    lines = ["# Pseudo-label quality", "", f"Produced by: `{command}`", "",
+             f"{result['utterances']} utterances with references; teachers: {', '.join(result['teachers'])}; "
+             f"primary: {result['primary_teacher']}; unfiltered WER {_fmt(result['unfiltered_wer'])}.", "",
+             "## Pseudo-label WER vs kept fraction", "", "| ranking | " + " | ".join(f"{f:.0%}" for f in FRACTIONS) + " |",
+             "|---" * (len(FRACTIONS) + 1) + "|"]
+    for name, row in result["wer_at_kept_fraction"].items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(row[f'{f:g}']) for f in FRACTIONS) + " |")
+    lines += ["", "## Word-level error detection", "",
+              "| method | words | error rate | AUROC | AUPRC | ECE | ECE isotonic (2-fold) | ECE temperature (2-fold) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for name, m in result["word_detection"].items():
+        if m is not None:
+            lines.append(f"| {name} | {m['count']} | {_fmt(m['error_rate'])} | {_fmt(m['auroc'])} | {_fmt(m['auprc'])} | "
+                         f"{_fmt(m['ece'])} | {_fmt(m.get('ece_isotonic'))} | {_fmt(m.get('ece_temperature'))} |")
+    if result.get("nbest_temperatures"):
+        lines += ["", "## n-best temperature", "", "| temperature | word_posterior AUROC | nbest_posterior WER at 60 % "
+                  "| word_posterior WER at 60 % |", "|---|---|---|---|"]
+        for temp, row in result["nbest_temperatures"].items():
+            lines.append(f"| {temp} | {_fmt(row['word_posterior_auroc'])} | {_fmt(row['nbest_posterior_wer_at_60'])} | "
+                         f"{_fmt(row['word_posterior_wer_at_60'])} |")
+    if result.get("confidence_variants"):
+        lines += _variants_markdown(result["confidence_variants"])
+    t = result["targets"]
+    lines += ["", f"Best ranking at 60 % kept: {result['best_method_at_60']} (chosen on this data); WER ratio to "
+              f"unfiltered {_fmt(t['wer_ratio_at_60'])} (target <= {TARGET_RATIO}: {'met' if t['wer_ratio_met'] else 'not met'}); "
+              f"best word AUROC {_fmt(t['best_word_auroc'])} (target >= {TARGET_AUROC}: {'met' if t['auroc_met'] else 'not met'}).", ""]
+    return "\n".join(lines)
+
+
+def _variants_markdown(variants: dict[str, dict]) -> list[str]:
+    lines = ["", "## Confidence variants (primary teacher re-scored): word AUROC / WER at 60 % kept", "",
+             "| variant | " + " | ".join(FRAME_MEASURES) + " |", "|---" * (len(FRAME_MEASURES) + 1) + "|"]
+    for name, measures in variants.items():
+        cells = [f"{_fmt(measures[m]['auroc'])} / {_fmt(measures[m]['wer_at_60'])}" if m in measures else "-"
+                 for m in FRAME_MEASURES]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _finite(data):
+    """NaN (undefined, e.g. WER of nothing kept) becomes null so the JSON is standard."""
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    if isinstance(data, float) and math.isnan(data):
+        return None
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    result = evaluate(args.hyps, args.reference, args.teacher, args.model, args.blank)
+    command = "python benchmarks/pseudo_label_quality.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    result["command"] = command
+    out_dir = Path(args.out_dir)
+    atomic_write_json(out_dir / f"{args.name}.json", _finite(result))
+    atomic_write_text(out_dir / f"{args.name}.md", to_markdown(result, command))
+    print(to_markdown(result, command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

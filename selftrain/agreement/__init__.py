@@ -1,0 +1,31 @@
+"""Agreement between teachers: alignment, ROVER voting, pairwise agreement, DUST, hypothesis import."""
+
+from selftrain.agreement.rover import (
+    AgreementConfig,
+    align_to_pivot,
+    compute_agreement,
+    dust_max_wer,
+    pairwise_disagreement,
+    rover,
+)
+from selftrain.agreement.teachers import (
+    EXTERNAL_SCORE,
+    MergeReport,
+    external_hypothesis,
+    load_teacher_file,
+    merge_teachers,
+)
+
+__all__ = [
+    "AgreementConfig",
+    "align_to_pivot",
+    "compute_agreement",
+    "dust_max_wer",
+    "pairwise_disagreement",
+    "rover",
+    "EXTERNAL_SCORE",
+    "MergeReport",
+    "external_hypothesis",
+    "load_teacher_file",
+    "merge_teachers",
+]

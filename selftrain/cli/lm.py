@@ -1,0 +1,79 @@
+"""``selftrain lm``: build word n-gram LMs with KenLM for beam-search decoding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from selftrain.cli.common import user_errors
+
+__all__ = ["lm"]
+
+
+@click.group()
+def lm() -> None:
+    """Word n-gram language models (KenLM)."""
+
+
+def _parse_prune(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in value.replace(",", " ").split())
+    except ValueError as exc:
+        raise click.BadParameter(f"expected integers such as '0 0 1', got {value!r}", param_hint="--prune") from exc
+
+
+@lm.command("build")
+@click.option("--text", "texts", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="LM training text, one sentence per line (repeat for several files).")
+@click.option("--order", default=3, show_default=True, type=click.IntRange(1, 9), help="n-gram order.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Output model: LM.arpa (text) or LM.bin (KenLM binary, loads fast).")
+@click.option("--prune", default="", show_default=True,
+              help="lmplz count thresholds per order, e.g. '0 0 1' drops singleton 3-grams (empty: none).")
+@click.option("--discount-fallback", "discount_fallback", flag_value="always",
+              help="Always pass lmplz --discount_fallback (default: only when tiny text makes it fail).")
+@click.option("--no-discount-fallback", "discount_fallback", flag_value="never",
+              help="Fail instead of falling back when Kneser-Ney discounts cannot be estimated.")
+@click.option("--tokenizer", type=click.Path(exists=True, dir_okay=False),
+              help="A model's tokenizer.json: use its normaliser (and, for characters, its alphabet).")
+@click.option("--alphabet", type=click.Path(exists=True, dir_okay=False),
+              help="Alphabet JSON ({'chars': [...]}); lines with other characters are dropped and counted.")
+@click.option("--heldout", type=click.Path(exists=True, dir_okay=False),
+              help="Held-out text: report the model's perplexity on it.")
+@click.option("--memory", default="1G", show_default=True, help="lmplz sorting memory (-S), e.g. 1G or 10%.")
+def build(texts: tuple[str, ...], order: int, out: str, prune: str, discount_fallback: str | None,
+          tokenizer: str | None, alphabet: str | None, heldout: str | None, memory: str) -> None:
+    """Build a modified Kneser-Ney n-gram LM with KenLM's lmplz (and build_binary for .bin).
+
+    Writes OUT, OUT's unigram list (LM.unigrams.txt, needed by the decoders) and a report
+    (LM.report.json) with line counts and held-out perplexity.
+    """
+    from lm import LMBuildConfig, build_lm
+    from selftrain.data.tokenizer import CharTokenizer, load_tokenizer
+    from selftrain.io import atomic_write_json
+    from selftrain.text import Alphabet
+
+    with user_errors():
+        config = LMBuildConfig(order=order, prune=_parse_prune(prune), memory=memory,
+                               discount_fallback=discount_fallback or "auto")
+        normalizer, chars = None, None
+        if tokenizer:
+            tok = load_tokenizer(tokenizer)
+            normalizer = tok.normalizer
+            chars = tok.alphabet if isinstance(tok, CharTokenizer) else None
+        if alphabet:
+            chars = Alphabet.load(alphabet)
+        report = build_lm(list(texts), out, config, normalizer=normalizer, alphabet=chars, heldout=heldout)
+    out_path = Path(out)
+    atomic_write_json(out_path.with_name(f"{out_path.stem}.report.json"), report.to_dict())
+    stats = report.text
+    click.echo(f"wrote {report.path} ({report.order}-gram, {report.vocab_size} words) and {report.unigrams_path}")
+    click.echo(f"text: {stats.lines_used}/{stats.lines_read} lines used, {stats.dropped_empty} empty, "
+               f"{stats.dropped_unknown_chars} dropped for characters outside the alphabet "
+               f"{''.join(stats.unknown_chars)!r}")
+    if report.discount_fallback_used:
+        click.echo("note: lmplz used --discount_fallback (text too small for Kneser-Ney discount estimates)")
+    if report.heldout is not None:
+        click.echo(f"held-out perplexity: {report.heldout.perplexity:.2f} "
+                   f"(OOV rate {report.heldout.oov_rate:.3f}, {report.heldout.sentences} sentences)")

@@ -1,0 +1,122 @@
+"""``selftrain select``: choose the pseudo-labels a student trains on, recording why for every utterance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from selftrain.cli.common import user_errors
+
+
+def _fractions(text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError as exc:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+@click.command()
+@click.option("--hyps", "hyps", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Hypotheses JSONL (selftrain records or external id/text lines); repeat for more teachers.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder: selected.csv, decisions.jsonl, summary.json.")
+@click.option("--manifest", type=click.Path(exists=True, path_type=Path),
+              help="Manifest giving audio paths, durations and references for the hypothesis ids.")
+@click.option("--method", default="entropy_tsallis_exp", show_default=True, help="Utterance confidence score used.")
+@click.option("--teacher", default="auto", show_default=True,
+              help="Hypothesis giving the pseudo-label ('auto': the ROVER combination with 2+ teachers, else the first).")
+@click.option("--threshold", type=click.FloatRange(0, 1), help="Keep when confidence >= this.")
+@click.option("--keep-fraction", type=click.FloatRange(0, 1), help="Keep this fraction of all utterances, best first.")
+@click.option("--rank-by", type=click.Choice(["confidence", "agreement", "product"]), default="confidence",
+              show_default=True, help="Ranking used by --keep-fraction.")
+@click.option("--agreement", "agreement_threshold", type=click.FloatRange(0, 1),
+              help="Keep when teachers' agreement >= this (needs 2+ teachers).")
+@click.option("--agreement-key", default="agreement", show_default=True,
+              type=click.Choice(["agreement", "word_agreement", "exact_match"]), help="Agreement value thresholded.")
+@click.option("--dust-reference", help="DUST: the deterministic teacher; dropout samples are teachers matching --dust-samples.")
+@click.option("--dust-samples", default="*dropout*", show_default=True, help="fnmatch pattern of dropout-sample teachers.")
+@click.option("--dust-threshold", type=click.FloatRange(0), help="DUST: keep when the worst dropout sample's WER <= this.")
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Calibration JSON to apply (scores become probabilities of being right).")
+@click.option("--generation", default=0, show_default=True, type=click.IntRange(0), help="Generation index for schedules.")
+@click.option("--keep-fraction-schedule", help="Comma-separated keep fractions per generation, e.g. 0.4,0.6,0.8.")
+@click.option("--threshold-schedule", help="Comma-separated thresholds per generation, e.g. 0.9,0.8,0.7.")
+@click.option("--min-cps", default=2.0, show_default=True, help="Minimum characters per second.")
+@click.option("--max-cps", default=30.0, show_default=True, help="Maximum characters per second.")
+@click.option("--max-repeat", default=4, show_default=True, help="Drop when one word repeats this many times in a row.")
+@click.option("--max-length-ratio", default=2.0, show_default=True, help="Drop when teachers' lengths differ more (2+ teachers).")
+@click.option("--fit-calibration", type=click.Path(dir_okay=False, path_type=Path),
+              help="Instead of selecting: fit a calibration on these (labeled) hypotheses and save it here.")
+@click.option("--calibration-kind", type=click.Choice(["isotonic", "temperature"]), default="isotonic", show_default=True,
+              help="Calibration fitted by --fit-calibration.")
+def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, method: str, teacher: str,
+           threshold: float | None, keep_fraction: float | None, rank_by: str, agreement_threshold: float | None,
+           agreement_key: str, dust_reference: str | None, dust_samples: str, dust_threshold: float | None,
+           calibration: Path | None, generation: int, keep_fraction_schedule: str | None, threshold_schedule: str | None,
+           min_cps: float, max_cps: float, max_repeat: int, max_length_ratio: float, fit_calibration: Path | None,
+           calibration_kind: str) -> None:
+    """Select pseudo-labels from one or more teachers' hypotheses (merged by utterance id).
+
+    Policies combine with AND: sanity filters always; --threshold, --agreement, --dust-threshold when
+    given; --keep-fraction last. Every utterance's decision and reason goes to decisions.jsonl.
+    """
+    if fit_calibration is not None:
+        _fit(hyps, manifest, fit_calibration, calibration_kind, method)
+        return
+    if out_dir is None:
+        raise click.UsageError("--out is required (unless --fit-calibration is given)")
+    from selftrain.agreement import AgreementConfig
+    from selftrain.select import SanityConfig, SelectConfig, run_selection
+
+    with user_errors():
+        config = SelectConfig(
+            teacher=teacher, method=method, threshold=threshold, keep_fraction=keep_fraction, rank_by=rank_by,
+            agreement_threshold=agreement_threshold, agreement_key=agreement_key, dust_threshold=dust_threshold,
+            generation=generation, threshold_schedule=_fractions(threshold_schedule),
+            keep_fraction_schedule=_fractions(keep_fraction_schedule),
+            sanity=SanityConfig(min_chars_per_second=min_cps, max_chars_per_second=max_cps, max_repeat=max_repeat,
+                                max_length_ratio=max_length_ratio))
+        agreement = AgreementConfig(confidence_method=method, dust_reference=dust_reference, dust_samples=dust_samples)
+        result = run_selection(list(hyps), out_dir, config, agreement, calibration, manifest)
+    for line in result.warnings:
+        click.echo(f"warning: {line}", err=True)
+    _echo_summary(result.paths["summary"])
+
+
+def _echo_summary(summary_path: Path) -> None:
+    import json
+
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    click.echo(f"kept {summary['kept']}/{summary['utterances']} ({summary['kept_fraction']:.1%}, "
+               f"{summary['kept_hours']:.2f} h) with policy {summary['policy']}")
+    for reason, count in summary["reasons"].items():
+        click.echo(f"  {reason}: {count}")
+    quality = summary["pseudo_label_quality"]
+    if quality["all"] and quality["kept"]:
+        click.echo(f"pseudo-label WER: all {quality['all']['wer']:.3f} -> kept {quality['kept']['wer']:.3f}")
+    click.echo(f"written to {summary_path.parent}")
+
+
+def _fit(hyps: tuple[Path, ...], manifest: Path | None, out: Path, kind: str, method: str) -> None:
+    from selftrain.agreement import merge_teachers
+    from selftrain.confidence import error_detection_metrics, fit_calibration, labeled_scores
+    from selftrain.select import attach_manifest
+
+    with user_errors():
+        utterances, _ = merge_teachers(list(hyps))
+        if manifest is not None:
+            attach_manifest(utterances, manifest)
+        calibration = fit_calibration(utterances, kind)
+        calibration.save(out)
+        raw_scores, correct = labeled_scores(utterances, method)
+        if raw_scores.size:
+            before = error_detection_metrics(raw_scores, correct)
+            calibration.apply_all(utterances)
+            after = error_detection_metrics(*labeled_scores(utterances, method + "_calibrated"))
+            click.echo(f"{method} on {before.count} words: AUROC {before.auroc:.3f}, ECE {before.ece:.3f} -> "
+                       f"{after.ece:.3f} after {kind} calibration")
+    click.echo(f"calibration for {len(calibration.word)} word / {len(calibration.utterance)} utterance methods "
+               f"written to {out}")

@@ -1,0 +1,81 @@
+"""``selftrain synth``: make the synthetic speech corpus (see ``recipes/synthetic/README.md``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from selftrain.cli.common import user_errors
+
+__all__ = ["synth"]
+
+
+def _load_config_file(path: Path) -> dict:
+    import yaml
+
+    from selftrain.errors import ConfigError
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of SynthConfig keys")
+    return data
+
+
+@click.command("synth")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (created; an existing one with the same config is resumed).",
+)
+@click.option(
+    "--scale", type=float, default=None, help="Multiply every split size (default 1.0; 0.01 is a smoke test)."
+)
+@click.option("--seed", type=int, default=None, help="Seed of every random choice (default 0).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML/JSON file with SynthConfig keys to override (only the keys that change).",
+)
+@click.option(
+    "--fortunes",
+    "fortunes_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder of fortune files (default /usr/share/games/fortunes).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def synth(
+    out_dir: Path,
+    scale: float | None,
+    seed: int | None,
+    workers: int | None,
+    config_file: Path | None,
+    fortunes_dir: Path | None,
+    quiet: bool,
+) -> None:
+    """Synthesize labeled/unlabeled/dev/test/dev_source speech, LM text and corpus.json into OUT."""
+    from selftrain.synth import SynthConfig, build_corpus
+
+    with user_errors():
+        overrides = _load_config_file(config_file) if config_file else {}
+        for key, value in (("scale", scale), ("seed", seed), ("fortunes_dir", fortunes_dir)):
+            if value is not None:
+                overrides[key] = str(value) if key == "fortunes_dir" else value
+        if workers is not None and workers < 1:
+            raise click.BadParameter("must be at least 1", param_hint="--workers")
+        config = SynthConfig.from_dict(overrides)
+        summary = build_corpus(config, out_dir, workers=workers, progress=not quiet)
+    for split, hours in summary["hours"].items():
+        click.echo(f"{split:>11}: {summary['counts'][split]:5d} utterances, {hours:.3f} h")
+    if summary["failed"]:
+        click.echo(f"{len(summary['failed'])} utterance(s) failed; see {out_dir / 'corpus.json'}", err=True)
+    click.echo(f"corpus written to {out_dir} in {summary['last_run']['wall_seconds']:.0f} s")

@@ -1,0 +1,238 @@
+"""Decoding a manifest with a teacher: batched forward passes, pooled beam search, resumable output.
+
+Records stream into a JSON-lines file (:class:`~selftrain.io.JsonlWriter`): a rerun after an
+interruption skips the ids already written. ``Shard("i/N")`` splits a manifest deterministically
+(whole batches, by a hash of each batch's first id) so N jobs can share it; :func:`merge_shards`
+joins their outputs into exactly what one unsharded run writes. Batches are always the same
+consecutive runs of the manifest (resumed and sharded runs included), because a model's output can
+depend on its batch neighbours through padding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from selftrain.data.audio import load_audio
+from selftrain.decode.pool import PendingResult, TeacherDecoder
+from selftrain.errors import AudioError, ConfigError, DecodeError, ManifestError
+from selftrain.io import JsonlWriter, atomic_write, read_jsonl
+from selftrain.models.api import AcousticModel
+from selftrain.record import Hypothesis, Utterance
+
+__all__ = ["Shard", "DecodeReport", "MergeReport", "iter_decoded", "decode_manifest", "merge_shards"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (0-based): the batches whose first id hashes to ``index``."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ConfigError(f"shard must be i/N with 0 <= i < N, got {self.index}/{self.count}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"0/4"`` -> ``Shard(0, 4)``."""
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError as exc:
+            raise ConfigError(f"shard must look like i/N (e.g. 0/4), got {text!r}") from exc
+        return cls(index, count)
+
+    def contains(self, utt_id: str) -> bool:
+        # A content hash, not Python's salted hash(), so every job agrees on the split.
+        digest = hashlib.sha1(utt_id.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+    def select(self, utterances: Sequence[Utterance], batch_size: int) -> list[Utterance]:
+        """This shard's utterances, taken in whole batches of the unsharded run.
+
+        A batch goes to the shard its first id hashes to, so every utterance is decoded with the
+        same batch neighbours (the same padding) as without sharding: the outputs match exactly.
+        """
+        return [u for batch in _batches(utterances, batch_size) if self.contains(batch[0].id) for u in batch]
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass
+class DecodeReport:
+    """What a decoding run did (counts include only this shard)."""
+
+    out: str
+    teacher: str
+    decoder: str
+    shard: str | None
+    utterances: int
+    already_done: int
+    decoded: int
+    bad_audio: dict[str, int] = field(default_factory=dict)
+    audio_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def real_time_factor(self) -> float:
+        """Processing time per second of audio (lower is faster)."""
+        return self.seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+
+def _load_batch(batch: Sequence[Utterance], sample_rate: int, bad: Counter[str]) -> tuple[list[Utterance], list[torch.Tensor]]:
+    """Load a batch's audio; bad files are logged, counted by reason and left out."""
+    kept, wavs = [], []
+    for utt in batch:
+        try:
+            wav = load_audio(utt.wav, sample_rate)
+        except AudioError as exc:
+            log.warning("skipping %s (%s): %s", utt.id, exc.reason, exc)
+            bad[exc.reason] += 1
+            continue
+        kept.append(utt)
+        wavs.append(wav)
+    return kept, wavs
+
+
+def _forward(model: AcousticModel, wavs: list[torch.Tensor]) -> list[np.ndarray]:
+    """Padded batch forward pass; one ``[T_valid, V]`` float32 array per utterance."""
+    lengths = torch.tensor([len(w) for w in wavs], dtype=torch.float32)
+    padded = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
+    with torch.inference_mode():
+        log_probs, frames = model.log_probs(padded, lengths / lengths.max())
+    array = log_probs.float().cpu().numpy()
+    return [array[i, : int(n)] for i, n in enumerate(frames.cpu().tolist())]
+
+
+def _batches(utterances: Sequence[Utterance], batch_size: int) -> list[Sequence[Utterance]]:
+    return [utterances[i : i + batch_size] for i in range(0, len(utterances), batch_size)]
+
+
+def iter_decoded(model: AcousticModel, utterances: Sequence[Utterance], decoder: TeacherDecoder,
+                 bad_audio: Counter[str] | None = None, progress: bool = True,
+                 skip: set[str] | frozenset[str] = frozenset()) -> Iterator[tuple[Utterance, Hypothesis]]:
+    """Yield ``(utterance, hypothesis)`` in input order, batching ``utterances`` consecutively.
+
+    The next batch's forward pass overlaps the workers' beam search of earlier ones. Unreadable
+    audio is skipped and counted in ``bad_audio``. Ids in ``skip`` (already decoded) are neither
+    decoded nor yielded, but still padded into their batch, so the others' outputs do not change.
+    """
+    config = decoder.config
+    bad_audio = Counter() if bad_audio is None else bad_audio
+    pending: deque[tuple[list[Utterance], PendingResult]] = deque()
+    bar = tqdm(total=sum(u.id not in skip for u in utterances), desc=f"decode {decoder.teacher}", unit="utt",
+               disable=not progress)
+    for batch in _batches(utterances, config.batch_size):
+        if all(u.id in skip for u in batch):
+            continue
+        kept, wavs = _load_batch(batch, model.sample_rate, bad_audio)
+        bar.update(sum(u.id not in skip for u in batch) - sum(u.id not in skip for u in kept))
+        if any(u.id not in skip for u in kept):
+            todo = [(u, lp) for u, lp in zip(kept, _forward(model, wavs), strict=True) if u.id not in skip]
+            pending.append(([u for u, _ in todo], decoder.submit([lp for _, lp in todo])))
+        while pending and (len(pending) > config.max_pending_batches or pending[0][1].ready()):
+            yield from _finish(pending.popleft(), bar)
+    while pending:
+        yield from _finish(pending.popleft(), bar)
+    bar.close()
+
+
+def _finish(item: tuple[list[Utterance], PendingResult], bar: tqdm) -> Iterator[tuple[Utterance, Hypothesis]]:
+    utterances, result = item
+    for utt, hyp in zip(utterances, result.get(), strict=True):
+        bar.update()
+        yield utt, hyp
+
+
+def _with_hypothesis(utt: Utterance, hyp: Hypothesis) -> Utterance:
+    """The utterance with ``hyp`` replacing any earlier hypothesis of the same teacher."""
+    others = [h for h in utt.hypotheses if h.teacher != hyp.teacher]
+    return replace(utt, hypotheses=[*others, hyp])
+
+
+def decode_manifest(model: AcousticModel, utterances: Sequence[Utterance], decoder: TeacherDecoder,
+                    out: str | Path, shard: Shard | None = None, limit: int | None = None,
+                    progress: bool = True) -> DecodeReport:
+    """Decode ``utterances`` (this ``shard`` of them) into the JSON-lines file ``out``, resuming.
+
+    ``limit`` stops after that many newly written records (for tests and trial runs).
+    """
+    started = time.monotonic()
+    ids = [u.id for u in utterances]
+    if len(set(ids)) != len(ids):
+        duplicate = next(i for i, n in Counter(ids).items() if n > 1)
+        raise ManifestError(f"utterance ids must be unique to resume and shard; {duplicate!r} repeats")
+    selected = shard.select(utterances, decoder.config.batch_size) if shard else list(utterances)
+    if decoder.config.dropout:
+        torch.manual_seed(decoder.config.seed)
+    model.train(decoder.config.dropout)
+    bad: Counter[str] = Counter()
+    with JsonlWriter(out) as writer:
+        done = frozenset(writer.done)
+        report = DecodeReport(str(out), decoder.teacher, decoder.name, str(shard) if shard else None,
+                              len(selected), sum(u.id in done for u in selected), 0)
+        decoder.start()
+        for utt, hyp in iter_decoded(model, selected, decoder, bad, progress, skip=done):
+            writer.write(_with_hypothesis(utt, hyp).to_dict())
+            report.decoded += 1
+            report.audio_seconds += hyp.num_frames * model.frame_shift_seconds
+            if limit is not None and report.decoded >= limit:
+                break
+    report.bad_audio = dict(bad)
+    report.seconds = round(time.monotonic() - started, 3)
+    if bad:
+        log.warning("skipped %d utterances with unusable audio: %s", sum(bad.values()), dict(bad))
+    return report
+
+
+@dataclass
+class MergeReport:
+    """The result of :func:`merge_shards`."""
+
+    out: str
+    written: int
+    missing: list[str]
+
+
+def merge_shards(shard_files: Iterable[str | Path], utterances: Sequence[Utterance], out: str | Path) -> MergeReport:
+    """Join shard outputs into ``out`` in manifest order: the same file an unsharded run writes.
+
+    Raises :class:`DecodeError` when an id appears in two shards or is not in the manifest;
+    ids with no record (skipped audio, unfinished shards) are returned in ``missing``.
+    """
+    records: dict[str, dict] = {}
+    for path in shard_files:
+        if not Path(path).is_file():
+            raise DecodeError(f"shard output not found: {path}")
+        for record in read_jsonl(path):
+            if record["id"] in records:
+                raise DecodeError(f"utterance {record['id']} appears in more than one shard ({path})")
+            records[record["id"]] = record
+    order = [u.id for u in utterances]
+    unknown = set(records) - set(order)
+    if unknown:
+        raise DecodeError(f"{len(unknown)} decoded ids are not in the manifest, e.g. {sorted(unknown)[0]}")
+    missing = [i for i in order if i not in records]
+    with atomic_write(out) as handle:
+        for utt_id in order:
+            if utt_id in records:
+                handle.write(_json_line(records[utt_id]))
+    return MergeReport(str(out), len(records), missing)
+
+
+def _json_line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"

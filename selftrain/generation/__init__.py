@@ -1,0 +1,17 @@
+"""Self-training generations: the experiment folder, its stages and the summary contract."""
+
+from selftrain.generation.config import ExperimentConfig, load_experiment_config
+from selftrain.generation.run import experiment_status, open_workdir, run_experiment, run_generation, write_summary
+from selftrain.generation.workdir import Workdir, config_hash
+
+__all__ = [
+    "ExperimentConfig",
+    "load_experiment_config",
+    "Workdir",
+    "config_hash",
+    "open_workdir",
+    "run_experiment",
+    "run_generation",
+    "write_summary",
+    "experiment_status",
+]

@@ -1,0 +1,128 @@
+"""The configuration of a whole self-training experiment (all generations).
+
+Nested dataclasses with documented defaults; a YAML/JSON file and ``key=value`` overrides are applied
+on top (unknown keys raise :class:`~selftrain.errors.ConfigError`). Training, decoding, agreement and
+selection settings are passed through as overrides of those stages' own configs, so their defaults
+stay in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selftrain.errors import ConfigError
+from selftrain.models.config import update_dataclass
+
+__all__ = ["DataPaths", "TeachersConfig", "ThresholdConfig", "ExperimentConfig", "load_experiment_config"]
+
+
+@dataclass
+class DataPaths:
+    """Manifests (any format `read_manifest` knows) and LM text. ``unlabeled_reference`` is for audits only."""
+
+    labeled: str = ""
+    unlabeled: str = ""
+    dev: str = ""
+    test: str = ""
+    lm_text: str = ""
+    unlabeled_reference: str = ""
+
+
+@dataclass
+class TeachersConfig:
+    """Which hypotheses each generation's teacher produces for the unlabeled audio.
+
+    ``lm``: beam search + n-gram LM (the pseudo-label source) [True]. ``greedy``: the same model
+    without the LM, an agreement partner that costs one more pass [True]. ``dropout_samples``:
+    decodes with dropout on, for DUST-style agreement [0]. ``previous``: the previous generation's
+    teacher also decodes (from generation 2 on) [False].
+    """
+
+    lm: bool = True
+    greedy: bool = True
+    dropout_samples: int = 0
+    previous: bool = False
+
+
+@dataclass
+class ThresholdConfig:
+    """How the confidence threshold of each generation is chosen.
+
+    ``mode="auto"``: the teacher also decodes the labeled dev set, an audit there finds the lowest
+    threshold whose pseudo-label WER stays under ``target_wer``, and it is applied to the unlabeled
+    audio (dev is target-domain and transcribed, unlike the unlabeled set). ``mode="fixed"``: the
+    selection config's own threshold / keep-fraction (and schedules) are used as given.
+    ``min_keep_fraction``: never keep less than this share of the unlabeled data when auto finds
+    no threshold meeting the target [0.2].
+    """
+
+    mode: str = "auto"
+    target_wer: float = 0.25
+    min_keep_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "fixed"):
+            raise ConfigError(f"threshold.mode must be auto or fixed, got {self.mode!r}")
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything `selftrain run` needs. Stage settings are overrides of each stage's own config."""
+
+    data: DataPaths = field(default_factory=DataPaths)
+    generations: int = 3
+    seed: int = 0
+    preset: str = "cpu-small"
+    lm_order: int = 4
+    student_init: str = "teacher"  # "teacher": start from the teacher's weights (fast on CPU); "scratch"
+    teachers: TeachersConfig = field(default_factory=TeachersConfig)
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    teacher_train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides, generation 0
+    student_train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides, generations >= 1
+    decode: dict[str, Any] = field(default_factory=dict)  # DecoderConfig overrides
+    agreement: dict[str, Any] = field(default_factory=dict)  # AgreementConfig overrides
+    select: dict[str, Any] = field(default_factory=dict)  # SelectConfig overrides
+
+    def __post_init__(self) -> None:
+        if self.generations < 0:
+            raise ConfigError("generations must be >= 0")
+        if self.student_init not in ("teacher", "scratch"):
+            raise ConfigError(f"student_init must be teacher or scratch, got {self.student_init!r}")
+
+    def validate_paths(self) -> None:
+        """Check that the required inputs exist, before any work starts."""
+        for name in ("labeled", "unlabeled", "dev", "lm_text"):
+            value = getattr(self.data, name)
+            if not value:
+                raise ConfigError(f"data.{name} is required")
+        for name, value in asdict(self.data).items():
+            if value and not Path(value).exists():
+                raise ConfigError(f"data.{name}: {value} does not exist")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            return json.loads(text)
+        import yaml
+
+        return yaml.safe_load(text) or {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+
+
+def load_experiment_config(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Defaults, then a YAML/JSON file, then overrides (nested dicts)."""
+    config = ExperimentConfig()
+    for layer in ([_read_file(Path(config_file))] if config_file else []) + ([overrides] if overrides else []):
+        update_dataclass(config, layer, "config")
+    config.__post_init__()
+    config.threshold.__post_init__()
+    return config

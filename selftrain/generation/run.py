@@ -1,0 +1,143 @@
+"""Run an experiment: generation 0 (supervised teacher), then self-training generations, resumable.
+
+Every stage leaves a done marker (see :mod:`selftrain.generation.workdir`), so running the same
+command again after an interruption continues where it stopped and gives the same result.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from selftrain import __version__
+from selftrain.generation.config import ExperimentConfig
+from selftrain.generation.stages import (
+    audit_generation,
+    build_language_model,
+    decode_teachers,
+    evaluate_generation,
+    select_pseudo_labels,
+    train_model,
+)
+from selftrain.generation.workdir import Workdir, config_hash
+from selftrain.io import atomic_write_json
+
+__all__ = ["open_workdir", "run_generation", "run_experiment", "write_summary", "experiment_status"]
+
+log = logging.getLogger(__name__)
+
+
+def open_workdir(config: ExperimentConfig, root: str | Path) -> Workdir:
+    """Validate the inputs and bind ``root`` to this config (refused if it holds another experiment)."""
+    config.validate_paths()
+    return Workdir(root, config.to_dict())
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as metadata
+
+    versions = {"selftrain": __version__, "python": platform.python_version()}
+    for package in ("torch", "torchaudio", "speechbrain", "pyctcdecode", "kenlm", "jiwer"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "missing"
+    return versions
+
+
+def run_generation(config: ExperimentConfig, workdir: Workdir, generation: int, force: bool = False) -> dict[str, Any]:
+    """Run (or finish) one generation and write its ``generation.json``."""
+    started = time.time()
+    stages: dict[str, Any] = {}
+    if generation > 0:
+        previous_eval = workdir.stage_dir(generation - 1, "eval")
+        if not workdir.is_done(previous_eval):
+            raise RuntimeError(f"generation {generation - 1} is not finished; run it first")
+
+        def decode(out: Path) -> dict[str, Any]:
+            return {"unlabeled": decode_teachers(config, workdir, generation - 1, config.data.unlabeled, out, "unlabeled"),
+                    "dev": workdir.done_info(previous_eval)["dev"],
+                    "dev_dir": str(previous_eval.relative_to(workdir.root))}
+
+        stages["decode"] = workdir.run_stage(workdir.stage_dir(generation, "decode"), decode, force)
+        stages["select"] = workdir.run_stage(workdir.stage_dir(generation, "select"),
+                                             lambda out: select_pseudo_labels(config, workdir, generation, out), force)
+        stages["audit"] = workdir.run_stage(workdir.stage_dir(generation, "audit"),
+                                            lambda out: audit_generation(config, workdir, generation, out), force)
+    stages["train"] = workdir.run_stage(workdir.stage_dir(generation, "train"),
+                                        lambda out: train_model(config, workdir, generation, out), force)
+    if generation == 0:
+        stages["lm"] = workdir.run_stage(workdir.stage_dir(None, "lm"), lambda out: build_language_model(config, workdir, out), force)
+    stages["eval"] = workdir.run_stage(workdir.stage_dir(generation, "eval"),
+                                       lambda out: evaluate_generation(config, workdir, generation, out), force)
+    record = _generation_record(config, generation, stages, time.time() - started)
+    atomic_write_json(workdir.generation_dir(generation) / "generation.json", record)
+    return record
+
+
+def _generation_record(config: ExperimentConfig, generation: int, stages: dict[str, Any], seconds: float) -> dict[str, Any]:
+    select = stages.get("select", {})
+    evaluation = stages["eval"]
+    return {
+        "generation": generation,
+        "dev_wer": evaluation["dev_scores"]["wer"],
+        "dev_cer": evaluation["dev_scores"]["cer"],
+        "test_wer": evaluation.get("test_scores", {}).get("wer"),
+        "test_cer": evaluation.get("test_scores", {}).get("cer"),
+        "pseudo_label_wer": stages.get("audit", {}).get("pseudo_label_wer"),
+        "selected_utterances": select.get("selected_utterances", 0),
+        "selected_hours": select.get("selected_hours", 0.0),
+        "selected_fraction": select.get("selected_fraction", 0.0),
+        "threshold": select.get("threshold"),
+        "stage_seconds": {name: info.get("seconds") for name, info in stages.items()},
+        "seconds_this_run": round(seconds, 1),
+        "config_hash": config_hash(config.to_dict()),
+        "versions": _versions(),
+        "settings": {"preset": config.preset, "threshold": config.to_dict()["threshold"], "select": config.select},
+    }
+
+
+def write_summary(workdir: Workdir) -> dict[str, Any]:
+    """Collect every finished generation into ``W/summary.json`` (the documented contract)."""
+    import json
+
+    generations = []
+    for path in sorted(workdir.root.glob("gen_*/generation.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        generations.append({key: record.get(key) for key in (
+            "generation", "dev_wer", "test_wer", "pseudo_label_wer", "selected_utterances", "selected_hours",
+            "selected_fraction", "threshold", "dev_cer", "test_cer")})
+    summary = {
+        "generations": generations,
+        "supervised_test_wer": generations[0]["test_wer"] if generations else None,
+        "final_test_wer": generations[-1]["test_wer"] if generations else None,
+    }
+    atomic_write_json(workdir.root / "summary.json", summary)
+    return summary
+
+
+def run_experiment(config: ExperimentConfig, root: str | Path, force: bool = False) -> dict[str, Any]:
+    """Run generations 0..``config.generations`` (skipping finished work) and return the summary."""
+    workdir = open_workdir(config, root)
+    for generation in range(config.generations + 1):
+        run_generation(config, workdir, generation, force)
+        write_summary(workdir)
+    return write_summary(workdir)
+
+
+def experiment_status(root: str | Path) -> list[str]:
+    """Human-readable lines: which stages of which generation are done."""
+    workdir = Workdir(root)
+    config = workdir.config()
+    lines = [f"experiment {root}: {config['generations']} generations planned, preset {config['preset']}"]
+    for generation in range(config["generations"] + 1):
+        names = ["train", "eval"] if generation == 0 else ["decode", "select", "audit", "train", "eval"]
+        done = [n for n in names if workdir.is_done(workdir.stage_dir(generation, n))]
+        state = "done" if len(done) == len(names) else (f"in progress ({', '.join(done)} done)" if done else "not started")
+        lines.append(f"  gen_{generation:03d}: {state}")
+    if (workdir.root / "summary.json").exists():
+        lines.append(f"  summary: {workdir.root / 'summary.json'}")
+    return lines

@@ -1,0 +1,226 @@
+"""The stages of an experiment, each a function of (config, workdir, stage folder) -> result dict.
+
+Stages call the library (train, decode, select, audit); :mod:`selftrain.generation.run` orders them
+and skips finished ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from selftrain.audit import load_audit, recommend_threshold, run_audit, sweep, write_audit
+from selftrain.audit.inputs import attach_references, load_records
+from selftrain.data.manifest import read_manifest
+from selftrain.decode.evaluate import error_rates
+from selftrain.generation.config import ExperimentConfig
+from selftrain.generation.workdir import Workdir
+from selftrain.record import Utterance
+
+__all__ = ["train_model", "build_language_model", "decode_teachers", "evaluate_generation", "select_pseudo_labels",
+           "audit_generation", "model_dir", "LM_FILE"]
+
+log = logging.getLogger(__name__)
+LM_FILE = "lm.bin"
+SELECTION_FRACTIONS = tuple(round(0.05 * k, 2) for k in range(20, 0, -1))
+
+
+def model_dir(workdir: Workdir, generation: int) -> Path:
+    """The trained model folder of a generation."""
+    return workdir.stage_dir(generation, "train") / "model"
+
+
+def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
+    """Train generation 0's teacher (labeled only) or a student (labeled + selected pseudo-labels + SSL)."""
+    from selftrain.train import load_train_config, train
+
+    data: dict[str, Any] = {"labeled": [config.data.labeled], "dev": config.data.dev}
+    overrides: dict[str, Any] = {"out": str(out), "seed": config.seed + generation}
+    if generation == 0:
+        extra = config.teacher_train
+    else:
+        selected = workdir.stage_dir(generation, "select") / "selected.csv"
+        data["pseudo"] = [str(selected)]
+        data["unlabeled"] = [str(_ssl_only_manifest(config, selected, out))]
+        extra = config.student_train
+        if config.student_init == "teacher":
+            overrides["teacher"] = {"init_encoder": str(model_dir(workdir, generation - 1))}
+    overrides["data"] = data
+    train_config = load_train_config(config.preset, overrides=_merge(overrides, extra))
+    model = train(train_config)
+    return {"model": str(Path(model).relative_to(out))}
+
+
+def _ssl_only_manifest(config: ExperimentConfig, selected: Path, out: Path) -> Path:
+    """The unlabeled audio that was not selected: it still trains the SSL objectives, without a label.
+
+    (Selected utterances take part in SSL too, as members of the pseudo-labeled pool.)
+    """
+    from selftrain.data.manifest import write_speechbrain_csv
+
+    chosen = {u.id for u in read_manifest(selected)}
+    path = out / "ssl_only.csv"
+    write_speechbrain_csv([u for u in read_manifest(config.data.unlabeled) if u.id not in chosen], path)
+    return path
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def build_language_model(config: ExperimentConfig, workdir: Workdir, out: Path) -> dict[str, Any]:
+    """Build the n-gram LM from the LM text with the teacher's normaliser and alphabet."""
+    from lm import LMBuildConfig, build_lm
+    from selftrain.data.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(model_dir(workdir, 0) / "tokenizer.json")
+    report = build_lm(config.data.lm_text, out / LM_FILE, LMBuildConfig(order=config.lm_order),
+                      normalizer=tokenizer.normalizer, alphabet=getattr(tokenizer, "alphabet", None))
+    return {"lm": LM_FILE, "report": report.to_dict()}
+
+
+def _decoder_config(config: ExperimentConfig, **changes: Any):
+    from selftrain.decode import DecoderConfig
+    from selftrain.models.config import update_dataclass
+
+    decoder = DecoderConfig()
+    update_dataclass(decoder, config.decode, "decode")
+    return replace(decoder, **changes)
+
+
+def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generation: int, manifest: str,
+                    out: Path, prefix: str) -> dict[str, Any]:
+    """Decode ``manifest`` with every configured teacher of ``teacher_generation``; one JSONL per teacher."""
+    from selftrain.decode import TeacherDecoder, decode_manifest
+    from selftrain.models import load_acoustic_model
+
+    lm_path = workdir.stage_dir(None, "lm") / LM_FILE
+    utterances = read_manifest(manifest)
+    runs: list[tuple[str, int, Any]] = []
+    if config.teachers.lm:
+        runs.append(("lm", teacher_generation, _decoder_config(config)))
+    if config.teachers.greedy:
+        runs.append(("greedy", teacher_generation, _decoder_config(config, decoder="greedy")))
+    for k in range(config.teachers.dropout_samples):
+        runs.append((f"dropout{k}", teacher_generation, _decoder_config(config, decoder="greedy", dropout=True, seed=config.seed + k)))
+    if config.teachers.previous and teacher_generation >= 1:
+        runs.append(("previous", teacher_generation - 1, _decoder_config(config)))
+    files = {}
+    for name, generation, decoder_config in runs:
+        model = load_acoustic_model(model_dir(workdir, generation))
+        path = out / f"{prefix}_{name}.jsonl"
+        uses_lm = decoder_config.decoder != "greedy"
+        with TeacherDecoder(decoder_config, model.tokenizer.ctc_labels(), lm_path if uses_lm else None, name) as decoder:
+            report = decode_manifest(model, utterances, decoder, path)
+        files[name] = {"file": path.name, "decoded": report.decoded + report.already_done, "bad_audio": report.bad_audio}
+    return {"teachers": files}
+
+
+def evaluate_hyps(hyps_file: Path, manifest: str, teacher: str | None = None) -> dict[str, Any]:
+    """WER/CER of decoded hypotheses against a manifest's transcripts (normalised like training text)."""
+    from selftrain.confidence.calibrate import pick_hypothesis
+    from selftrain.text import TextNormalizer
+
+    normalizer = TextNormalizer()
+    records = load_records(hyps_file)
+    attach_references(records, manifest)
+    pairs = [(normalizer(u.reference), h.text) for u in records if u.reference
+             for h in [pick_hypothesis(u, teacher)] if h is not None]
+    wer, cer = error_rates([r for r, _ in pairs], [h for _, h in pairs])
+    return {"wer": round(wer, 4), "cer": round(cer, 4), "utterances": len(pairs)}
+
+
+def evaluate_generation(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
+    """Decode dev with every teacher of this generation (kept for the next generation's calibration)
+    and test with the LM teacher; WER/CER from the LM teacher's hypotheses."""
+    result: dict[str, Any] = {"dev": decode_teachers(config, workdir, generation, config.data.dev, out, "dev")}
+    result["dev_scores"] = evaluate_hyps(out / "dev_lm.jsonl", config.data.dev, "lm")
+    if config.data.test:
+        only_lm = replace(config, teachers=replace(config.teachers, greedy=False, dropout_samples=0, previous=False))
+        result["test"] = decode_teachers(only_lm, workdir, generation, config.data.test, out, "test")
+        result["test_scores"] = evaluate_hyps(out / "test_lm.jsonl", config.data.test, "lm")
+    return result
+
+
+def _hyp_files(decode_result: dict[str, Any], folder: Path) -> list[Path]:
+    return [folder / info["file"] for info in decode_result["teachers"].values()]
+
+
+def _auto_threshold(config: ExperimentConfig, dev_records: list[Utterance]) -> tuple[float | None, dict[str, Any]]:
+    """The lowest threshold whose pseudo-label WER on the transcribed dev set stays under the target."""
+    points = sweep(dev_records, "selection", fractions=SELECTION_FRACTIONS)
+    chosen = recommend_threshold(points, config.threshold.target_wer)
+    if chosen is None:
+        fallback = [p for p in points if p.kept_fraction >= config.threshold.min_keep_fraction]
+        chosen = min(fallback, key=lambda p: p.kept_fraction) if fallback else None
+    info = {"target_wer": config.threshold.target_wer,
+            "dev_points": [p.to_dict() for p in points],
+            "dev_choice": chosen.to_dict() if chosen else None}
+    return (chosen.threshold if chosen else None), info
+
+
+def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
+    """Calibrate on dev, choose the threshold, then select pseudo-labels of the unlabeled audio."""
+    from selftrain.agreement.rover import AgreementConfig
+    from selftrain.confidence.calibrate import fit_calibration
+    from selftrain.models.config import update_dataclass
+    from selftrain.select import SelectConfig
+    from selftrain.select.pipeline import run_selection
+
+    decode_dir = workdir.stage_dir(generation, "decode")
+    info = workdir.done_info(decode_dir)
+    dev_dir = workdir.root / info["dev_dir"]
+    agreement = AgreementConfig()
+    update_dataclass(agreement, config.agreement, "agreement")
+    select_config = SelectConfig(generation=generation)
+    update_dataclass(select_config, config.select, "select")
+    # Calibration and the automatic threshold come from the teacher's output on the transcribed dev set.
+    dev = run_selection(_hyp_files(info["dev"], dev_dir), out / "dev", replace(select_config, threshold=None, keep_fraction=None),
+                        agreement, manifest=config.data.dev)
+    calibration_path = out / "calibration.json"
+    fit_calibration(dev.utterances).save(calibration_path)
+    dev = run_selection(_hyp_files(info["dev"], dev_dir), out / "dev", replace(select_config, threshold=None, keep_fraction=None),
+                        agreement, calibration=calibration_path, manifest=config.data.dev)
+    threshold_info: dict[str, Any] = {"mode": config.threshold.mode}
+    if config.threshold.mode == "auto":
+        threshold, details = _auto_threshold(config, dev.utterances)
+        select_config = replace(select_config, threshold=threshold, keep_fraction=None, threshold_schedule=None,
+                                keep_fraction_schedule=None)
+        threshold_info.update(details)
+    result = run_selection(_hyp_files(info["unlabeled"], decode_dir), out, select_config, agreement,
+                           calibration=calibration_path, manifest=config.data.unlabeled)
+    kept = [u for u in result.utterances if u.decision is not None and u.decision.kept]
+    total = len(result.utterances)
+    return {
+        "threshold": select_config.threshold,
+        "method": select_config.method,
+        "selected_utterances": len(kept),
+        "selected_hours": round(sum(u.duration for u in kept) / 3600, 4),
+        "selected_fraction": round(len(kept) / total, 4) if total else 0.0,
+        "threshold_choice": threshold_info,
+        "warnings": result.warnings,
+    }
+
+
+def audit_generation(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
+    """Audit the unlabeled decisions (measured WER when the unlabeled references are given)."""
+    records = load_records(workdir.stage_dir(generation, "select") / "decisions.jsonl")
+    if config.data.unlabeled_reference:
+        attach_references(records, config.data.unlabeled_reference)
+    result = run_audit(records, target_wer=config.threshold.target_wer, label=f"gen_{generation:03d}")
+    previous = [load_audit(workdir.stage_dir(g, "audit")) for g in range(1, generation)
+                if (workdir.stage_dir(g, "audit") / "audit.json").exists()]
+    write_audit(result, out, records, previous=previous)
+    kept = [u for u in records if u.decision is not None and u.decision.kept and u.reference]
+    pseudo_label_wer = None
+    if kept:
+        from selftrain.text import TextNormalizer
+
+        normalizer = TextNormalizer()
+        pseudo_label_wer = round(error_rates([normalizer(u.reference or "") for u in kept], [u.pseudo_label or "" for u in kept])[0], 4)
+    return {"pseudo_label_wer": pseudo_label_wer, "with_reference": result.with_reference}

@@ -1,0 +1,103 @@
+"""The experiment work folder: stages with done markers, a config hash, atomic results.
+
+Layout::
+
+    W/experiment.json          resolved config + its hash (a folder belongs to one experiment)
+    W/lm/                      the n-gram LM
+    W/gen_000/                 teacher trained on labeled data only
+    W/gen_001/ ...             decode/, select/, train/, audit/, generation.json
+    W/summary.json             per-generation figures (the contract users' scripts rely on)
+
+Each stage writes into its own folder and leaves ``.done`` (JSON: what it produced, how long it took)
+only when everything is written, so a re-run skips finished stages and redoes a stage that was
+interrupted. A stage's own resumable work (decoding, training checkpoints) continues from where it
+stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from selftrain.errors import ConfigError
+from selftrain.io import atomic_write_json
+
+__all__ = ["Workdir", "config_hash", "DONE_MARKER"]
+
+log = logging.getLogger(__name__)
+DONE_MARKER = ".done"
+T = TypeVar("T")
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-able config (key order does not matter)."""
+    canonical = json.dumps(config, sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class Workdir:
+    """One experiment's folder. Opening it with a different config is refused before any work."""
+
+    def __init__(self, root: str | Path, config: dict[str, Any] | None = None):
+        self.root = Path(root)
+        self.experiment_file = self.root / "experiment.json"
+        if config is not None:
+            self._bind(config)
+
+    def _bind(self, config: dict[str, Any]) -> None:
+        digest = config_hash(config)
+        if self.experiment_file.exists():
+            stored = json.loads(self.experiment_file.read_text(encoding="utf-8"))
+            if stored.get("config_hash") != digest:
+                changed = sorted(k for k in {*stored.get("config", {}), *config} if stored.get("config", {}).get(k) != config.get(k))
+                raise ConfigError(
+                    f"{self.root} belongs to another experiment (config hash {stored.get('config_hash')} != {digest}; "
+                    f"differing keys: {', '.join(changed) or 'nested values'}). Use a new --workdir, or the same config."
+                )
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.experiment_file, {"config_hash": digest, "config": config})
+
+    def config(self) -> dict[str, Any]:
+        """The stored experiment config."""
+        if not self.experiment_file.exists():
+            raise ConfigError(f"{self.root} is not an experiment folder (no experiment.json)")
+        return json.loads(self.experiment_file.read_text(encoding="utf-8"))["config"]
+
+    def generation_dir(self, generation: int) -> Path:
+        return self.root / f"gen_{generation:03d}"
+
+    def stage_dir(self, generation: int | None, stage: str) -> Path:
+        base = self.root if generation is None else self.generation_dir(generation)
+        return base / stage
+
+    @staticmethod
+    def is_done(stage_dir: Path) -> bool:
+        return (stage_dir / DONE_MARKER).exists()
+
+    @staticmethod
+    def done_info(stage_dir: Path) -> dict[str, Any]:
+        marker = stage_dir / DONE_MARKER
+        return json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else {}
+
+    def run_stage(self, stage_dir: Path, work: Callable[[Path], dict[str, Any]], force: bool = False) -> dict[str, Any]:
+        """Run ``work(stage_dir)`` unless the stage is done; record its result and time in the marker.
+
+        ``work`` returns a JSON-able dict of what it produced (paths relative to the stage, figures).
+        """
+        if self.is_done(stage_dir) and not force:
+            log.info("%s: done, skipping", stage_dir.relative_to(self.root))
+            return self.done_info(stage_dir)
+        (stage_dir / DONE_MARKER).unlink(missing_ok=True)
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        log.info("%s: running", stage_dir.relative_to(self.root))
+        start = time.time()
+        result = dict(work(stage_dir))
+        result["seconds"] = round(time.time() - start, 1)
+        atomic_write_json(stage_dir / DONE_MARKER, result)
+        return result

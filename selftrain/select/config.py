@@ -1,0 +1,123 @@
+"""Selection policy configuration: thresholds, keep-fraction, agreement, schedules and sanity filters."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from selftrain.errors import ConfigError
+
+__all__ = ["SelectConfig", "SanityConfig", "linear_schedule"]
+
+RANK_BY = ("confidence", "agreement", "product")
+
+
+@dataclass
+class SanityConfig:
+    """Filters that drop implausible pseudo-labels whatever their confidence (defaults in brackets).
+
+    drop_empty: drop empty hypotheses [True].
+    min_chars_per_second / max_chars_per_second: plausible speaking rate, characters (spaces
+        included) per second of audio; skipped when the duration is unknown (0) [2.0, 30.0]
+        (read English is ~12-16 chars/s).
+    max_repeat: drop when one word occurs this many times in a row (a CTC/LM failure mode) [4].
+    max_length_ratio: drop when the longest teacher hypothesis has more than this many times the
+        characters of the shortest (only with 2+ teachers; an empty teacher beside a non-empty one
+        counts as infinite) [2.0]. None disables.
+    """
+
+    drop_empty: bool = True
+    min_chars_per_second: float | None = 2.0
+    max_chars_per_second: float | None = 30.0
+    max_repeat: int | None = 4
+    max_length_ratio: float | None = 2.0
+
+
+@dataclass
+class SelectConfig:
+    """How pseudo-labels are selected (defaults in brackets). Policies combine with AND.
+
+    teacher: hypothesis giving the pseudo-label; ``auto`` = the combined ``rover`` hypothesis when
+        present, else the first teacher [auto].
+    method: utterance score used as confidence; with a calibration applied, ``<method>_calibrated``
+        is used when present [entropy_tsallis_exp].
+    threshold: keep when confidence >= threshold [None: off].
+    keep_fraction: keep the best-ranked ``keep_fraction`` of *all* utterances among those passing
+        every other filter (fewer if not enough pass) [None: off].
+    rank_by: ranking for keep_fraction: ``confidence``, ``agreement`` or their ``product`` [confidence].
+    agreement_threshold: keep when ``Utterance.agreement[agreement_key]`` >= this [None: off].
+    agreement_key: which agreement value [agreement] (1 - mean pairwise disagreement).
+    dust_threshold: keep when DUST's ``dust_max_wer`` <= this [None: off].
+    generation / threshold_schedule / keep_fraction_schedule: per-generation values (index =
+        generation, the last value repeats) overriding threshold / keep_fraction, so later, better
+        teachers keep more [0 / None / None].
+    sanity: :class:`SanityConfig`.
+    """
+
+    teacher: str = "auto"
+    method: str = "entropy_tsallis_exp"
+    threshold: float | None = None
+    keep_fraction: float | None = None
+    rank_by: str = "confidence"
+    agreement_threshold: float | None = None
+    agreement_key: str = "agreement"
+    dust_threshold: float | None = None
+    generation: int = 0
+    threshold_schedule: list[float] | None = None
+    keep_fraction_schedule: list[float] | None = None
+    sanity: SanityConfig = field(default_factory=SanityConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sanity, dict):
+            self.sanity = SanityConfig(**self.sanity)
+        for name in ("threshold", "keep_fraction", "agreement_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {value}")
+        for name in ("threshold_schedule", "keep_fraction_schedule"):
+            values = getattr(self, name)
+            if values is not None and (not values or any(not 0.0 <= v <= 1.0 for v in values)):
+                raise ConfigError(f"{name} must be a non-empty list of values in [0, 1], got {values}")
+        if self.rank_by not in RANK_BY:
+            raise ConfigError(f"rank_by must be one of {RANK_BY}, got {self.rank_by!r}")
+        if self.generation < 0:
+            raise ConfigError(f"generation must be >= 0, got {self.generation}")
+
+    def resolved(self) -> SelectConfig:
+        """This config with the schedules' values for :attr:`generation` filled in."""
+        changes: dict = {}
+        if self.threshold_schedule:
+            changes["threshold"] = self.threshold_schedule[min(self.generation, len(self.threshold_schedule) - 1)]
+        if self.keep_fraction_schedule:
+            schedule = self.keep_fraction_schedule
+            changes["keep_fraction"] = schedule[min(self.generation, len(schedule) - 1)]
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def describe(self) -> str:
+        """A short policy name for :class:`~selftrain.record.Decision` (e.g. ``threshold=0.8+sanity``)."""
+        cfg = self.resolved()
+        parts = []
+        if cfg.threshold is not None:
+            parts.append(f"threshold={cfg.threshold:g}")
+        if cfg.keep_fraction is not None:
+            parts.append(f"keep_fraction={cfg.keep_fraction:g}" + ("" if cfg.rank_by == "confidence" else f"/{cfg.rank_by}"))
+        if cfg.agreement_threshold is not None:
+            parts.append(f"{cfg.agreement_key}>={cfg.agreement_threshold:g}")
+        if cfg.dust_threshold is not None:
+            parts.append(f"dust<={cfg.dust_threshold:g}")
+        parts.append("sanity")
+        return f"{cfg.method}:" + "+".join(parts) + (f"@gen{cfg.generation}" if self.generation else "")
+
+
+def linear_schedule(start: float, end: float, generations: int) -> list[float]:
+    """``generations`` values from ``start`` to ``end`` in equal steps, e.g. keep fractions 0.4 -> 0.8.
+
+    >>> linear_schedule(0.4, 0.8, 3)
+    [0.4, 0.6, 0.8]
+    """
+    if generations < 1:
+        raise ConfigError(f"a schedule needs at least one generation, got {generations}")
+    if generations == 1:
+        return [start]
+    step = (end - start) / (generations - 1)
+    return [round(start + i * step, 10) for i in range(generations)]

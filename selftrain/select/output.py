@@ -1,0 +1,75 @@
+"""Writing a selection: the training CSV of kept pseudo-labels, every decision, and a summary."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jiwer
+
+from selftrain.data.manifest import write_speechbrain_csv
+from selftrain.io import JsonlWriter, atomic_write_json
+from selftrain.record import Utterance
+from selftrain.select.policy import reason_counts
+from selftrain.text import TextNormalizer
+
+__all__ = ["SELECTED_CSV", "DECISIONS_JSONL", "SUMMARY_JSON", "write_selection", "pseudo_label_wer", "summarize"]
+
+SELECTED_CSV = "selected.csv"
+DECISIONS_JSONL = "decisions.jsonl"
+SUMMARY_JSON = "summary.json"
+
+
+def _with_columns(utt: Utterance) -> Utterance:
+    extra = dict(utt.extra)
+    extra["confidence"] = "" if utt.confidence is None else f"{utt.confidence:.4f}"
+    extra["agreement"] = f"{utt.agreement['agreement']:.4f}" if "agreement" in utt.agreement else ""
+    extra["policy"] = utt.decision.policy if utt.decision else ""
+    return dataclasses.replace(utt, extra=extra)
+
+
+def pseudo_label_wer(utterances: list[Utterance], normalizer: TextNormalizer | None = None) -> dict[str, float] | None:
+    """WER and CER of the pseudo-labels of ``utterances`` that have a reference (None if none has)."""
+    normalizer = normalizer or TextNormalizer()
+    pairs = [(normalizer(u.reference), u.pseudo_label or "") for u in utterances if u.reference is not None]
+    pairs = [(r, h) for r, h in pairs if r]
+    if not pairs:
+        return None
+    refs, hyps = zip(*pairs, strict=True)
+    return {"wer": float(jiwer.wer(list(refs), list(hyps))), "cer": float(jiwer.cer(list(refs), list(hyps))),
+            "utterances": len(pairs)}
+
+
+def summarize(utterances: list[Utterance]) -> dict:
+    """Counts by reason, kept fraction and hours, mean confidence, and pseudo-label WER when references exist."""
+    kept = [u for u in utterances if u.decision is not None and u.decision.kept]
+    confidences = [u.confidence for u in kept if u.confidence is not None]
+    summary: dict = {
+        "utterances": len(utterances),
+        "kept": len(kept),
+        "kept_fraction": len(kept) / len(utterances) if utterances else 0.0,
+        "kept_hours": sum(u.duration for u in kept) / 3600.0,
+        "mean_kept_confidence": sum(confidences) / len(confidences) if confidences else None,
+        "reasons": reason_counts(utterances),
+        "policy": next((u.decision.policy for u in utterances if u.decision), ""),
+    }
+    with_labels = [u for u in utterances if u.pseudo_label is not None]
+    summary["pseudo_label_quality"] = {"all": pseudo_label_wer(with_labels), "kept": pseudo_label_wer(kept)}
+    return summary
+
+
+def write_selection(utterances: list[Utterance], out_dir: str | Path, extra_summary: dict | None = None) -> dict[str, Path]:
+    """Write ``selected.csv`` (kept pseudo-labels with confidence columns), ``decisions.jsonl`` and
+    ``summary.json`` (:func:`summarize` plus ``extra_summary``)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out_dir / SELECTED_CSV, "decisions": out_dir / DECISIONS_JSONL, "summary": out_dir / SUMMARY_JSON}
+    kept = [_with_columns(u) for u in utterances if u.decision is not None and u.decision.kept]
+    write_speechbrain_csv(kept, paths["csv"], use_pseudo_labels=True)
+    tmp = paths["decisions"].with_name("." + DECISIONS_JSONL + ".partial")
+    with JsonlWriter(tmp, resume=False) as writer:
+        for utt in utterances:
+            writer.write(utt.to_dict())
+    tmp.replace(paths["decisions"])
+    atomic_write_json(paths["summary"], {**summarize(utterances), **(extra_summary or {})})
+    return paths

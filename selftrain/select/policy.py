@@ -1,0 +1,156 @@
+"""Pseudo-label selection: decide, per utterance, whether its pseudo-label trains the student, and why.
+
+Order of checks (the first failure is the recorded reason): a hypothesis from the chosen teacher
+exists; sanity filters (empty, speaking rate, repeated word, teacher length ratio); a confidence
+score exists; absolute threshold; agreement threshold; DUST threshold; finally keep-fraction
+among the survivors. Every reason starts with a short code (``empty``, ``rate``, ``repeat``,
+``length_ratio``, ``no_hypothesis``, ``no_score``, ``threshold``, ``agreement``, ``dust``,
+``keep_fraction``, ``kept``) followed by ``:`` and the measured values, so audits can group them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+
+from selftrain.confidence.calibrate import CALIBRATED_SUFFIX
+from selftrain.record import Decision, Hypothesis, Utterance
+from selftrain.select.config import SanityConfig, SelectConfig
+
+__all__ = ["select_utterances", "sanity_reason", "chosen_hypothesis", "utterance_confidence", "reason_counts"]
+
+COMBINED_TEACHER = "rover"
+
+
+def chosen_hypothesis(utt: Utterance, teacher: str = "auto") -> Hypothesis | None:
+    """The hypothesis that gives the pseudo-label (``auto``: ``rover`` when present, else the first)."""
+    if teacher == "auto":
+        return utt.hypothesis(COMBINED_TEACHER) or (utt.hypotheses[0] if utt.hypotheses else None)
+    return utt.hypothesis(teacher)
+
+
+def utterance_confidence(hyp: Hypothesis, method: str) -> float | None:
+    """The hypothesis' ``method`` score, calibrated when a calibrated value exists."""
+    return hyp.scores.get(method + CALIBRATED_SUFFIX, hyp.scores.get(method))
+
+
+def _longest_run(words: list[str]) -> tuple[str, int]:
+    best, best_len, run = "", 0, 0
+    for i, word in enumerate(words):
+        run = run + 1 if i and words[i - 1] == word else 1
+        if run > best_len:
+            best, best_len = word, run
+    return best, best_len
+
+
+def _teacher_texts(utt: Utterance) -> list[str]:
+    return [h.text for h in utt.hypotheses if h.teacher != COMBINED_TEACHER]
+
+
+def sanity_reason(utt: Utterance, hyp: Hypothesis, sanity: SanityConfig) -> str | None:
+    """Why ``hyp`` is implausible for ``utt`` (a reason string), or None when it passes every filter."""
+    words = hyp.text.split()
+    if sanity.drop_empty and not words:
+        return "empty: the hypothesis is empty"
+    if utt.duration > 0 and words:
+        rate = len(" ".join(words)) / utt.duration
+        low, high = sanity.min_chars_per_second, sanity.max_chars_per_second
+        if (low is not None and rate < low) or (high is not None and rate > high):
+            return f"rate: {rate:.1f} chars/s outside [{low}, {high}]"
+    if sanity.max_repeat is not None and words:
+        word, run = _longest_run(words)
+        if run >= sanity.max_repeat:
+            return f"repeat: {word!r} {run} times in a row (limit {sanity.max_repeat})"
+    texts = _teacher_texts(utt)
+    if sanity.max_length_ratio is not None and len(texts) >= 2:
+        lengths = [len(" ".join(t.split())) for t in texts]
+        longest, shortest = max(lengths), min(lengths)
+        ratio = math.inf if shortest == 0 and longest > 0 else (longest / shortest if shortest else 1.0)
+        if ratio > sanity.max_length_ratio:
+            return f"length_ratio: teachers' lengths differ {ratio:.2f}x (limit {sanity.max_length_ratio})"
+    return None
+
+
+def _rank_value(utt: Utterance, cfg: SelectConfig) -> float:
+    confidence = utt.confidence or 0.0
+    agreement = utt.agreement.get(cfg.agreement_key, 0.0)
+    if cfg.rank_by == "agreement":
+        return agreement
+    if cfg.rank_by == "product":
+        return confidence * agreement
+    return confidence
+
+
+def _first_failure(utt: Utterance, cfg: SelectConfig) -> str | None:
+    hyp = chosen_hypothesis(utt, cfg.teacher)
+    if hyp is None:
+        return f"no_hypothesis: no hypothesis from teacher {cfg.teacher!r}"
+    utt.pseudo_label = hyp.text
+    utt.confidence = utterance_confidence(hyp, cfg.method)
+    reason = sanity_reason(utt, hyp, cfg.sanity)
+    if reason:
+        return reason
+    if utt.confidence is None:
+        return f"no_score: hypothesis of {hyp.teacher!r} has no {cfg.method!r} score"
+    if cfg.threshold is not None and utt.confidence < cfg.threshold:
+        return f"threshold: confidence {utt.confidence:.3f} < {cfg.threshold:g}"
+    if cfg.agreement_threshold is not None:
+        value = utt.agreement.get(cfg.agreement_key)
+        if value is None:
+            return f"agreement: no {cfg.agreement_key!r} value (needs 2+ teachers)"
+        if value < cfg.agreement_threshold:
+            return f"agreement: {cfg.agreement_key} {value:.3f} < {cfg.agreement_threshold:g}"
+    if cfg.dust_threshold is not None:
+        dust = utt.agreement.get("dust_max_wer")
+        if dust is None:
+            return "dust: no dropout samples to compare"
+        if dust > cfg.dust_threshold:
+            return f"dust: max dropout WER {dust:.3f} > {cfg.dust_threshold:g}"
+    return None
+
+
+def select_utterances(utterances: Iterable[Utterance], config: SelectConfig | None = None) -> list[Utterance]:
+    """Decide every utterance in place (``decision``, ``pseudo_label``, ``confidence``) and return them."""
+    cfg = (config or SelectConfig()).resolved()
+    policy = cfg.describe()
+    utterances = list(utterances)
+    survivors: list[Utterance] = []
+    for utt in utterances:
+        utt.pseudo_label, utt.confidence = None, None
+        reason = _first_failure(utt, cfg)
+        if reason:
+            utt.decision = Decision(False, reason, policy)
+        else:
+            survivors.append(utt)
+    quota = len(survivors)
+    if cfg.keep_fraction is not None:
+        quota = min(quota, int(round(cfg.keep_fraction * len(utterances))))
+    ranked = sorted(survivors, key=lambda u: _rank_value(u, cfg), reverse=True)  # stable: ties keep input order
+    cut = _rank_value(ranked[quota - 1], cfg) if quota > 0 else math.inf
+    for rank, utt in enumerate(ranked):
+        value = _rank_value(utt, cfg)
+        if rank < quota:
+            utt.decision = Decision(True, f"kept: {cfg.rank_by} {value:.3f}" + _kept_detail(utt, cfg), policy)
+        else:
+            utt.decision = Decision(False, f"keep_fraction: {cfg.rank_by} {value:.3f} below the cut {cut:.3f} "
+                                           f"(keep {cfg.keep_fraction:g} of {len(utterances)})", policy)
+    return utterances
+
+
+def _kept_detail(utt: Utterance, cfg: SelectConfig) -> str:
+    details = []
+    if cfg.threshold is not None:
+        details.append(f">= threshold {cfg.threshold:g}")
+    if cfg.agreement_threshold is not None:
+        details.append(f"{cfg.agreement_key} {utt.agreement[cfg.agreement_key]:.3f}")
+    return (", " + ", ".join(details)) if details else ""
+
+
+def reason_counts(utterances: Iterable[Utterance]) -> dict[str, int]:
+    """How many utterances were kept or dropped for each reason code."""
+    counts: Counter[str] = Counter()
+    for utt in utterances:
+        if utt.decision is not None:
+            counts[utt.decision.reason.split(":", 1)[0]] += 1
+    return dict(sorted(counts.items()))

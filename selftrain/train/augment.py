@@ -1,0 +1,79 @@
+"""Noisy-student augmentation of the student's input (SpeechBrain augmenters).
+
+Waveform level: speed perturbation (``SpeedPerturb``, the whole batch at one speed) then additive
+noise at a random SNR (``AddNoise``: clips from a noise CSV, or generated white/pink noise) on a
+share of the utterances. Feature level: SpecAugment-style
+time and frequency masks (``SpectrogramDrop``). Masks replace normalised features with zeros,
+which is the mean after normalisation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from selftrain.train.config import AugmentConfig
+
+__all__ = ["StudentAugment"]
+
+
+class StudentAugment:
+    """Applies the configured augmentations; ``waveform`` reports whether lengths changed."""
+
+    def __init__(self, config: AugmentConfig, sample_rate: int):
+        from speechbrain.augment.freq_domain import SpectrogramDrop
+        from speechbrain.augment.time_domain import SpeedPerturb
+
+        self.config = config
+        self.speed = SpeedPerturb(sample_rate, speeds=list(config.speeds)) if config.speed_perturb else None
+        self.noise = self._noise(config, sample_rate) if config.noise_prob > 0 else None
+        self.time_drop = self.freq_drop = None
+        if config.specaugment and config.time_masks > 0:
+            self.time_drop = SpectrogramDrop(drop_length_low=1, drop_length_high=max(1, config.time_mask_frames),
+                                             drop_count_low=0, drop_count_high=config.time_masks, dim=1)
+        if config.specaugment and config.freq_masks > 0:
+            self.freq_drop = SpectrogramDrop(drop_length_low=1, drop_length_high=max(1, config.freq_mask_bins),
+                                             drop_count_low=0, drop_count_high=config.freq_masks, dim=2)
+
+    @staticmethod
+    def _noise(config: AugmentConfig, sample_rate: int):
+        from speechbrain.augment.time_domain import AddNoise, pink_noise_like
+
+        from selftrain.errors import ConfigError
+
+        if config.noise_color not in ("white", "pink"):
+            raise ConfigError(f"augment.noise_color must be white or pink, not {config.noise_color!r}")
+        if config.noise_csv and not Path(config.noise_csv).exists():
+            raise ConfigError(f"augment.noise_csv: {config.noise_csv} does not exist")
+        return AddNoise(
+            csv_file=config.noise_csv or None,
+            snr_low=config.noise_snr_low,
+            snr_high=config.noise_snr_high,
+            pad_noise=True,
+            noise_funct=pink_noise_like if config.noise_color == "pink" else torch.randn_like,
+            noise_sample_rate=sample_rate,
+            clean_sample_rate=sample_rate,
+        )
+
+    def waveform(self, wavs: torch.Tensor, rel_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """``(speed-perturbed clean, student input, speed_changed)``; relative lengths are unchanged."""
+        changed = False
+        if self.speed is not None:
+            before = wavs.shape[1]
+            wavs = self.speed(wavs)
+            changed = wavs.shape[1] != before
+        student = wavs
+        if self.noise is not None:
+            noisy = self.noise(wavs, rel_lens)
+            pick = (torch.rand(wavs.shape[0], device=wavs.device) < self.config.noise_prob).unsqueeze(1)
+            student = torch.where(pick, noisy, wavs)
+        return wavs, student, changed
+
+    def features(self, feats: torch.Tensor) -> torch.Tensor:
+        """SpecAugment time and frequency masks."""
+        if self.time_drop is not None:
+            feats = self.time_drop(feats)
+        if self.freq_drop is not None:
+            feats = self.freq_drop(feats)
+        return feats

@@ -1,0 +1,219 @@
+"""Training configuration: nested dataclasses with documented defaults.
+
+A run is configured by a preset (model architecture), an optional YAML file and ``key=value``
+overrides, applied in that order; every key must exist (:class:`~selftrain.errors.ConfigError`
+otherwise). The resolved configuration is written to the run folder as ``hyperparams.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selftrain.errors import ConfigError
+from selftrain.models.config import ModelConfig, model_preset, update_dataclass
+
+__all__ = [
+    "DataConfig",
+    "OptimConfig",
+    "AugmentConfig",
+    "SSLConfig",
+    "CombineConfig",
+    "TeacherConfig",
+    "TrainConfig",
+    "load_train_config",
+    "parse_overrides",
+]
+
+
+@dataclass
+class DataConfig:
+    """Manifests, filtering and batching.
+
+    ``batch_seconds`` is the total audio per batch; ``mix`` gives the share of each batch's audio
+    drawn from the labeled, pseudo-labeled and unlabeled pools (renormalised over the pools given;
+    an epoch is one pass over the labeled pool, the others are cycled). ``weight_column`` names a
+    per-utterance CTC weight column of pseudo-labeled manifests (e.g. a confidence in [0, 1]).
+    """
+
+    labeled: list[str] = field(default_factory=list)
+    pseudo: list[str] = field(default_factory=list)
+    unlabeled: list[str] = field(default_factory=list)
+    dev: str = ""
+    tokenizer: str = "char"  # "char" (alphabet from the labeled text) or a tokenizer.json path
+    batch_seconds: float = 60.0
+    max_batch_utterances: int = 64
+    num_buckets: int = 10
+    mix_labeled: float = 0.6
+    mix_pseudo: float = 0.2
+    mix_unlabeled: float = 0.2
+    min_duration: float = 0.2
+    max_duration: float = 25.0
+    weight_column: str = "confidence"
+    min_weight: float = 0.0  # pseudo-labeled rows whose weight is below this are dropped
+    norm_utterances: int = 150  # utterances used to estimate global feature statistics
+    num_workers: int = 0
+
+
+@dataclass
+class OptimConfig:
+    """Adam with linear warmup then exponential decay (SpeechBrain ``WarmAndExpDecayLRSchedule``)."""
+
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 200
+    decay_factor: float = 0.1  # lr multiplier reached at the last step
+    max_grad_norm: float = 5.0
+
+
+@dataclass
+class AugmentConfig:
+    """Noisy-student augmentation of the student's input (training only)."""
+
+    specaugment: bool = True
+    time_masks: int = 2
+    time_mask_frames: int = 20
+    freq_masks: int = 2
+    freq_mask_bins: int = 15
+    speed_perturb: bool = False
+    speeds: list[int] = field(default_factory=lambda: [90, 100, 110])
+    noise_prob: float = 0.0  # share of utterances that get additive noise
+    noise_csv: str = ""  # SpeechBrain noise CSV (ID,duration,wav,wav_format,wav_opts); empty: generated noise
+    noise_color: str = "white"  # generated noise when there is no noise_csv: white or pink
+    noise_snr_low: float = 10.0
+    noise_snr_high: float = 30.0
+
+
+@dataclass
+class SSLConfig:
+    """Self-supervised objectives (:mod:`selftrain.ssl`); they run on every utterance of a batch.
+
+    ``objectives``: any of ``reconstruction``, ``best_rq``, ``contrastive``. Masks cover about
+    ``mask_prob`` of the frames (of the batch's shortest utterance; the same span count for every
+    utterance) in spans of ``mask_span`` latent frames (SpeechBrain's wav2vec 2.0 ``compute_mask``). With ``shared_forward`` the
+    CTC loss is computed on the same masked forward pass (the mask doubles as time masking), so SSL
+    costs only its heads; otherwise the CTC loss gets its own unmasked pass.
+    """
+
+    objectives: list[str] = field(default_factory=list)
+    weights: dict[str, float] = field(default_factory=dict)  # per-objective weight, default 1
+    mask_prob: float = 0.15
+    mask_span: int = 5
+    shared_forward: bool = True
+    cache_targets: bool = True
+    best_rq_codebook: int = 512
+    best_rq_dim: int = 16
+    contrastive_negatives: int = 20
+    contrastive_temperature: float = 0.1
+    contrastive_dim: int = 128
+
+
+@dataclass
+class CombineConfig:
+    """How CTC and SSL losses are combined (:mod:`selftrain.ssl.combine`).
+
+    ``strategy``: ``fixed``, ``curriculum``, ``gradnorm``, ``pcgrad`` or ``bl_just``.
+    """
+
+    strategy: str = "fixed"
+    ctc_weight: float = 1.0
+    ssl_weight: float = 0.3
+    curriculum_steps: int = 1000  # curriculum: steps over which the weights move
+    curriculum_ctc_start: float = 0.1
+    curriculum_ssl_end: float = 0.1
+    gradnorm_alpha: float = 1.5
+    gradnorm_lr: float = 0.025
+    bl_just_gamma_start: float = 0.1
+    bl_just_gamma_end: float = 1.0
+    bl_just_gamma_steps: int = 1000
+    bl_just_lower_lr: float = 1e-3
+
+
+@dataclass
+class TeacherConfig:
+    """EMA teacher and distillation (optional)."""
+
+    ema_decay: float = 0.0  # >0 keeps an EMA copy (fp32) of the student, exported as model_ema
+    distill_weight: float = 0.0  # >0: KL to a teacher's posteriors (needs teacher_model)
+    teacher_model: str = ""  # a model folder
+    init_encoder: str = ""  # a local checkpoint to initialise the encoder from
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. ``preset`` names the model architecture (see ``models.config``)."""
+
+    preset: str = "cpu-small"
+    out: str = ""
+    epochs: int = 30
+    max_steps: int = 0  # >0 stops after this many optimizer steps
+    max_minutes: float = 0.0  # >0 stops at the end of the epoch that passes this wall time
+    eval_every: int = 1  # epochs between dev evaluations
+    early_stop_patience: int = 0  # >0: stop after this many evaluations without dev WER improvement
+    seed: int = 1234
+    precision: str = "fp32"  # fp32, bf16 or fp16 (autocast)
+    device: str = "cpu"
+    keep_checkpoints: int = 1
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    ssl: SSLConfig = field(default_factory=SSLConfig)
+    combine: CombineConfig = field(default_factory=CombineConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> ``{"a": {"b": "1"}, "c": "x"}``; values stay strings (typed later)."""
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r} conflicts with another override")
+        node[parts[-1]] = value
+    return result
+
+
+def load_train_config(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Build a :class:`TrainConfig`: preset, then YAML file, then overrides (unknown keys -> ConfigError)."""
+    layers: list[dict[str, Any]] = []
+    if config_file:
+        layers.append(_read_yaml(Path(config_file)))
+    if overrides:
+        layers.append(overrides)
+    chosen = preset
+    for layer in layers:
+        if "preset" in layer:
+            chosen = str(layer["preset"])
+    config = TrainConfig()
+    config.preset = chosen or config.preset
+    config.model = model_preset(config.preset)
+    for layer in layers:
+        update_dataclass(config, layer, "config")
+    return config
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data

@@ -1,0 +1,218 @@
+"""Training data: manifests -> checked rows -> SpeechBrain datasets and the mixed batch sampler.
+
+Every row that cannot be trained on is skipped with a reason (never a crash) and counted:
+unreadable audio (:class:`~selftrain.errors.AudioError` reasons), durations out of range, empty
+or untokenizable targets, targets longer than the model's output frames (CTC cannot align them),
+pseudo-labels whose weight is below ``min_weight``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from selftrain.data.audio import load_audio
+from selftrain.data.batching import MixedDurationBatchSampler, Pool
+from selftrain.data.manifest import read_manifest
+from selftrain.data.tokenizer import CharTokenizer, Tokenizer, load_tokenizer
+from selftrain.errors import AudioError, ConfigError, ManifestError, TextError
+from selftrain.record import Utterance
+from selftrain.train.config import DataConfig
+
+__all__ = ["KIND_LABELED", "KIND_PSEUDO", "KIND_UNLABELED", "Row", "PreparedData", "prepare_data", "make_dataset", "build_tokenizer"]
+
+logger = logging.getLogger(__name__)
+
+KIND_LABELED, KIND_PSEUDO, KIND_UNLABELED = 0, 1, 2
+KIND_NAMES = {KIND_LABELED: "labeled", KIND_PSEUDO: "pseudo", KIND_UNLABELED: "unlabeled"}
+
+
+@dataclass
+class Row:
+    """One usable utterance: audio path, kind, token ids (empty when unlabeled), CTC weight."""
+
+    id: str
+    wav: str
+    duration: float
+    kind: int
+    text: str
+    tokens: list[int]
+    weight: float = 1.0
+
+
+@dataclass
+class PreparedData:
+    """Checked rows of each pool, the tokenizer, and what was skipped (``{reason: count}``)."""
+
+    train: list[Row]
+    dev: list[Row]
+    tokenizer: Tokenizer
+    skipped: Counter = field(default_factory=Counter)
+    skipped_rows: list[dict] = field(default_factory=list)
+
+
+def build_tokenizer(config: DataConfig, texts: list[str]) -> Tokenizer:
+    """The configured tokenizer: characters of the (normalised) labeled text, or a saved one."""
+    if config.tokenizer == "char":
+        if not texts:
+            raise ConfigError("no labeled text to build a character tokenizer from")
+        return CharTokenizer.from_texts(texts)
+    path = Path(config.tokenizer)
+    if not path.exists():
+        raise ConfigError(f"data.tokenizer: {path} does not exist (use 'char' or a tokenizer.json)")
+    return load_tokenizer(path)
+
+
+def _read_all(paths: list[str]) -> list[Utterance]:
+    utterances: list[Utterance] = []
+    for path in paths:
+        utterances.extend(read_manifest(path))
+    return utterances
+
+
+def _weight(utt: Utterance, column: str) -> float:
+    value = utt.extra.get(column, "") if column else ""
+    if value in ("", None):
+        return 1.0 if utt.confidence is None else float(utt.confidence)
+    try:
+        weight = float(value)
+    except ValueError as exc:
+        raise ManifestError(f"{utt.id}: {column}={value!r} is not a number") from exc
+    if not weight >= 0.0 or weight != weight:
+        raise ManifestError(f"{utt.id}: {column}={value!r} must be a non-negative number")
+    return weight
+
+
+class _Checker:
+    """Turns utterances into rows, recording why rejected ones were skipped."""
+
+    def __init__(self, config: DataConfig, tokenizer: Tokenizer, sample_rate: int, frame_shift: float):
+        self.config = config
+        self.tokenizer = tokenizer
+        self.sample_rate = sample_rate
+        self.frame_shift = frame_shift
+        self.skipped: Counter = Counter()
+        self.skipped_rows: list[dict] = []
+
+    def skip(self, utt: Utterance, pool: str, reason: str, detail: str = "") -> None:
+        self.skipped[f"{pool}:{reason}"] += 1
+        self.skipped_rows.append({"id": utt.id, "pool": pool, "reason": reason, "detail": detail})
+
+    def row(self, utt: Utterance, kind: int) -> Row | None:
+        pool = KIND_NAMES[kind]
+        try:
+            wav = load_audio(utt.wav, self.sample_rate)
+        except AudioError as exc:
+            self.skip(utt, pool, exc.reason, str(exc))
+            return None
+        duration = wav.numel() / self.sample_rate
+        if duration < self.config.min_duration:
+            self.skip(utt, pool, "too_short", f"{duration:.2f}s")
+            return None
+        if duration > self.config.max_duration:
+            self.skip(utt, pool, "too_long", f"{duration:.2f}s")
+            return None
+        text, tokens, weight = "", [], 1.0
+        if kind != KIND_UNLABELED:
+            text = self.tokenizer.normalizer(utt.reference or "")
+            if not text:
+                self.skip(utt, pool, "empty_target")
+                return None
+            try:
+                tokens = self.tokenizer.encode(text)
+            except TextError as exc:
+                self.skip(utt, pool, "bad_text", str(exc))
+                return None
+            repeats = sum(1 for a, b in zip(tokens, tokens[1:], strict=False) if a == b)
+            if len(tokens) + repeats > int(duration / self.frame_shift):
+                self.skip(utt, pool, "target_too_long", f"{len(tokens)} tokens in {duration:.2f}s")
+                return None
+            if kind == KIND_PSEUDO:
+                weight = _weight(utt, self.config.weight_column)
+                if weight < self.config.min_weight:
+                    self.skip(utt, pool, "low_weight", f"{weight:.3f}")
+                    return None
+        return Row(utt.id, utt.wav, duration, kind, text, tokens, weight)
+
+    def rows(self, utterances: list[Utterance], kind: int, desc: str) -> list[Row]:
+        rows = []
+        for utt in tqdm(utterances, desc=f"checking {desc}", leave=False, disable=len(utterances) < 200):
+            row = self.row(utt, kind)
+            if row is not None:
+                rows.append(row)
+        return rows
+
+
+def prepare_data(config: DataConfig, sample_rate: int, frame_shift: float) -> PreparedData:
+    """Read and check every manifest of ``config``; build the tokenizer from the labeled text."""
+    if not config.labeled and not config.pseudo:
+        raise ConfigError("training needs at least one labeled or pseudo-labeled manifest")
+    labeled = _read_all(config.labeled)
+    pseudo = _read_all(config.pseudo)
+    unlabeled = _read_all(config.unlabeled)
+    dev = read_manifest(config.dev) if config.dev else []
+    texts = [u.reference for u in (labeled or pseudo) if u.reference]  # the alphabet of the labeled text
+    tokenizer = build_tokenizer(config, texts)
+    checker = _Checker(config, tokenizer, sample_rate, frame_shift)
+    train = checker.rows(labeled, KIND_LABELED, "labeled") + checker.rows(pseudo, KIND_PSEUDO, "pseudo")
+    train += checker.rows(unlabeled, KIND_UNLABELED, "unlabeled")
+    dev_rows = checker.rows(dev, KIND_LABELED, "dev")
+    ids = [r.id for r in train]
+    if len(set(ids)) != len(ids):
+        dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise ManifestError(f"utterance IDs repeat across training manifests, e.g. {dupes}")
+    if not any(r.kind != KIND_UNLABELED for r in train):
+        raise ManifestError("no usable labeled or pseudo-labeled utterance is left after checking")
+    for reason, count in sorted(checker.skipped.items()):
+        logger.warning("skipped %d row(s): %s", count, reason)
+    return PreparedData(train, dev_rows, tokenizer, checker.skipped, checker.skipped_rows)
+
+
+def make_dataset(rows: list[Row], sample_rate: int):
+    """A SpeechBrain ``DynamicItemDataset`` yielding ``id, sig, tokens, num_tokens, kind, weight``.
+
+    Audio that fails to load at training time (it was checked before) becomes 0.1 s of silence with
+    weight 0 and kind unlabeled, so the batch still runs and the row teaches nothing.
+    """
+    import speechbrain as sb
+
+    data = {
+        r.id: {"wav": r.wav, "duration": r.duration, "kind": r.kind, "tok": r.tokens, "w": r.weight}
+        for r in rows
+    }
+    dataset = sb.dataio.dataset.DynamicItemDataset(data)
+
+    @sb.utils.data_pipeline.takes("wav", "tok", "kind", "w")
+    @sb.utils.data_pipeline.provides("sig", "tokens", "num_tokens", "kind_id", "weight")
+    def pipeline(wav, tok, kind, w):
+        try:
+            sig = load_audio(wav, sample_rate)
+        except AudioError as exc:
+            logger.warning("audio failed at training time, row ignored: %s", exc)
+            sig, tok, kind, w = torch.zeros(sample_rate // 10), [], KIND_UNLABELED, 0.0
+        yield sig
+        yield torch.LongTensor(tok if tok else [0])
+        yield len(tok)
+        yield kind
+        yield float(w)
+
+    dataset.add_dynamic_item(pipeline)
+    dataset.set_output_keys(["id", "sig", "tokens", "num_tokens", "kind_id", "weight"])
+    return dataset
+
+
+def make_train_sampler(rows: list[Row], config: DataConfig, seed: int) -> MixedDurationBatchSampler:
+    """The mixed, duration-bucketed batch sampler over ``rows`` (indices follow ``rows``' order)."""
+    shares = {KIND_LABELED: config.mix_labeled, KIND_PSEUDO: config.mix_pseudo, KIND_UNLABELED: config.mix_unlabeled}
+    pools = []
+    for kind in (KIND_LABELED, KIND_PSEUDO, KIND_UNLABELED):
+        idx = [i for i, r in enumerate(rows) if r.kind == kind]
+        pools.append(Pool(KIND_NAMES[kind], idx, [rows[i].duration for i in idx], shares[kind]))
+    if not any(p.indices and p.share > 0 for p in pools[:2]):
+        raise ConfigError("data.mix_labeled and data.mix_pseudo give no share to the pools that have labels")
+    return MixedDurationBatchSampler(pools, config.batch_seconds, config.max_batch_utterances, seed)

@@ -1,0 +1,304 @@
+"""``train(config) -> Path``: one training run, from manifests to an exported model folder.
+
+The run folder (``config.out``) keeps ``hyperparams.yaml`` (the resolved config), ``train_log.txt``
+(SpeechBrain's per-epoch log), ``env.log``, ``tensorboard/``, ``skipped.jsonl`` (rows left out and
+why), ``save/`` (SpeechBrain checkpoints: the best by dev WER and the most recent), ``model/`` (the
+exported best model, see :mod:`selftrain.models.export`), ``model_ema/`` when an EMA teacher is kept,
+and ``summary.json``. Running again with the same folder resumes from the last checkpoint (same
+learning-rate schedule, same epoch count).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from selftrain.errors import CheckpointError, ConfigError
+from selftrain.io import atomic_write_json, atomic_write_text
+from selftrain.models.acoustic import CTCModel, count_parameters
+from selftrain.models.export import export_model, load_ctc_model
+from selftrain.train.config import TrainConfig
+
+__all__ = ["train", "build_run", "BuiltRun", "RunResult"]
+
+logger = logging.getLogger(__name__)
+
+
+class RunResult(dict):
+    """What ``summary.json`` holds (a dict): dev WER/CER, time, steps, counts, model folder."""
+
+
+def _validate(config: TrainConfig) -> None:
+    from selftrain.models.config import ENCODERS
+    from selftrain.ssl.combine import STRATEGIES
+    from selftrain.ssl.objectives import OBJECTIVES
+
+    if not config.out:
+        raise ConfigError("config.out (the run folder) is required")
+    if config.precision not in ("fp32", "bf16"):
+        raise ConfigError(f"precision must be fp32 or bf16, not {config.precision!r}")
+    if config.model.encoder not in ENCODERS:
+        raise ConfigError(f"model.encoder must be one of {ENCODERS}")
+    if config.combine.strategy not in STRATEGIES:
+        raise ConfigError(f"combine.strategy must be one of {STRATEGIES}, not {config.combine.strategy!r}")
+    bad = [o for o in config.ssl.objectives if o not in OBJECTIVES]
+    if bad:
+        raise ConfigError(f"unknown SSL objective(s) {bad}; choose from {list(OBJECTIVES)}")
+    unknown_weights = set(config.ssl.weights) - set(config.ssl.objectives)
+    if unknown_weights:
+        raise ConfigError(f"ssl.weights names objectives that are not enabled: {sorted(unknown_weights)}")
+    if not 0 <= config.ssl.mask_prob < 1:
+        raise ConfigError("ssl.mask_prob must be in [0, 1)")
+    if config.epochs < 0 or config.optim.warmup_steps < 0:
+        raise ConfigError("epochs and optim.warmup_steps must not be negative")
+    if config.data.batch_seconds <= 0:
+        raise ConfigError("data.batch_seconds must be positive")
+    if config.teacher.distill_weight > 0 and not config.teacher.teacher_model:
+        raise ConfigError("teacher.distill_weight > 0 needs teacher.teacher_model (a model folder)")
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _fit_norm(model: CTCModel, rows, sample_rate: int, limit: int) -> None:
+    """Estimate global feature statistics on up to ``limit`` training utterances."""
+    from selftrain.data.audio import load_audio
+    from selftrain.data.features import GlobalNorm
+
+    if not isinstance(model.norm, GlobalNorm):
+        return
+    rng = random.Random(0)
+    chosen = rng.sample(rows, min(limit, len(rows)))
+
+    def batches():
+        for row in chosen:
+            wav = load_audio(row.wav, sample_rate)
+            yield model.fbank(wav.unsqueeze(0)), torch.ones(1)
+
+    model.norm.fit(batches())
+
+
+def _write_run_files(out: Path, config: TrainConfig, prepared) -> None:
+    import yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "hyperparams.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    try:
+        from speechbrain.utils.logger import get_environment_description
+
+        atomic_write_text(out / "env.log", get_environment_description())
+    except Exception as exc:  # noqa: BLE001 - the environment description is informative only
+        atomic_write_text(out / "env.log", f"environment description unavailable: {exc}\n")
+    atomic_write_text(out / "skipped.jsonl", "".join(json.dumps(r) + "\n" for r in prepared.skipped_rows))
+
+
+def _init_encoder(model: CTCModel, path: str) -> None:
+    from selftrain.models.pretrained import load_pretrained_encoder
+
+    report = load_pretrained_encoder(model, path)
+    logger.info("encoder initialised from %s: %d tensors loaded, %d skipped", path, report.loaded, report.skipped)
+
+
+@dataclass
+class BuiltRun:
+    """Everything :func:`train` needs, assembled by :func:`build_run` (also used by the benchmark)."""
+
+    brain: Any
+    checkpointer: Any
+    epoch_counter: Any
+    sampler: Any
+    train_set: Any
+    dev_set: Any
+    ema: Any
+
+
+def _run_options(config: TrainConfig) -> dict:
+    options = {"device": config.device, "precision": config.precision, "eval_precision": config.precision,
+               "max_grad_norm": config.optim.max_grad_norm, "distributed_backend": "gloo" if config.device == "cpu" else "nccl",
+               "noprogressbar": not sys.stderr.isatty()}
+    if config.max_steps > 0:
+        options["optimizer_step_limit"] = config.max_steps
+    return options
+
+
+def _build_model(config: TrainConfig, prepared):
+    from selftrain.models.acoustic import build_model
+    from selftrain.ssl.objectives import build_objectives
+    from selftrain.train.brain import SelfTrainer
+
+    sample_rate = config.model.features.sample_rate
+    model = build_model(config.model, prepared.tokenizer.vocab_size)
+    _fit_norm(model, prepared.train, sample_rate, config.data.norm_utterances)
+    if config.teacher.init_encoder:  # after the statistics: a pretrained encoder keeps its own
+        _init_encoder(model, config.teacher.init_encoder)
+    if config.model.adapter_rank > 0:
+        from selftrain.models.adapters import add_adapters
+
+        add_adapters(model, config.model.adapter_rank)
+    objectives = build_objectives(config.ssl.objectives, model.encoder_dim, config.model.d_model, config.model.features.n_mels, config.ssl)
+    logger.info("model: %s encoder, %.2fM trainable parameters", config.model.encoder, count_parameters(model) / 1e6)
+    return SelfTrainer(model, objectives)
+
+
+def _load_teacher(config: TrainConfig, prepared):
+    if config.teacher.distill_weight <= 0:
+        return None
+    teacher, teacher_tok, _ = load_ctc_model(config.teacher.teacher_model, config.device)
+    if teacher_tok.ctc_labels() != prepared.tokenizer.ctc_labels():
+        raise ConfigError("the distillation teacher's tokenizer differs from the student's")
+    return teacher
+
+
+def build_run(config: TrainConfig, prepared, run_opts: dict) -> BuiltRun:
+    """Model, SSL heads, combiner, scheduler, checkpointer and the Brain for ``prepared`` data."""
+    from speechbrain.nnet.schedulers import WarmAndExpDecayLRSchedule
+    from speechbrain.utils.checkpoints import Checkpointer
+    from speechbrain.utils.epoch_loop import EpochCounter
+    from speechbrain.utils.train_logger import FileTrainLogger
+
+    from selftrain.ssl.combine import build_combiner
+    from selftrain.train.augment import StudentAugment
+    from selftrain.train.brain import SelftrainBrain
+    from selftrain.train.data import make_dataset, make_train_sampler
+    from selftrain.train.ema import EMATeacher
+
+    out = Path(config.out)
+    sample_rate = config.model.features.sample_rate
+    trainer = _build_model(config, prepared)
+    sampler = make_train_sampler(prepared.train, config.data, config.seed)
+    total_steps = config.max_steps or len(sampler) * max(1, config.epochs)
+    warmup = min(config.optim.warmup_steps, max(1, total_steps // 2))
+    scheduler = WarmAndExpDecayLRSchedule(config.optim.lr, warmup, max(total_steps, warmup + 1), config.optim.decay_factor)
+    epoch_counter = EpochCounter(config.epochs)
+    combiner = build_combiner(config.combine)
+    ema = EMATeacher(trainer.model, config.teacher.ema_decay) if config.teacher.ema_decay > 0 else None
+    recoverables = {"trainer": trainer, "scheduler": scheduler, "counter": epoch_counter}
+    if list(combiner.state_dict()):
+        recoverables["combiner"] = combiner
+    if ema is not None:
+        recoverables["ema"] = ema
+    checkpointer = Checkpointer(out / "save", recoverables=recoverables)
+    hparams = {
+        "config": config, "tokenizer": prepared.tokenizer, "combiner": combiner,
+        "augment": StudentAugment(config.augment, sample_rate), "lr_scheduler": scheduler,
+        "epoch_counter": epoch_counter, "train_logger": FileTrainLogger(str(out / "train_log.txt")),
+        "tb_logger": _tensorboard(out), "ema": ema, "teacher": _load_teacher(config, prepared),
+    }
+    brain = SelftrainBrain(modules={"trainer": trainer}, opt_class=_optimizer(config), hparams=hparams,
+                           run_opts=run_opts, checkpointer=checkpointer)
+    combiner.to(brain.device)
+    if ema is not None:
+        ema.to(brain.device)
+    train_set = make_dataset(prepared.train, sample_rate)
+    dev_set = make_dataset(prepared.dev, sample_rate).filtered_sorted(sort_key="duration") if prepared.dev else None
+    return BuiltRun(brain, checkpointer, epoch_counter, sampler, train_set, dev_set, ema)
+
+
+def train(config: TrainConfig) -> Path:
+    """Train (or resume) a CTC student as configured; returns the exported model folder.
+
+    >>> from selftrain.train import load_train_config, train
+    >>> cfg = load_train_config("cpu-small", overrides={"out": "run", "epochs": 2,
+    ...     "data": {"labeled": ["labeled.csv"], "dev": "dev.csv"}})    # doctest: +SKIP
+    >>> model_dir = train(cfg)                                          # doctest: +SKIP
+    """
+    from speechbrain.utils.distributed import ddp_init_group, if_main_process
+
+    from selftrain.models.acoustic import SUBSAMPLING
+    from selftrain.train.data import prepare_data
+
+    _validate(config)
+    started = time.time()
+    out = Path(config.out)
+    run_opts = _run_options(config)
+    ddp_init_group(run_opts)
+    _seed(config.seed)
+    frame_shift = SUBSAMPLING * config.model.features.hop_length_ms / 1000
+    prepared = prepare_data(config.data, config.model.features.sample_rate, frame_shift)
+    if if_main_process():
+        _write_run_files(out, config, prepared)
+    run = build_run(config, prepared, run_opts)
+    run.brain.fit(
+        run.epoch_counter,
+        run.train_set,
+        run.dev_set,
+        train_loader_kwargs={"batch_sampler": run.sampler, "num_workers": config.data.num_workers},
+        valid_loader_kwargs={"batch_size": 16, "num_workers": config.data.num_workers},
+    )
+    if not if_main_process():
+        return out / "model"
+    return _finish(run.brain, run.checkpointer, prepared, config, out, started, run.dev_set, run.ema)
+
+
+def _optimizer(config: TrainConfig):
+    def make(params):
+        return torch.optim.Adam(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+
+    return make
+
+
+def _tensorboard(out: Path):
+    try:
+        from speechbrain.utils.train_logger import TensorboardLogger
+
+        return TensorboardLogger(str(out / "tensorboard"))
+    except ImportError:
+        logger.warning("tensorboard is not installed: no TensorBoard log")
+        return None
+
+
+def _finish(brain, checkpointer, prepared, config: TrainConfig, out: Path, started: float, dev_set, ema) -> Path:
+    """Export the best checkpoint (by dev WER; the last one without a dev set) and write summary.json."""
+    best = checkpointer.find_checkpoint(min_key="WER") if dev_set is not None else None
+    chosen = best or checkpointer.find_checkpoint()
+    if chosen is None:
+        raise CheckpointError(f"no checkpoint was written under {out / 'save'}")
+    checkpointer.load_checkpoint(chosen)
+    dev = {}
+    if dev_set is not None:
+        brain.evaluate(dev_set, min_key="WER", test_loader_kwargs={"batch_size": 16}, progressbar=False)
+        dev = {k: brain.last_valid.get(k) for k in ("WER", "CER", "loss")}
+    model = brain.model.eval()
+    if config.model.adapter_rank > 0:
+        from selftrain.models.adapters import merge_adapters
+
+        model = merge_adapters(model)
+    model_dir = export_model(model, prepared.tokenizer, out / "model", extra={"checkpoint": chosen.path.name})
+    if ema is not None:
+        shadow = ema.shadow
+        if config.model.adapter_rank > 0:
+            from selftrain.models.adapters import merge_adapters
+
+            shadow = merge_adapters(shadow)
+        export_model(shadow, prepared.tokenizer, out / "model_ema", extra={"ema_decay": ema.decay})
+    summary = RunResult(
+        model_dir=str(model_dir),
+        checkpoint=chosen.path.name,
+        checkpoint_meta={k: v for k, v in chosen.meta.items() if isinstance(v, int | float | str)},
+        dev_wer=dev.get("WER"),
+        dev_cer=dev.get("CER"),
+        train_seconds=round(time.time() - started, 1),
+        optimizer_steps=brain.optimizer_step,
+        epochs=brain.hparams.epoch_counter.current,
+        parameters=count_parameters(model),
+        train_utterances=len(prepared.train),
+        dev_utterances=len(prepared.dev),
+        skipped=dict(prepared.skipped),
+        ssl_cache={"hits": brain.cache.hits, "misses": brain.cache.misses, "utterances": len(brain.cache.store)},
+    )
+    atomic_write_json(out / "summary.json", dict(summary))
+    logger.info("dev WER %s CER %s; model in %s", summary["dev_wer"], summary["dev_cer"], model_dir)
+    return model_dir
+

@@ -1,0 +1,82 @@
+"""`selftrain run` end to end on a tiny corpus: summary contract, resume after interruption, refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from selftrain.cli import main
+
+pytestmark = pytest.mark.integration
+
+FAST = ["--preset", "tiny", "--set", "teacher_train.epochs=1", "--set", "student_train.epochs=1",
+        "--set", "decode.workers=0", "--set", "decode.beam_width=4", "--set", "decode.nbest=2"]
+
+
+def _args(corpus: Path, workdir: Path, generations: int = 1) -> list[str]:
+    return ["run", "--workdir", str(workdir), "--labeled", str(corpus / "labeled.csv"),
+            "--unlabeled", str(corpus / "unlabeled.csv"), "--dev", str(corpus / "dev.csv"),
+            "--test", str(corpus / "test.csv"), "--lm-text", str(corpus / "lm_text.txt"),
+            "--unlabeled-reference", str(corpus / "unlabeled_reference.csv"),
+            "--generations", str(generations), *FAST]
+
+
+@pytest.fixture(scope="module")
+def experiment(tiny_corpus, tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("exp") / "w"
+    result = CliRunner().invoke(main, _args(tiny_corpus, workdir), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "| generation | dev WER |" in result.output
+    return workdir
+
+
+def test_summary_follows_the_contract(experiment):
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert [g["generation"] for g in summary["generations"]] == [0, 1]
+    for g in summary["generations"]:
+        for key in ("dev_wer", "test_wer", "selected_utterances", "selected_hours", "selected_fraction"):
+            assert isinstance(g[key], (int, float)), key
+        assert 0.0 <= g["dev_wer"] <= 2.0 and 0.0 <= g["selected_fraction"] <= 1.0
+    first, second = summary["generations"]
+    assert first["pseudo_label_wer"] is None and first["threshold"] is None
+    assert isinstance(second["pseudo_label_wer"], float)  # unlabeled references were given
+    assert summary["supervised_test_wer"] == first["test_wer"] and summary["final_test_wer"] == second["test_wer"]
+    record = json.loads((experiment / "gen_001" / "generation.json").read_text())
+    assert record["versions"]["torch"] and record["config_hash"]
+    for name in ("decode", "select", "audit", "train", "eval"):
+        assert (experiment / "gen_001" / name / ".done").exists()
+    assert (experiment / "gen_001" / "audit" / "audit.md").exists()
+    assert (experiment / "gen_001" / "select" / "selected.csv").exists()
+
+
+def test_interrupted_run_finishes_with_the_same_pseudo_labels(experiment, tiny_corpus, tmp_path):
+    copy = tmp_path / "w"
+    shutil.copytree(experiment, copy)
+    selected = (copy / "gen_001" / "select" / "selected.csv").read_bytes()
+    # Simulate a kill during selection and during the student's training: their markers are gone.
+    (copy / "gen_001" / "select" / ".done").unlink()
+    shutil.rmtree(copy / "gen_001" / "train")
+    (copy / "summary.json").unlink()
+    result = CliRunner().invoke(main, ["run", "--workdir", str(copy)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (copy / "gen_001" / "select" / "selected.csv").read_bytes() == selected
+    summary = json.loads((copy / "summary.json").read_text())
+    assert [g["generation"] for g in summary["generations"]] == [0, 1]
+
+
+def test_status_and_refusals(experiment, tiny_corpus, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["status", "--workdir", str(experiment)])
+    assert result.exit_code == 0 and "gen_001: done" in result.output
+    result = runner.invoke(main, _args(tiny_corpus, experiment, generations=3))
+    assert result.exit_code == 2 and "another experiment" in result.output
+    result = runner.invoke(main, [*_args(tiny_corpus, tmp_path / "w2"), "--set", "threshold.mode=sometimes"])
+    assert result.exit_code == 2 and "threshold.mode" in result.output
+    assert not (tmp_path / "w2").exists()
+    missing = tmp_path / "nothing.txt"
+    result = runner.invoke(main, ["run", "--workdir", str(tmp_path / "w3"), "--lm-text", str(missing)])
+    assert result.exit_code == 2

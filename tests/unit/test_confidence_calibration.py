@@ -1,0 +1,139 @@
+"""AUROC/AUPRC/ECE against hand-computed values; temperature and isotonic calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from selftrain.confidence.calibrate import (
+    CALIBRATED_SUFFIX,
+    Calibration,
+    Calibrator,
+    fit_calibration,
+    fit_isotonic,
+    fit_temperature,
+    labeled_scores,
+    word_correctness,
+)
+from selftrain.confidence.metrics import auprc, auroc, ece, error_detection_metrics
+from selftrain.errors import ConfigError
+from selftrain.record import Hypothesis, Utterance, Word
+
+
+def test_auroc_hand_computed_with_ties():
+    # positives {0.8, 0.5}, negatives {0.5, 0.2}: pairs 0.8>0.5, 0.8>0.2, 0.5=0.5 (1/2), 0.5>0.2 -> 3.5/4
+    assert auroc([0.8, 0.5, 0.5, 0.2], [1, 1, 0, 0]) == pytest.approx(0.875)
+    assert auroc([0.1, 0.2], [0, 1]) == 1.0
+    assert auroc([0.3, 0.1], [0, 1]) == 0.0
+    assert np.isnan(auroc([0.1, 0.2], [1, 1]))
+
+
+def test_auprc_hand_computed():
+    # ranking 0.9(+) 0.7(-) 0.6(+) 0.1(-): AP = 0.5 * 1 + 0.5 * 2/3
+    assert auprc([0.9, 0.7, 0.6, 0.1], [1, 0, 1, 0]) == pytest.approx(0.5 + 1 / 3)
+    # a tie of one positive and one negative at the top: precision 1/2 at recall 1
+    assert auprc([0.5, 0.5], [1, 0]) == pytest.approx(0.5)
+
+
+def test_ece_hand_computed():
+    # bin (0.7, 0.8]: conf 0.75, 0.75 accuracy 1/2 -> 0.25; bin (0.2, 0.3]: conf 0.25 accuracy 0 -> 0.25
+    assert ece([0.75, 0.75, 0.25, 0.25], [1, 0, 0, 0]) == pytest.approx(0.5 * 0.25 + 0.5 * 0.25)
+    assert ece([1.0, 0.0], [1, 0]) == pytest.approx(0.0)
+
+
+def test_error_detection_metrics_detects_wrong_items_by_low_confidence():
+    m = error_detection_metrics([0.9, 0.8, 0.2, 0.1], [1, 1, 0, 0])
+    assert m.auroc == 1.0 and m.auprc == 1.0
+    assert m.error_rate == 0.5 and m.count == 4
+
+
+def test_isotonic_is_monotone_and_calibrates():
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(size=4000)
+    correct = rng.uniform(size=4000) < scores**2  # true P(correct | s) = s^2: raw scores overconfident
+    cal = Calibrator.fit("isotonic", scores, correct)
+    grid = np.linspace(0, 1, 101)
+    assert np.all(np.diff(cal(grid)) >= -1e-12)
+    assert ece(cal(scores), correct) < 0.03 < ece(scores, correct)
+    assert cal(0.5) == pytest.approx(0.25, abs=0.06)
+
+
+def test_pav_pools_violators_exactly():
+    fit = fit_isotonic(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 1.0, 0.0, 1.0]))
+    assert fit == {"x": [1.0, 2.0, 3.0, 4.0], "y": [0.0, 0.5, 0.5, 1.0]}
+    tied = fit_isotonic(np.array([1.0, 1.0, 2.0]), np.array([1.0, 0.0, 1.0]))
+    assert tied == {"x": [1.0, 2.0], "y": [0.5, 1.0]}
+
+
+def test_temperature_scaling_recovers_a_known_temperature():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(scale=3.0, size=20000)
+    scores = 1 / (1 + np.exp(-logits))
+    correct = rng.uniform(size=logits.size) < 1 / (1 + np.exp(-logits / 2.0 - 0.5))
+    params = fit_temperature(scores, correct)
+    assert params["temperature"] == pytest.approx(2.0, rel=0.1)
+    assert params["bias"] == pytest.approx(0.5, abs=0.1)
+    cal = Calibrator("temperature", params)
+    assert ece(cal(scores), correct) < ece(scores, correct)
+
+
+def test_word_correctness_uses_jiwer_alignment():
+    assert word_correctness(["a", "x", "c", "d"], "a b c") == [True, False, True, False]
+    assert word_correctness([], "a b") == []
+
+
+def _dev_set() -> list[Utterance]:
+    utts = []
+    for i, (hyp, ref, scores) in enumerate([("a b", "a b", [0.9, 0.8]), ("a c", "a b", [0.9, 0.2]),
+                                            ("d e", "d f", [0.3, 0.1]), ("x", "x", [0.95])]):
+        words = [Word(w, 0, 1, {"max_prob": s}) for w, s in zip(hyp.split(), scores, strict=True)]
+        h = Hypothesis("t", hyp, words, scores={"max_prob": min(scores)})
+        utts.append(Utterance(f"u{i}", "w.wav", 1.0, reference=ref, hypotheses=[h]))
+    return utts
+
+
+def test_labeled_scores_and_fit_apply_save_load(tmp_path):
+    utts = _dev_set()
+    s, y = labeled_scores(utts, "max_prob")
+    assert s.tolist() == [0.9, 0.8, 0.9, 0.2, 0.3, 0.1, 0.95]
+    assert y.tolist() == [True, True, True, False, True, False, True]
+    s, y = labeled_scores(utts, "max_prob", level="utterance")
+    assert y.tolist() == [True, False, False, True]
+    cal = fit_calibration(utts, "isotonic")
+    cal.save(tmp_path / "cal.json")
+    loaded = Calibration.load(tmp_path / "cal.json")
+    loaded.apply_all(utts)
+    key = "max_prob" + CALIBRATED_SUFFIX
+    assert utts[0].hypotheses[0].words[0].scores[key] == pytest.approx(1.0)
+    assert utts[1].hypotheses[0].words[1].scores[key] == pytest.approx(0.0)
+    assert 0.0 <= utts[2].hypotheses[0].scores[key] <= 1.0
+    with pytest.raises(ConfigError):
+        Calibration.load(tmp_path / "missing.json")
+    with pytest.raises(ConfigError):
+        Calibrator.fit("platt", np.array([0.5]), np.array([True]))
+
+
+def test_combiner_of_two_noisy_scores_beats_each_alone(tmp_path):
+    from selftrain.confidence import COMBINED, fit_combiner
+
+    rng = np.random.default_rng(2)
+    correct = rng.uniform(size=3000) < 0.7
+    signal = np.where(correct, 1.0, -1.0)
+    a = 1 / (1 + np.exp(-(signal + rng.normal(scale=1.5, size=correct.size))))
+    b = 1 / (1 + np.exp(-(signal + rng.normal(scale=1.5, size=correct.size))))
+    rows = [{"a": x, "b": y} for x, y in zip(a, b, strict=True)]
+    combiner = fit_combiner(rows, correct, ["a", "b"])
+    combined = np.array([combiner(r) for r in rows])
+    assert auroc(combined, correct) > max(auroc(a, correct), auroc(b, correct)) + 0.03
+    assert ece(combined, correct) < 0.05
+    assert combiner({"a": 0.5}) is None
+    with pytest.raises(ConfigError):
+        fit_combiner(rows, correct, [])
+    # fit_calibration fits combiners that apply() turns into a "combined" score and that survive JSON
+    utts = _dev_set()
+    cal = fit_calibration(utts, "temperature")
+    assert set(cal.combiners) == {"word", "utterance"}
+    cal.save(tmp_path / "cal.json")
+    Calibration.load(tmp_path / "cal.json").apply_all(utts)
+    assert 0.0 < utts[0].hypotheses[0].words[0].scores[COMBINED] < 1.0
+    assert COMBINED in utts[0].hypotheses[0].scores

@@ -1,0 +1,62 @@
+"""The experiment folder: done markers, resume, and refusing a folder of another experiment."""
+
+import pytest
+
+from selftrain.errors import ConfigError
+from selftrain.generation import Workdir, config_hash, load_experiment_config
+
+
+def test_config_hash_ignores_key_order():
+    assert config_hash({"a": 1, "b": {"c": 2}}) == config_hash({"b": {"c": 2}, "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_stage_runs_once_and_records_its_result(tmp_path):
+    workdir = Workdir(tmp_path, {"x": 1})
+    calls = []
+
+    def work(out):
+        calls.append(out)
+        (out / "result.txt").write_text("ok")
+        return {"file": "result.txt"}
+
+    stage = workdir.stage_dir(0, "train")
+    first = workdir.run_stage(stage, work)
+    second = workdir.run_stage(stage, work)
+    assert len(calls) == 1 and first == second and first["file"] == "result.txt" and "seconds" in first
+    workdir.run_stage(stage, work, force=True)
+    assert len(calls) == 2
+
+
+def test_interrupted_stage_is_redone(tmp_path):
+    workdir = Workdir(tmp_path, {"x": 1})
+    stage = workdir.stage_dir(1, "decode")
+
+    def dies(out):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        workdir.run_stage(stage, dies)
+    assert not workdir.is_done(stage)
+    assert workdir.run_stage(stage, lambda out: {"ok": True})["ok"] is True
+
+
+def test_other_experiment_is_refused_before_any_work(tmp_path):
+    Workdir(tmp_path, {"generations": 3, "seed": 0})
+    with pytest.raises(ConfigError, match="another experiment.*seed"):
+        Workdir(tmp_path, {"generations": 3, "seed": 1})
+    assert Workdir(tmp_path, {"seed": 0, "generations": 3}).config()["seed"] == 0
+
+
+def test_experiment_config_layers_and_errors(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("generations: 2\nthreshold:\n  target_wer: 0.2\nstudent_train:\n  epochs: 5\n")
+    config = load_experiment_config(path, {"threshold": {"mode": "fixed"}, "select": {"threshold": 0.9}})
+    assert config.generations == 2 and config.threshold.target_wer == 0.2 and config.threshold.mode == "fixed"
+    assert config.student_train == {"epochs": 5} and config.select == {"threshold": 0.9}
+    with pytest.raises(ConfigError, match="unknown config key"):
+        load_experiment_config(overrides={"generation": 2})
+    with pytest.raises(ConfigError, match="threshold.mode"):
+        load_experiment_config(overrides={"threshold": {"mode": "sometimes"}})
+    with pytest.raises(ConfigError, match="data.labeled is required"):
+        load_experiment_config().validate_paths()

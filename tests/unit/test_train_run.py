@@ -1,0 +1,130 @@
+"""End-to-end training on a tiny tone corpus: run folder, export, resume, SSL + pseudo-labels, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from selftrain.errors import ConfigError
+from selftrain.models import load_acoustic_model
+from selftrain.train import load_train_config, train
+
+WORDS = {"ab": (300.0, 600.0), "ba": (600.0, 300.0), "aa": (300.0, 300.0)}
+
+
+def _clip(path: Path, text: str, seed: int) -> str:
+    """One tone per character (a=300 Hz, b=600 Hz), 0.2 s each, with noise."""
+    rng = np.random.default_rng(seed)
+    freqs = {"a": 300.0, "b": 600.0, " ": 0.0}
+    parts = [np.sin(2 * np.pi * freqs[c] * np.arange(3200) / 16000) * 0.3 for c in text]
+    data = np.concatenate([np.zeros(1600), *parts, np.zeros(1600)]) + 0.01 * rng.standard_normal(1600 * 2 + 3200 * len(text))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), data.astype(np.float32), 16000)
+    return str(path)
+
+
+def _manifest(path: Path, rows: list[tuple[str, str, str]], extra: dict | None = None) -> str:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["ID", "duration", "wav", "spk_id", "wrd", *(extra or {})])
+        for utt, wav, text in rows:
+            writer.writerow([utt, "1.0", wav, "s", text, *(extra or {}).values()])
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    texts = ["ab", "ba", "aa", "ab ba", "ba aa", "aa ab"]
+    labeled = [(f"l{i}", _clip(root / f"l{i}.wav", t, i), t) for i, t in enumerate(texts * 2)]
+    dev = [(f"d{i}", _clip(root / f"d{i}.wav", t, 100 + i), t) for i, t in enumerate(texts[:3])]
+    pseudo = [(f"p{i}", _clip(root / f"p{i}.wav", t, 200 + i), t) for i, t in enumerate(texts)]
+    unlabeled = [(f"u{i}", _clip(root / f"u{i}.wav", t, 300 + i), "") for i, t in enumerate(texts)]
+    return {
+        "labeled": _manifest(root / "labeled.csv", labeled),
+        "dev": _manifest(root / "dev.csv", dev),
+        "pseudo": _manifest(root / "pseudo.csv", pseudo, {"confidence": "0.7"}),
+        "unlabeled": _manifest(root / "unlabeled.csv", unlabeled),
+    }
+
+
+def _config(corpus, out, **overrides):
+    values = {"out": str(out), "epochs": 2, "data": {"labeled": [corpus["labeled"]], "dev": corpus["dev"], "batch_seconds": 8.0}}
+    for key, value in overrides.items():
+        node = values
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return load_train_config("tiny", overrides=values)
+
+
+def test_training_writes_a_complete_run_folder_and_a_loadable_model(corpus, tmp_path):
+    model_dir = train(_config(corpus, tmp_path / "run"))
+    run = tmp_path / "run"
+    assert model_dir == run / "model"
+    for name in ("hyperparams.yaml", "train_log.txt", "env.log", "skipped.jsonl", "summary.json", "tensorboard"):
+        assert (run / name).exists(), name
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["optimizer_steps"] > 0
+    assert summary["dev_cer"] >= 0.0 and summary["dev_wer"] is not None
+    assert "epoch: 2" in (run / "train_log.txt").read_text()
+    model = load_acoustic_model(model_dir)
+    log_probs, frames = model.log_probs(torch.zeros(1, 16000), torch.ones(1))
+    assert log_probs.shape[-1] == model.tokenizer.vocab_size == 4  # blank, space, a, b and int(frames[0]) == 26
+
+
+def test_resume_continues_the_epoch_count_and_lr_schedule(corpus, tmp_path):
+    out = tmp_path / "run"
+    train(_config(corpus, out, epochs=1))
+    first = json.loads((out / "summary.json").read_text())
+    train(_config(corpus, out, epochs=2))
+    second = json.loads((out / "summary.json").read_text())
+    log = (out / "train_log.txt").read_text().splitlines()
+    assert [line.split(",")[0] for line in log] == ["epoch: 1", "epoch: 2"]  # epoch 1 was not redone
+    assert second["optimizer_steps"] == 2 * first["optimizer_steps"]
+    sched = torch.load(next((out / "save").glob("CKPT*/scheduler.ckpt")), weights_only=True)
+    assert sched["current_step"] == second["optimizer_steps"]
+
+
+def test_ssl_pseudo_unlabeled_and_ema_run_together(corpus, tmp_path):
+    config = _config(corpus, tmp_path / "run", epochs=1, **{
+        "data.pseudo": [corpus["pseudo"]], "data.unlabeled": [corpus["unlabeled"]],
+        "ssl.objectives": ["best_rq", "reconstruction", "contrastive"], "ssl.best_rq_codebook": 32,
+        "combine.strategy": "gradnorm", "teacher.ema_decay": 0.9, "augment.noise_prob": 0.5, "augment.speed_perturb": True,
+    })
+    train(config)
+    log = (tmp_path / "run" / "train_log.txt").read_text()
+    for part in ("ssl_best_rq", "ssl_reconstruction", "ssl_contrastive", "w_ssl"):
+        assert part in log
+    assert (tmp_path / "run" / "model_ema" / "model.pt").exists()
+    assert list((tmp_path / "run" / "save").glob("CKPT*/combiner.ckpt"))  # GradNorm weights are checkpointed
+
+
+def test_ssl_targets_are_cached_across_epochs(corpus, tmp_path):
+    train(_config(corpus, tmp_path / "run", epochs=2, **{"ssl.objectives": ["best_rq"], "ssl.best_rq_codebook": 32}))
+    cache = json.loads((tmp_path / "run" / "summary.json").read_text())["ssl_cache"]
+    assert cache["utterances"] == 12 and cache["hits"] > 0
+
+
+def test_distillation_from_a_teacher_model(corpus, tmp_path):
+    teacher = train(_config(corpus, tmp_path / "teacher", epochs=1))
+    train(_config(corpus, tmp_path / "student", epochs=1, **{"teacher.teacher_model": str(teacher), "teacher.distill_weight": 0.5}))
+    assert (tmp_path / "student" / "model" / "model.pt").exists()
+
+
+def test_config_errors_before_any_work(corpus, tmp_path):
+    with pytest.raises(ConfigError, match="out"):
+        train(_config(corpus, ""))
+    with pytest.raises(ConfigError, match="precision"):
+        train(_config(corpus, tmp_path / "r", precision="fp8"))
+    with pytest.raises(ConfigError, match="not enabled"):
+        train(_config(corpus, tmp_path / "r", **{"ssl.weights": {"best_rq": 1.0}}))
+    with pytest.raises(ConfigError, match="teacher_model"):
+        train(_config(corpus, tmp_path / "r", **{"teacher.distill_weight": 1.0}))
