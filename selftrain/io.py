@@ -100,7 +100,7 @@ class JsonlWriter:
             self._recover()
         elif self.path.exists():
             self.path.unlink()
-        self._handle = open(self.path, "a", encoding="utf-8")
+        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
         self._pending = 0
 
     def _recover(self) -> None:

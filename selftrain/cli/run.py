@@ -73,7 +73,13 @@ def run(workdir: Path, labeled, unlabeled, dev, test, lm_text, unlabeled_referen
 @click.option("--force", is_flag=True, help="Redo stages of this generation that are already done.")
 def generation(number: int, workdir: Path, force: bool) -> None:
     """Run (or finish) generation NUMBER of an existing experiment."""
-    from selftrain.generation import Workdir, load_experiment_config, open_workdir, run_generation, write_summary
+    from selftrain.generation import (
+        Workdir,
+        load_experiment_config,
+        open_workdir,
+        run_generation,
+        write_summary,
+    )
 
     with user_errors():
         config = load_experiment_config(overrides=Workdir(workdir).config())

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from selftrain.errors import TextError
 from selftrain.io import atomic_write_text
-from selftrain.text import WORD_SEPARATOR, Alphabet, TextNormalizer
+from selftrain.text import Alphabet, TextNormalizer
 
 __all__ = ["Tokenizer", "CharTokenizer", "SentencePieceTokenizer", "load_tokenizer", "BLANK_INDEX"]
 

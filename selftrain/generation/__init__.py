@@ -1,7 +1,13 @@
 """Self-training generations: the experiment folder, its stages and the summary contract."""
 
 from selftrain.generation.config import ExperimentConfig, load_experiment_config
-from selftrain.generation.run import experiment_status, open_workdir, run_experiment, run_generation, write_summary
+from selftrain.generation.run import (
+    experiment_status,
+    open_workdir,
+    run_experiment,
+    run_generation,
+    write_summary,
+)
 from selftrain.generation.workdir import Workdir, config_hash
 
 __all__ = [

@@ -204,6 +204,7 @@ class SynthConfig:
     )
     min_words: int = 4
     max_words: int = 20
+    max_vocabulary: int | None = None  # keep only sentences within the N most frequent words
     babble_clips: int = 24
     babble_talkers: tuple[int, int] = (3, 6)
     sample_rate: int = 16000
@@ -236,6 +237,8 @@ class SynthConfig:
             raise ConfigError(f"text_shares must give a positive share to each of {['lm', *SPLITS]}")
         if max(self.text_shares.values()) != self.text_shares["lm"]:
             raise ConfigError("text_shares: the LM text must get the largest share")
+        if self.max_vocabulary is not None and self.max_vocabulary < 100:
+            raise ConfigError(f"max_vocabulary must be >= 100 (or null), got {self.max_vocabulary}")
         if not 1 <= self.min_words <= self.max_words:
             raise ConfigError(f"need 1 <= min_words <= max_words, got {self.min_words}, {self.max_words}")
         low, high = (int(v) for v in self.babble_talkers)

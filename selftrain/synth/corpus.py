@@ -179,7 +179,8 @@ def build_corpus(
     out = Path(out_dir)
     voices = [Voice.parse(v) for v in [*config.known_voices, *config.unseen_voices]]
     check_tools(voices)
-    sentences = load_sentences(config.fortunes_dir, config.min_words, config.max_words)
+    sentences = load_sentences(config.fortunes_dir, config.min_words, config.max_words,
+                               max_vocabulary=config.max_vocabulary)
     parts = assign_splits(sentences, config.text_shares, config.split_salt)
     plans = plan_corpus(config, parts)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "clean_sentences",
     "assign_splits",
     "load_sentences",
+    "limit_vocabulary",
 ]
 
 # Characters a sentence may contain: anything else (digits, $, %, &, @, /, ...) would be spoken as a
@@ -167,9 +169,25 @@ def assign_splits(
     return parts
 
 
+def limit_vocabulary(sentences: list[Sentence], max_vocabulary: int) -> list[Sentence]:
+    """Keep the sentences whose words are all among the ``max_vocabulary`` most frequent ones.
+
+    Frequencies are counted over ``sentences`` themselves (ties broken alphabetically, so the
+    result is deterministic); a smaller vocabulary gives a medium-vocabulary task with fewer
+    out-of-vocabulary words for the LM and more repetitions of each word for the acoustic model.
+    """
+    counts = Counter(word for sentence in sentences for word in sentence.text.split())
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    vocabulary = {word for word, _ in ranked[:max_vocabulary]}
+    return [s for s in sentences if all(word in vocabulary for word in s.text.split())]
+
+
 def load_sentences(
-    directory: str | Path, min_words: int, max_words: int, normalizer: TextNormalizer | None = None
+    directory: str | Path, min_words: int, max_words: int, normalizer: TextNormalizer | None = None,
+    max_vocabulary: int | None = None,
 ) -> list[Sentence]:
-    """Read, split and clean all fortunes in ``directory`` (see :func:`clean_sentences`)."""
+    """Read, split and clean all fortunes in ``directory`` (see :func:`clean_sentences`), optionally
+    keeping only sentences within the ``max_vocabulary`` most frequent words."""
     raw = (s for entry in read_fortune_entries(directory) for s in split_into_sentences(entry))
-    return clean_sentences(raw, normalizer, min_words, max_words)
+    sentences = clean_sentences(raw, normalizer, min_words, max_words)
+    return limit_vocabulary(sentences, max_vocabulary) if max_vocabulary else sentences

@@ -1,9 +1,9 @@
 import json
 
+import pytest
+
 from selftrain.io import JsonlWriter, atomic_write_json, read_jsonl
 from selftrain.record import Decision, Hypothesis, NBestEntry, Utterance, Word
-
-import pytest
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):

@@ -1,8 +1,8 @@
+import pytest
+
 from selftrain.data.tokenizer import CharTokenizer, SentencePieceTokenizer, load_tokenizer
 from selftrain.errors import TextError
 from selftrain.text import Alphabet, TextNormalizer
-
-import pytest
 
 
 def test_normalizer_english_defaults():

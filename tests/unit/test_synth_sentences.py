@@ -98,3 +98,13 @@ def test_missing_fortunes_names_the_debian_package(tmp_path):
     with pytest.raises(MissingToolError, match="fortunes") as info:
         read_fortune_entries(tmp_path / "nowhere")
     assert info.value.package == "fortunes"
+
+
+def test_limit_vocabulary_keeps_sentences_of_frequent_words_only():
+    from selftrain.synth.sentences import Sentence, limit_vocabulary
+
+    texts = ["the cat sat", "the dog sat", "the cat ran", "a zebra yawned"]
+    sentences = [Sentence(spoken=t, text=t) for t in texts]
+    # Counts: the 3, cat 2, sat 2, then singletons in alphabetical order ("a" first).
+    assert [s.text for s in limit_vocabulary(sentences, 4)] == ["the cat sat"]
+    assert [s.text for s in limit_vocabulary(sentences, 100)] == texts

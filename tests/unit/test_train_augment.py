@@ -50,3 +50,22 @@ def test_bad_noise_settings_are_config_errors(tmp_path):
         StudentAugment(AugmentConfig(noise_prob=0.5, noise_color="brown"), 16000)
     with pytest.raises(ConfigError, match="does not exist"):
         StudentAugment(AugmentConfig(noise_prob=0.5, noise_csv=str(tmp_path / "none.csv")), 16000)
+
+
+@pytest.mark.parametrize("color", ["white", "pink"])
+def test_generated_noise_hits_the_drawn_snr_over_valid_samples(color):
+    from selftrain.train.augment import GeneratedNoise
+
+    torch.manual_seed(0)
+    wavs = torch.randn(3, 8000)
+    wavs[2, 4000:] = 0.0
+    noisy = GeneratedNoise(color, 12.0, 12.0)(wavs, torch.tensor([1.0, 1.0, 0.5]))
+    noise = noisy - wavs
+    assert torch.all(noise[2, 4000:] == 0)  # padding stays silent
+    for row, n in ((0, 8000), (2, 4000)):
+        snr = 10 * torch.log10(wavs[row, :n].pow(2).sum() / noise[row, :n].pow(2).sum())
+        assert float(snr) == pytest.approx(12.0, abs=1e-3)
+    if color == "pink":  # 1/f: more power in the lowest tenth of the spectrum than in the highest
+        spectrum = torch.fft.rfft(noise[0]).abs().pow(2)
+        tenth = spectrum.shape[0] // 10
+        assert spectrum[:tenth].sum() > 5 * spectrum[-tenth:].sum()
