@@ -46,7 +46,7 @@ def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out
         data["unlabeled"] = [str(_ssl_only_manifest(config, selected, out))]
         extra = config.student_train
         if config.student_init == "teacher":
-            overrides["teacher"] = {"init_encoder": str(model_dir(workdir, generation - 1))}
+            overrides["teacher"] = {"init_encoder": str(model_dir(workdir, generation - 1)), "init_head": True}
     overrides["data"] = data
     train_config = load_train_config(config.preset, overrides=_merge(overrides, extra))
     model = train(train_config)

@@ -5,7 +5,9 @@ folder (``CKPT+...`` with ``trainer.ckpt``/``model.ckpt``/...) or a single state
 (``.pt``/``.ckpt``/``.bin``). Files are read with ``torch.load(weights_only=True)``. Tensor names
 are matched after removing common wrapper prefixes (``module.``, ``model.``, ``trainer.model.``);
 every front-end, subsampling and encoder tensor whose name and shape match is copied, the rest
-(e.g. a CTC head for another vocabulary) is skipped and counted.
+(e.g. a CTC head for another vocabulary) is skipped and counted. ``with_head=True`` also copies the
+CTC output layer: a student that starts from its teacher with the same tokenizer keeps a working
+output layer instead of relearning it from random weights.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = ["LoadReport", "load_pretrained_encoder", "read_state_dict"]
 
 PREFIXES = ("module.", "trainer.", "model.", "encoder_model.")
 COPIED = ("norm.", "subsampler.", "encoder.", "mask_embedding")
+HEAD = ("ctc_head.",)
 
 
 @dataclass
@@ -64,14 +67,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_pretrained_encoder(model, path: str | Path) -> LoadReport:
-    """Copy matching front-end/encoder tensors from ``path`` into ``model`` (a CTCModel)."""
+def load_pretrained_encoder(model, path: str | Path, with_head: bool = False) -> LoadReport:
+    """Copy matching front-end/encoder tensors (and the CTC head with ``with_head``) from ``path``
+    into ``model`` (a CTCModel)."""
     source = {_strip(k): v for k, v in read_state_dict(path).items()}
     target = model.state_dict()
+    copied = COPIED + HEAD if with_head else COPIED
     report = LoadReport()
     updates = {}
     for name, tensor in source.items():
-        if not name.startswith(COPIED):
+        if not name.startswith(copied):
             report.skipped += 1
             report.reasons[name] = "not part of the encoder"
         elif name not in target:

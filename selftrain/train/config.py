@@ -138,6 +138,7 @@ class TeacherConfig:
     distill_weight: float = 0.0  # >0: KL to a teacher's posteriors (needs teacher_model)
     teacher_model: str = ""  # a model folder
     init_encoder: str = ""  # a local checkpoint to initialise the encoder from
+    init_head: bool = False  # also copy its CTC head (same tokenizer, e.g. a student from its teacher)
 
 
 @dataclass

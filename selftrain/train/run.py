@@ -104,10 +104,10 @@ def _write_run_files(out: Path, config: TrainConfig, prepared) -> None:
     atomic_write_text(out / "skipped.jsonl", "".join(json.dumps(r) + "\n" for r in prepared.skipped_rows))
 
 
-def _init_encoder(model: CTCModel, path: str) -> None:
+def _init_encoder(model: CTCModel, path: str, with_head: bool) -> None:
     from selftrain.models.pretrained import load_pretrained_encoder
 
-    report = load_pretrained_encoder(model, path)
+    report = load_pretrained_encoder(model, path, with_head=with_head)
     logger.info("encoder initialised from %s: %d tensors loaded, %d skipped", path, report.loaded, report.skipped)
 
 
@@ -142,7 +142,7 @@ def _build_model(config: TrainConfig, prepared):
     model = build_model(config.model, prepared.tokenizer.vocab_size)
     _fit_norm(model, prepared.train, sample_rate, config.data.norm_utterances)
     if config.teacher.init_encoder:  # after the statistics: a pretrained encoder keeps its own
-        _init_encoder(model, config.teacher.init_encoder)
+        _init_encoder(model, config.teacher.init_encoder, config.teacher.init_head)
     if config.model.adapter_rank > 0:
         from selftrain.models.adapters import add_adapters
 

@@ -96,6 +96,10 @@ def test_pretrained_encoder_init_copies_matching_tensors_only(tmp_path):
     assert "ctc_head.weight" in report.reasons
     for name, tensor in source.encoder.state_dict().items():
         assert torch.equal(target.encoder.state_dict()[name], tensor)
+    same_vocab = build_model(ModelConfig.from_dict(SMALL), vocab_size=9)
+    assert "ctc_head.weight" in load_pretrained_encoder(same_vocab, tmp_path).reasons
+    assert "ctc_head.weight" not in load_pretrained_encoder(same_vocab, tmp_path, with_head=True).reasons
+    assert torch.equal(same_vocab.ctc_head.weight, source.ctc_head.weight)
     other = build_model(ModelConfig.from_dict({**SMALL, "d_model": 24}), 5)
     torch.save({"x": torch.zeros(2)}, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="no tensor matches"):
