@@ -15,13 +15,20 @@ def _print_summary(summary: dict) -> None:
     def fmt(value: float | None) -> str:
         return "-" if value is None else f"{value:.3f}"
 
-    click.echo("\n| generation | dev WER | test WER | pseudo-label WER | selected | hours | threshold |")
-    click.echo("| --- | --- | --- | --- | --- | --- | --- |")
+    def role(g: dict) -> str:
+        if g["generation"] == 0:
+            return "supervised teacher"
+        verdict = "next teacher" if g.get("accepted", True) else "rejected: worse on dev"
+        return f"student of gen {g.get('teacher_generation')}, {verdict}"
+
+    click.echo("\n| generation | dev WER | test WER | pseudo-label WER | selected | hours | threshold | model |")
+    click.echo("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for g in summary["generations"]:
         click.echo(f"| {g['generation']} | {fmt(g['dev_wer'])} | {fmt(g['test_wer'])} | {fmt(g['pseudo_label_wer'])} | "
                    f"{g['selected_utterances']} ({100 * (g['selected_fraction'] or 0):.0f} %) | {g['selected_hours']:.2f} | "
-                   f"{fmt(g['threshold'])} |")
-    click.echo(f"\nsupervised test WER {fmt(summary['supervised_test_wer'])}, final test WER {fmt(summary['final_test_wer'])}")
+                   f"{fmt(g['threshold'])} | {role(g)} |")
+    click.echo(f"\nsupervised test WER {fmt(summary['supervised_test_wer'])}, final test WER {fmt(summary['final_test_wer'])}"
+               f" (generation {summary.get('final_generation')})")
 
 
 @click.command()

@@ -78,6 +78,7 @@ class ExperimentConfig:
     preset: str = "cpu-small"
     lm_order: int = 4
     student_init: str = "teacher"  # "teacher": start from the teacher's weights (fast on CPU); "scratch"
+    keep_better_only: bool = True  # a student worse than its teacher on dev does not teach the next generation
     teachers: TeachersConfig = field(default_factory=TeachersConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     teacher_train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides, generation 0

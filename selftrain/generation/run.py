@@ -20,6 +20,7 @@ from selftrain.generation.stages import (
     decode_teachers,
     evaluate_generation,
     select_pseudo_labels,
+    teacher_generation,
     train_model,
 )
 from selftrain.generation.workdir import Workdir, config_hash
@@ -52,15 +53,17 @@ def run_generation(config: ExperimentConfig, workdir: Workdir, generation: int, 
     """Run (or finish) one generation and write its ``generation.json``."""
     started = time.time()
     stages: dict[str, Any] = {}
+    teacher = teacher_generation(workdir, generation)
     if generation > 0:
-        previous_eval = workdir.stage_dir(generation - 1, "eval")
-        if not workdir.is_done(previous_eval):
+        if not workdir.is_done(workdir.stage_dir(generation - 1, "eval")):
             raise RuntimeError(f"generation {generation - 1} is not finished; run it first")
+        teacher_eval = workdir.stage_dir(teacher, "eval")
 
         def decode(out: Path) -> dict[str, Any]:
-            return {"unlabeled": decode_teachers(config, workdir, generation - 1, config.data.unlabeled, out, "unlabeled"),
-                    "dev": workdir.done_info(previous_eval)["dev"],
-                    "dev_dir": str(previous_eval.relative_to(workdir.root))}
+            return {"teacher_generation": teacher,
+                    "unlabeled": decode_teachers(config, workdir, teacher, config.data.unlabeled, out, "unlabeled"),
+                    "dev": workdir.done_info(teacher_eval)["dev"],
+                    "dev_dir": str(teacher_eval.relative_to(workdir.root))}
 
         stages["decode"] = workdir.run_stage(workdir.stage_dir(generation, "decode"), decode, force)
         stages["select"] = workdir.run_stage(workdir.stage_dir(generation, "select"),
@@ -74,8 +77,24 @@ def run_generation(config: ExperimentConfig, workdir: Workdir, generation: int, 
     stages["eval"] = workdir.run_stage(workdir.stage_dir(generation, "eval"),
                                        lambda out: evaluate_generation(config, workdir, generation, out), force)
     record = _generation_record(config, generation, stages, time.time() - started)
+    record.update(_acceptance(config, workdir, generation, teacher, record["dev_wer"]))
     atomic_write_json(workdir.generation_dir(generation) / "generation.json", record)
     return record
+
+
+def _acceptance(config: ExperimentConfig, workdir: Workdir, generation: int, teacher: int, dev_wer: float) -> dict[str, Any]:
+    """Whether this generation's model becomes the next teacher: with ``keep_better_only``, only when
+    its dev WER is not above its teacher's (generation 0 is always accepted)."""
+    if generation == 0:
+        return {"accepted": True, "teacher_generation": None}
+    import json
+
+    teacher_record = json.loads((workdir.generation_dir(teacher) / "generation.json").read_text(encoding="utf-8"))
+    accepted = not config.keep_better_only or dev_wer <= teacher_record["dev_wer"]
+    if not accepted:
+        log.warning("generation %d: student dev WER %.4f is worse than its teacher's (generation %d, %.4f); "
+                    "the teacher stays on", generation, dev_wer, teacher, teacher_record["dev_wer"])
+    return {"accepted": accepted, "teacher_generation": teacher}
 
 
 def _generation_record(config: ExperimentConfig, generation: int, stages: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -109,11 +128,13 @@ def write_summary(workdir: Workdir) -> dict[str, Any]:
         record = json.loads(path.read_text(encoding="utf-8"))
         generations.append({key: record.get(key) for key in (
             "generation", "dev_wer", "test_wer", "pseudo_label_wer", "selected_utterances", "selected_hours",
-            "selected_fraction", "threshold", "dev_cer", "test_cer")})
+            "selected_fraction", "threshold", "dev_cer", "test_cer", "accepted", "teacher_generation")})
+    accepted = [g for g in generations if g.get("accepted", True)]
     summary = {
         "generations": generations,
         "supervised_test_wer": generations[0]["test_wer"] if generations else None,
-        "final_test_wer": generations[-1]["test_wer"] if generations else None,
+        "final_test_wer": accepted[-1]["test_wer"] if accepted else None,
+        "final_generation": accepted[-1]["generation"] if accepted else None,
     }
     atomic_write_json(workdir.root / "summary.json", summary)
     return summary

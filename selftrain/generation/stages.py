@@ -6,6 +6,7 @@ and skips finished ones.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from selftrain.generation.workdir import Workdir
 from selftrain.record import Utterance
 
 __all__ = ["train_model", "build_language_model", "decode_teachers", "evaluate_generation", "select_pseudo_labels",
-           "audit_generation", "model_dir", "LM_FILE"]
+           "audit_generation", "model_dir", "teacher_generation", "LM_FILE"]
 
 log = logging.getLogger(__name__)
 LM_FILE = "lm.bin"
@@ -30,6 +31,22 @@ SELECTION_FRACTIONS = tuple(round(0.05 * k, 2) for k in range(20, 0, -1))
 def model_dir(workdir: Workdir, generation: int) -> Path:
     """The trained model folder of a generation."""
     return workdir.stage_dir(generation, "train") / "model"
+
+
+def teacher_generation(workdir: Workdir, generation: int) -> int:
+    """The generation whose model teaches ``generation``: the newest earlier one that was accepted.
+
+    A student that ended worse than its teacher on dev is rejected (``accepted: false`` in its
+    ``generation.json``); its own teacher then stays on, so a bad generation never propagates.
+    """
+    previous = generation - 1
+    record_path = workdir.generation_dir(previous) / "generation.json"
+    if previous <= 0 or not record_path.exists():
+        return max(previous, 0)
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    if record.get("accepted", True):
+        return previous
+    return int(record["teacher_generation"])
 
 
 def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
@@ -46,7 +63,8 @@ def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out
         data["unlabeled"] = [str(_ssl_only_manifest(config, selected, out))]
         extra = config.student_train
         if config.student_init == "teacher":
-            overrides["teacher"] = {"init_encoder": str(model_dir(workdir, generation - 1)), "init_head": True}
+            overrides["teacher"] = {"init_encoder": str(model_dir(workdir, teacher_generation(workdir, generation))),
+                                    "init_head": True}
     overrides["data"] = data
     train_config = load_train_config(config.preset, overrides=_merge(overrides, extra))
     model = train(train_config)

@@ -44,7 +44,12 @@ def test_summary_follows_the_contract(experiment):
     first, second = summary["generations"]
     assert first["pseudo_label_wer"] is None and first["threshold"] is None
     assert isinstance(second["pseudo_label_wer"], float)  # unlabeled references were given
-    assert summary["supervised_test_wer"] == first["test_wer"] and summary["final_test_wer"] == second["test_wer"]
+    assert summary["supervised_test_wer"] == first["test_wer"]
+    assert first["accepted"] and second["teacher_generation"] == 0
+    # The experiment's final model is the student only when it is not worse than its teacher on dev.
+    assert second["accepted"] == (second["dev_wer"] <= first["dev_wer"])
+    final = second if second["accepted"] else first
+    assert summary["final_test_wer"] == final["test_wer"] and summary["final_generation"] == final["generation"]
     record = json.loads((experiment / "gen_001" / "generation.json").read_text())
     assert record["versions"]["torch"] and record["config_hash"]
     for name in ("decode", "select", "audit", "train", "eval"):

@@ -60,3 +60,28 @@ def test_experiment_config_layers_and_errors(tmp_path):
         load_experiment_config(overrides={"threshold": {"mode": "sometimes"}})
     with pytest.raises(ConfigError, match="data.labeled is required"):
         load_experiment_config().validate_paths()
+
+
+def test_a_rejected_student_leaves_its_teacher_in_charge(tmp_path):
+    import json
+
+    from selftrain.generation.stages import teacher_generation
+
+    workdir = Workdir(tmp_path, {"x": 1})
+
+    def finished(generation, accepted, teacher):
+        folder = workdir.generation_dir(generation)
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {"generation": generation, "accepted": accepted, "teacher_generation": teacher}
+        (folder / "generation.json").write_text(json.dumps(record))
+
+    assert teacher_generation(workdir, 1) == 0
+    finished(0, True, None)
+    finished(1, True, 0)
+    assert teacher_generation(workdir, 2) == 1
+    finished(2, False, 1)  # worse than generation 1 on dev
+    assert teacher_generation(workdir, 3) == 1
+    finished(3, False, 1)
+    assert teacher_generation(workdir, 4) == 1
+    finished(4, True, 1)
+    assert teacher_generation(workdir, 5) == 4
