@@ -28,6 +28,22 @@ __all__ = ["SelfTrainer", "SelftrainBrain", "greedy_decode", "weighted_ctc_loss"
 logger = logging.getLogger(__name__)
 
 
+
+CHECKPOINT_METRICS = ("wer", "cer", "wer+cer")
+
+
+def dev_score(wer: float, cer: float, metric: str) -> float:
+    """The dev figure that picks checkpoints and drives early stopping (lower is better).
+
+    ``wer+cer`` (their mean) is the default because WER alone cannot rank young models: one that
+    emits almost nothing and one that already spells most characters both score a WER near 1.
+    """
+    if metric == "wer":
+        return wer
+    if metric == "cer":
+        return cer
+    return 0.5 * (wer + cer)
+
 class SelfTrainer(nn.Module):
     """The model and its SSL heads as one module, so one (DDP-wrapped) forward covers every loss."""
 
@@ -95,7 +111,7 @@ class SelftrainBrain(sb.Brain):
         self.trainer_module: SelfTrainer = self.modules.trainer
         self.cache = TargetCache()
         self.stats = StepStats()
-        self.best_wer: float | None = None
+        self.best_score: float | None = None
         self.evals_without_gain = 0
         self.fit_started = time.time()
         self.last_valid: dict[str, float] = {}
@@ -253,12 +269,13 @@ class SelftrainBrain(sb.Brain):
 
         wer = float(jiwer.wer(self.refs, self.hyps)) if self.refs else float("nan")
         cer = float(jiwer.cer(self.refs, self.hyps)) if self.refs else float("nan")
-        valid_stats = {"loss": stage_loss, "WER": wer, "CER": cer}
+        score = dev_score(wer, cer, self.hparams.config.checkpoint_metric)
+        valid_stats = {"loss": stage_loss, "WER": wer, "CER": cer, "score": score}
         self.last_valid = valid_stats
         if stage == sb.Stage.VALID:
             self._log(epoch, valid_stats)
-            self._save(epoch, {"WER": wer, "CER": cer})
-            self._early_stop(wer)
+            self._save(epoch, {"WER": wer, "CER": cer, "score": score})
+            self._early_stop(score)
 
     def _log(self, epoch, valid_stats):
         meta = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "steps": self.optimizer_step,
@@ -272,16 +289,16 @@ class SelftrainBrain(sb.Brain):
         if not meta:
             self._log(epoch, {})
         keep = self.hparams.config.keep_checkpoints
-        self.checkpointer.save_and_keep_only(meta={"epoch": epoch, **meta}, min_keys=["WER"], num_to_keep=keep)
+        self.checkpointer.save_and_keep_only(meta={"epoch": epoch, **meta}, min_keys=["score"], num_to_keep=keep)
 
-    def _early_stop(self, wer):
-        if self.best_wer is None or wer < self.best_wer:
-            self.best_wer, self.evals_without_gain = wer, 0
+    def _early_stop(self, score):
+        if self.best_score is None or score < self.best_score:
+            self.best_score, self.evals_without_gain = score, 0
             return
         self.evals_without_gain += 1
         patience = self.hparams.config.early_stop_patience
         if patience > 0 and self.evals_without_gain >= patience:
-            logger.info("dev WER has not improved for %d evaluations: stopping", patience)
+            logger.info("the dev score has not improved for %d evaluations: stopping", patience)
             self.hparams.epoch_counter.limit = self.hparams.epoch_counter.current
 
     def _check_time_limit(self):

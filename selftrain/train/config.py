@@ -151,7 +151,8 @@ class TrainConfig:
     max_steps: int = 0  # >0 stops after this many optimizer steps
     max_minutes: float = 0.0  # >0 stops at the end of the epoch that passes this wall time
     eval_every: int = 1  # epochs between dev evaluations
-    early_stop_patience: int = 0  # >0: stop after this many evaluations without dev WER improvement
+    early_stop_patience: int = 0  # >0: stop after this many evaluations without dev score improvement
+    checkpoint_metric: str = "wer+cer"  # dev score for checkpoint choice / early stopping: wer, cer or wer+cer (mean)
     seed: int = 1234
     precision: str = "fp32"  # fp32, bf16 or fp16 (autocast)
     device: str = "cpu"

@@ -2,7 +2,7 @@
 
 The run folder (``config.out``) keeps ``hyperparams.yaml`` (the resolved config), ``train_log.txt``
 (SpeechBrain's per-epoch log), ``env.log``, ``tensorboard/``, ``skipped.jsonl`` (rows left out and
-why), ``save/`` (SpeechBrain checkpoints: the best by dev WER and the most recent), ``model/`` (the
+why), ``save/`` (SpeechBrain checkpoints: the best by the dev score and the most recent), ``model/`` (the
 exported best model, see :mod:`selftrain.models.export`), ``model_ema/`` when an EMA teacher is kept,
 and ``summary.json``. Running again with the same folder resumes from the last checkpoint (same
 learning-rate schedule, same epoch count).
@@ -15,7 +15,7 @@ import logging
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,10 @@ def _validate(config: TrainConfig) -> None:
         raise ConfigError(f"ssl.weights names objectives that are not enabled: {sorted(unknown_weights)}")
     if not 0 <= config.ssl.mask_prob < 1:
         raise ConfigError("ssl.mask_prob must be in [0, 1)")
+    from selftrain.train.brain import CHECKPOINT_METRICS
+
+    if config.checkpoint_metric not in CHECKPOINT_METRICS:
+        raise ConfigError(f"checkpoint_metric must be one of {CHECKPOINT_METRICS}, not {config.checkpoint_metric!r}")
     if config.epochs < 0 or config.optim.warmup_steps < 0:
         raise ConfigError("epochs and optim.warmup_steps must not be negative")
     if config.data.batch_seconds <= 0:
@@ -226,6 +230,9 @@ def train(config: TrainConfig) -> Path:
     ddp_init_group(run_opts)
     _seed(config.seed)
     frame_shift = SUBSAMPLING * config.model.features.hop_length_ms / 1000
+    if config.data.unlabeled and not config.ssl.objectives:
+        logger.warning("unlabeled manifests are ignored: no SSL objective is enabled (ssl.objectives)")
+        config = replace(config, data=replace(config.data, unlabeled=[]))
     prepared = prepare_data(config.data, config.model.features.sample_rate, frame_shift)
     if if_main_process():
         _write_run_files(out, config, prepared)
@@ -260,15 +267,16 @@ def _tensorboard(out: Path):
 
 
 def _finish(brain, checkpointer, prepared, config: TrainConfig, out: Path, started: float, dev_set, ema) -> Path:
-    """Export the best checkpoint (by dev WER; the last one without a dev set) and write summary.json."""
-    best = checkpointer.find_checkpoint(min_key="WER") if dev_set is not None else None
+    """Export the best checkpoint (by the dev score; the last one without a dev set) and write summary.json."""
+    best = checkpointer.find_checkpoint(min_key="score") if dev_set is not None else None
     chosen = best or checkpointer.find_checkpoint()
     if chosen is None:
         raise CheckpointError(f"no checkpoint was written under {out / 'save'}")
-    checkpointer.load_checkpoint(chosen)
+    trained_epochs, trained_steps = brain.hparams.epoch_counter.current, brain.optimizer_step
+    checkpointer.load_checkpoint(chosen)  # restores the counters to the chosen checkpoint's
     dev = {}
     if dev_set is not None:
-        brain.evaluate(dev_set, min_key="WER", test_loader_kwargs={"batch_size": 16}, progressbar=False)
+        brain.evaluate(dev_set, min_key="score", test_loader_kwargs={"batch_size": 16}, progressbar=False)
         dev = {k: brain.last_valid.get(k) for k in ("WER", "CER", "loss")}
     model = brain.model.eval()
     if config.model.adapter_rank > 0:
@@ -290,8 +298,8 @@ def _finish(brain, checkpointer, prepared, config: TrainConfig, out: Path, start
         dev_wer=dev.get("WER"),
         dev_cer=dev.get("CER"),
         train_seconds=round(time.time() - started, 1),
-        optimizer_steps=brain.optimizer_step,
-        epochs=brain.hparams.epoch_counter.current,
+        optimizer_steps=trained_steps,
+        epochs=trained_epochs,
         parameters=count_parameters(model),
         train_utterances=len(prepared.train),
         dev_utterances=len(prepared.dev),

@@ -23,7 +23,8 @@ def _parts(config: SynthConfig, n: int = 4000):
 def test_defaults_are_valid_and_aim_at_the_documented_mix():
     config = SynthConfig().validate()
     assert config.source.known_fraction == 1.0
-    assert 0.6 <= config.target.known_fraction <= 0.7
+    assert 0.8 <= config.target.known_fraction <= 0.9
+    assert config.max_vocabulary == 6000
     assert 6 <= len(config.known_voices) <= 8
     assert config.sizes["unlabeled"] > 4 * config.sizes["labeled"]
     assert config.text_shares["lm"] == max(config.text_shares.values())
