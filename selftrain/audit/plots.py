@@ -19,6 +19,9 @@ from selftrain.record import Utterance  # noqa: E402
 __all__ = ["plot_yield", "plot_reliability", "plot_histograms", "plot_drift"]
 
 
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
 def _wer_curve(points) -> tuple[list[float], list[float], str]:
     measured = [(p.kept_fraction, p.wer) for p in points if p.wer is not None]
     if measured:
@@ -39,10 +42,10 @@ def plot_yield(result: AuditResult, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     label_y = "pseudo-label WER"
     drawn = False
-    for method in result.methods:
+    for index, method in enumerate(result.methods):
         xs, ys, label_y = _wer_curve(method.points)
-        if xs:
-            ax.plot(xs, ys, marker=".", label=method.name)
+        if xs:  # the colour cycle has 10 colours: a new line style for each further ten curves
+            ax.plot(xs, ys, marker=".", label=method.name, linestyle=LINE_STYLES[(index // 10) % len(LINE_STYLES)])
             drawn = True
     if not drawn:
         plt.close(fig)
