@@ -6,6 +6,7 @@ command again after an interruption continues where it stopped and gives the sam
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import time
@@ -87,8 +88,6 @@ def _acceptance(config: ExperimentConfig, workdir: Workdir, generation: int, tea
     its dev WER is not above its teacher's (generation 0 is always accepted)."""
     if generation == 0:
         return {"accepted": True, "teacher_generation": None}
-    import json
-
     teacher_record = json.loads((workdir.generation_dir(teacher) / "generation.json").read_text(encoding="utf-8"))
     accepted = not config.keep_better_only or dev_wer <= teacher_record["dev_wer"]
     if not accepted:
@@ -121,8 +120,6 @@ def _generation_record(config: ExperimentConfig, generation: int, stages: dict[s
 
 def write_summary(workdir: Workdir) -> dict[str, Any]:
     """Collect every finished generation into ``W/summary.json`` (the documented contract)."""
-    import json
-
     generations = []
     for path in sorted(workdir.root.glob("gen_*/generation.json")):
         record = json.loads(path.read_text(encoding="utf-8"))

@@ -106,30 +106,26 @@ def _clean_source() -> EffectsConfig:
     )
 
 
-def _target_known() -> EffectsConfig:
+def _target(noise_prob: float) -> EffectsConfig:
+    """Target-domain conditions (calibrated: recipes/synthetic/README.md); only the noise share differs."""
     return EffectsConfig(
         tempo=(0.9, 1.12),
         pitch_cents=(-150.0, 150.0),
-        noise_prob=0.4,
+        noise_prob=noise_prob,
         snr_db=(18.0, 30.0),
         reverb_prob=0.05,
         reverb=(15.0, 35.0),
         telephone_prob=0.03,
         gsm_prob=0.02,
     )
+
+
+def _target_known() -> EffectsConfig:
+    return _target(noise_prob=0.4)
 
 
 def _target_unseen() -> EffectsConfig:
-    return EffectsConfig(
-        tempo=(0.9, 1.12),
-        pitch_cents=(-150.0, 150.0),
-        noise_prob=0.3,
-        snr_db=(18.0, 30.0),
-        reverb_prob=0.05,
-        reverb=(15.0, 35.0),
-        telephone_prob=0.03,
-        gsm_prob=0.02,
-    )
+    return _target(noise_prob=0.3)
 
 
 @dataclass

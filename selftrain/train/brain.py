@@ -27,8 +27,6 @@ __all__ = ["SelfTrainer", "SelftrainBrain", "greedy_decode", "weighted_ctc_loss"
 
 logger = logging.getLogger(__name__)
 
-
-
 CHECKPOINT_METRICS = ("wer", "cer", "wer+cer")
 
 
@@ -43,6 +41,7 @@ def dev_score(wer: float, cer: float, metric: str) -> float:
     if metric == "cer":
         return cer
     return 0.5 * (wer + cer)
+
 
 class SelfTrainer(nn.Module):
     """The model and its SSL heads as one module, so one (DDP-wrapped) forward covers every loss."""
