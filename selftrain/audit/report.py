@@ -17,7 +17,9 @@ import numpy as np
 from selftrain.audit.sweep import (
     AGREEMENT_PREFIX,
     DEFAULT_FRACTIONS,
+    ErrorCounts,
     SweepPoint,
+    error_counts,
     recommend_threshold,
     score_names,
     sweep,
@@ -88,8 +90,8 @@ def _word_quality(utterances: Sequence[Utterance], name: str, teacher: str | Non
 
 
 def _audit_method(utterances: Sequence[Utterance], name: str, teacher: str | None, target_wer: float,
-                  fractions: Sequence[float]) -> MethodAudit:
-    points = sweep(utterances, name, teacher, fractions)
+                  fractions: Sequence[float], errors: ErrorCounts) -> MethodAudit:
+    points = sweep(utterances, name, teacher, fractions, errors=errors)
     audit = MethodAudit(name, points, recommend_threshold(points, target_wer))
     if not name.startswith(AGREEMENT_PREFIX) and name != "selection":
         metrics, bins = _word_quality(utterances, name, teacher)
@@ -109,13 +111,14 @@ def run_audit(
 ) -> AuditResult:
     """Audit every score (or the named ``methods``) of the decoded ``utterances``."""
     names = list(methods) if methods else score_names(utterances, teacher)
+    errors = error_counts(utterances, teacher)
     return AuditResult(
         utterances=len(utterances),
         hours=sum(u.duration for u in utterances) / 3600,
         with_reference=sum(u.reference is not None for u in utterances),
         target_wer=target_wer,
         teacher=teacher,
-        methods=[_audit_method(utterances, n, teacher, target_wer, fractions) for n in names],
+        methods=[_audit_method(utterances, n, teacher, target_wer, fractions, errors) for n in names],
         label=label,
     )
 

@@ -19,7 +19,7 @@ from selftrain.confidence.calibrate import CALIBRATED_SUFFIX, pick_hypothesis
 from selftrain.record import Utterance
 from selftrain.text import TextNormalizer
 
-__all__ = ["SweepPoint", "score_names", "utterance_scores", "sweep", "recommend_threshold", "DEFAULT_FRACTIONS"]
+__all__ = ["SweepPoint", "ErrorCounts", "error_counts", "score_names", "utterance_scores", "sweep", "recommend_threshold", "DEFAULT_FRACTIONS"]
 
 # Kept fractions at which sweeps are evaluated (thresholds are the matching score quantiles).
 DEFAULT_FRACTIONS = tuple(round(f, 2) for f in np.linspace(1.0, 0.1, 19))
@@ -79,26 +79,70 @@ def _pseudo_label(utt: Utterance, teacher: str | None) -> str:
     return hyp.text if hyp is not None else ""
 
 
-def _error_rates(kept: Sequence[Utterance], teacher: str | None, normalizer: TextNormalizer) -> tuple[float | None, float | None]:
-    pairs = [(normalizer(u.reference), _pseudo_label(u, teacher)) for u in kept if u.reference is not None]
-    pairs = [(r, h) for r, h in pairs if r]
-    if not pairs:
-        return None, None
-    refs, hyps = zip(*pairs, strict=True)
-    return float(jiwer.wer(list(refs), list(hyps))), float(jiwer.cer(list(refs), list(hyps)))
+@dataclass
+class ErrorCounts:
+    """Per-utterance edit counts of the pseudo-labels against the references (0 where none).
+
+    Corpus WER of any subset is ``word_errors[subset].sum() / ref_words[subset].sum()``, exactly
+    what jiwer computes on the subset, so a sweep aligns every utterance once instead of once per
+    threshold.
+    """
+
+    word_errors: np.ndarray
+    ref_words: np.ndarray
+    char_errors: np.ndarray
+    ref_chars: np.ndarray
 
 
-def _estimated_wer(kept: Sequence[Utterance], name: str, teacher: str | None) -> float | None:
-    """Expected fraction of wrong words: mean of (1 - calibrated word confidence) over kept words."""
+def _edits(output) -> np.ndarray:
+    """Substitutions + deletions + insertions of every sentence of a jiwer output."""
+    counts = []
+    for chunks in output.alignments:
+        count = 0
+        for chunk in chunks:
+            if chunk.type in ("substitute", "delete"):
+                count += chunk.ref_end_idx - chunk.ref_start_idx
+            elif chunk.type == "insert":
+                count += chunk.hyp_end_idx - chunk.hyp_start_idx
+        counts.append(count)
+    return np.array(counts, dtype=np.int64)
+
+
+def error_counts(utterances: Sequence[Utterance], teacher: str | None = None,
+                 normalizer: TextNormalizer | None = None) -> ErrorCounts:
+    """Align each pseudo-label with its normalised reference once (jiwer); utterances without a
+    (non-empty) reference count zero words, as jiwer would leave them out."""
+    normalizer = normalizer or TextNormalizer()
+    size = len(utterances)
+    counts = ErrorCounts(*(np.zeros(size, dtype=np.int64) for _ in range(4)))
+    index, refs, hyps = [], [], []
+    for i, utt in enumerate(utterances):
+        reference = normalizer(utt.reference) if utt.reference is not None else ""
+        if reference:
+            index.append(i)
+            refs.append(reference)
+            hyps.append(_pseudo_label(utt, teacher))
+    if index:
+        counts.word_errors[index] = _edits(jiwer.process_words(refs, hyps))
+        counts.ref_words[index] = [len(r.split()) for r in refs]
+        counts.char_errors[index] = _edits(jiwer.process_characters(refs, hyps))
+        counts.ref_chars[index] = [len(r) for r in refs]
+    return counts
+
+
+def _confidence_sums(utterances: Sequence[Utterance], name: str, teacher: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per utterance: the sum of (1 - calibrated word confidence) and the number of such words."""
     key = name + CALIBRATED_SUFFIX
-    wrong, total = 0.0, 0
-    for utt in kept:
+    wrong, words = np.zeros(len(utterances)), np.zeros(len(utterances), dtype=np.int64)
+    for i, utt in enumerate(utterances):
         hyp = pick_hypothesis(utt, teacher)
-        for word in hyp.words if hyp is not None else []:
-            if key in word.scores:
-                wrong += 1.0 - word.scores[key]
-                total += 1
-    return wrong / total if total else None
+        values = [w.scores[key] for w in (hyp.words if hyp is not None else []) if key in w.scores]
+        wrong[i], words[i] = sum(1.0 - v for v in values), len(values)
+    return wrong, words
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return float(numerator / denominator) if denominator else None
 
 
 def sweep(
@@ -107,31 +151,37 @@ def sweep(
     teacher: str | None = None,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     normalizer: TextNormalizer | None = None,
+    errors: ErrorCounts | None = None,
 ) -> list[SweepPoint]:
     """Evaluate keeping the top ``fraction`` of utterances by score ``name``, for each fraction.
 
     Utterances without the score are never kept. Thresholds are the scores of the last kept
-    utterance, so ``score >= threshold`` reproduces each point.
+    utterance, so ``score >= threshold`` reproduces each point. ``errors`` (from
+    :func:`error_counts` with the same ``teacher``) saves re-aligning when several scores are swept.
     """
-    normalizer = normalizer or TextNormalizer()
+    errors = errors or error_counts(utterances, teacher, normalizer)
     scores = utterance_scores(utterances, name, teacher)
-    order = [i for i in np.argsort(-scores, kind="stable") if not math.isnan(scores[i])]
+    order = np.array([i for i in np.argsort(-scores, kind="stable") if not math.isnan(scores[i])], dtype=np.int64)
+    wrong, words = _confidence_sums(utterances, name, teacher)
+    durations = np.array([u.duration for u in utterances], dtype=np.float64)
+    cumulative = {key: np.cumsum(values[order]) for key, values in {
+        "word_errors": errors.word_errors, "ref_words": errors.ref_words, "char_errors": errors.char_errors,
+        "ref_chars": errors.ref_chars, "wrong": wrong, "words": words, "seconds": durations}.items()}
     points = []
     for fraction in fractions:
         count = min(len(order), int(round(fraction * len(utterances))))
         if count == 0:
             continue
-        kept = [utterances[i] for i in order[:count]]
-        wer, cer = _error_rates(kept, teacher, normalizer)
+        at = {key: values[count - 1] for key, values in cumulative.items()}
         points.append(
             SweepPoint(
                 threshold=float(scores[order[count - 1]]),
                 kept=count,
                 kept_fraction=count / len(utterances),
-                kept_hours=sum(u.duration for u in kept) / 3600,
-                wer=wer,
-                cer=cer,
-                estimated_wer=_estimated_wer(kept, name, teacher),
+                kept_hours=float(at["seconds"]) / 3600,
+                wer=_ratio(at["word_errors"], at["ref_words"]),
+                cer=_ratio(at["char_errors"], at["ref_chars"]),
+                estimated_wer=_ratio(at["wrong"], at["words"]),
             )
         )
     return points

@@ -6,8 +6,8 @@ utterance is correct when its hypothesis equals the reference. Two maps per meth
 
 * ``temperature``: ``sigmoid(logit(s) / T + b)``, temperature scaling with a bias (a one-feature
   logistic regression on the score's logit, fit by damped Newton steps on the log-loss);
-* ``isotonic``: the monotone step function that best fits the labels (pool-adjacent-violators),
-  evaluated with linear interpolation between blocks and clamped at the ends.
+* ``isotonic``: the increasing fit of the labels (pool-adjacent-violators), through the centres of
+  its blocks with linear interpolation between them, clamped at the ends.
 
 Calibrations are saved as JSON and applied to records by adding ``<method>_calibrated`` beside each
 raw score (the raw score is kept), plus ``combined``: a logistic regression on all methods' scores
@@ -123,37 +123,38 @@ def fit_temperature(scores: np.ndarray, correct: np.ndarray, l2: float = 1.0) ->
 
 
 def fit_isotonic(scores: np.ndarray, correct: np.ndarray) -> dict[str, list[float]]:
-    """Pool-adjacent-violators: the non-decreasing fit of ``correct`` on ``scores`` (least squares).
+    """Pool-adjacent-violators: the increasing fit of ``correct`` on ``scores`` (least squares).
 
-    Returns ``{"x": [...], "y": [...]}``: each pooled block contributes its lowest and highest score
-    with the block's mean. Written with numpy because no dependency of selftrain provides it.
+    Returns ``{"x": [...], "y": [...]}``, one point per pooled block: the block's mean score and
+    its mean label; the calibrator interpolates linearly between them (centred isotonic
+    regression). Blocks with equal means are pooled too, so the map is strictly increasing between
+    the first and last points: a plain step function gives whole score ranges one value, and a
+    threshold on such ties keeps far more or less data than it did where it was chosen (measured:
+    a threshold keeping 30 % of dev kept 48 % of the unlabeled audio). Written with numpy because
+    no dependency of selftrain provides it.
     """
     x = np.asarray(scores, dtype=np.float64)
     y = np.asarray(correct, dtype=np.float64)
     order = np.argsort(x, kind="mergesort")
     x, y = x[order], y[order]
-    # Blocks as parallel stacks: mean value, weight, first and last x.
+    # Blocks as parallel stacks: mean label, weight, sum of scores, last score.
     means: list[float] = []
     weights: list[float] = []
-    lows: list[float] = []
+    score_sums: list[float] = []
     highs: list[float] = []
     for xi, yi in zip(x, y, strict=True):
         means.append(yi)
         weights.append(1.0)
-        lows.append(xi)
+        score_sums.append(xi)
         highs.append(xi)
-        while len(means) > 1 and (means[-2] > means[-1] or lows[-1] == highs[-2]):
+        while len(means) > 1 and (means[-2] >= means[-1] or xi == highs[-2]):
             w = weights[-2] + weights[-1]
             means[-2] = (means[-2] * weights[-2] + means[-1] * weights[-1]) / w
             weights[-2] = w
+            score_sums[-2] += score_sums[-1]
             highs[-2] = highs[-1]
-            del means[-1], weights[-1], lows[-1], highs[-1]
-    xs: list[float] = []
-    ys: list[float] = []
-    for mean, low, high in zip(means, lows, highs, strict=True):
-        xs.extend([low, high] if high > low else [low])
-        ys.extend([mean, mean] if high > low else [mean])
-    return {"x": xs, "y": ys}
+            del means[-1], weights[-1], score_sums[-1], highs[-1]
+    return {"x": [total / weight for total, weight in zip(score_sums, weights, strict=True)], "y": list(means)}
 
 
 @dataclass

@@ -55,8 +55,9 @@ class ThresholdConfig:
     threshold whose pseudo-label WER stays under ``target_wer``, and it is applied to the unlabeled
     audio (dev is target-domain and transcribed, unlike the unlabeled set). ``mode="fixed"``: the
     selection config's own threshold / keep-fraction (and schedules) are used as given.
-    ``min_keep_fraction``: never keep less than this share of the unlabeled data when auto finds
-    no threshold meeting the target [0.2].
+    ``min_keep_fraction``: the auto threshold never keeps less than this share of dev, even when
+    the target is met only below it or not at all (a few hundred utterances cannot move a student)
+    [0.2].
     """
 
     mode: str = "auto"

@@ -24,7 +24,7 @@ from selftrain.generation.stages import (
     teacher_generation,
     train_model,
 )
-from selftrain.generation.workdir import Workdir, config_hash
+from selftrain.generation.workdir import Workdir, experiment_hash
 from selftrain.io import atomic_write_json
 
 __all__ = ["open_workdir", "run_generation", "run_experiment", "write_summary", "experiment_status"]
@@ -112,7 +112,7 @@ def _generation_record(config: ExperimentConfig, generation: int, stages: dict[s
         "threshold": select.get("threshold"),
         "stage_seconds": {name: info.get("seconds") for name, info in stages.items()},
         "seconds_this_run": round(seconds, 1),
-        "config_hash": config_hash(config.to_dict()),
+        "config_hash": experiment_hash(config.to_dict()),
         "versions": _versions(),
         "settings": {"preset": config.preset, "threshold": config.to_dict()["threshold"], "select": config.select},
     }

@@ -170,12 +170,13 @@ def _hyp_files(decode_result: dict[str, Any], folder: Path) -> list[Path]:
 
 
 def _auto_threshold(config: ExperimentConfig, dev_records: list[Utterance]) -> tuple[float | None, dict[str, Any]]:
-    """The lowest threshold whose pseudo-label WER on the transcribed dev set stays under the target."""
+    """The lowest threshold whose pseudo-label WER on the transcribed dev set stays under the target,
+    lowered when needed so that at least ``min_keep_fraction`` of dev is kept."""
     points = sweep(dev_records, "selection", fractions=SELECTION_FRACTIONS)
     chosen = recommend_threshold(points, config.threshold.target_wer)
-    if chosen is None:
-        fallback = [p for p in points if p.kept_fraction >= config.threshold.min_keep_fraction]
-        chosen = min(fallback, key=lambda p: p.kept_fraction) if fallback else None
+    if chosen is None or chosen.kept_fraction < config.threshold.min_keep_fraction:
+        floor = [p for p in points if p.kept_fraction >= config.threshold.min_keep_fraction]
+        chosen = min(floor, key=lambda p: p.kept_fraction) if floor else chosen
     info = {"target_wer": config.threshold.target_wer,
             "dev_points": [p.to_dict() for p in points],
             "dev_choice": chosen.to_dict() if chosen else None}

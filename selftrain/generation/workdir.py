@@ -27,10 +27,12 @@ from typing import Any, TypeVar
 from selftrain.errors import ConfigError
 from selftrain.io import atomic_write_json
 
-__all__ = ["Workdir", "config_hash", "DONE_MARKER"]
+__all__ = ["Workdir", "config_hash", "experiment_hash", "DONE_MARKER"]
 
 log = logging.getLogger(__name__)
 DONE_MARKER = ".done"
+# Keys that may change between runs of one experiment: asking for more generations extends it.
+EXTENDABLE_KEYS = ("generations",)
 T = TypeVar("T")
 
 
@@ -38,6 +40,11 @@ def config_hash(config: dict[str, Any]) -> str:
     """A short stable hash of a JSON-able config (key order does not matter)."""
     canonical = json.dumps(config, sort_keys=True, ensure_ascii=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def experiment_hash(config: dict[str, Any]) -> str:
+    """The hash that ties a work folder to one experiment: the config without :data:`EXTENDABLE_KEYS`."""
+    return config_hash({k: v for k, v in config.items() if k not in EXTENDABLE_KEYS})
 
 
 class Workdir:
@@ -50,16 +57,22 @@ class Workdir:
             self._bind(config)
 
     def _bind(self, config: dict[str, Any]) -> None:
-        digest = config_hash(config)
+        digest = experiment_hash(config)
         if self.experiment_file.exists():
             stored = json.loads(self.experiment_file.read_text(encoding="utf-8"))
-            if stored.get("config_hash") != digest:
-                changed = sorted(k for k in {*stored.get("config", {}), *config} if stored.get("config", {}).get(k) != config.get(k))
+            stored_config = stored.get("config", {})
+            # Recomputed from the stored config, so folders written by older versions still compare.
+            stored_digest = experiment_hash(stored_config)
+            if stored_digest != digest:
+                changed = sorted(k for k in {*stored_config, *config}
+                                 if k not in EXTENDABLE_KEYS and stored_config.get(k) != config.get(k))
                 raise ConfigError(
-                    f"{self.root} belongs to another experiment (config hash {stored.get('config_hash')} != {digest}; "
+                    f"{self.root} belongs to another experiment (config hash {stored_digest} != {digest}; "
                     f"differing keys: {', '.join(changed) or 'nested values'}). Use a new --workdir, or the same config."
                 )
-            return
+            if stored_config == config:
+                return
+            log.info("%s: generations planned %s -> %s", self.root, stored_config.get("generations"), config.get("generations"))
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.experiment_file, {"config_hash": digest, "config": config})
 

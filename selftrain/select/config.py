@@ -38,7 +38,7 @@ class SelectConfig:
     """How pseudo-labels are selected (defaults in brackets). Policies combine with AND.
 
     teacher: hypothesis giving the pseudo-label; ``auto`` = the combined ``rover`` hypothesis when
-        present, else the first teacher [auto].
+        it combines three teachers or more, else the first teacher [auto].
     method: utterance score used as confidence; with a calibration applied, ``<method>_calibrated``
         is used when present [entropy_tsallis_exp].
     threshold: keep when confidence >= threshold [None: off].

@@ -21,13 +21,25 @@ from selftrain.select.config import SanityConfig, SelectConfig
 __all__ = ["select_utterances", "sanity_reason", "chosen_hypothesis", "utterance_confidence", "reason_counts"]
 
 COMBINED_TEACHER = "rover"
+# ROVER is a majority vote: with two teachers there is no majority. Measured on the default synthetic
+# corpus (4500 utterances), the ROVER text of the LM and greedy teachers had WER 0.498 against 0.442
+# for the LM teacher alone, so ``auto`` uses it only from three teachers on.
+MIN_TEACHERS_FOR_ROVER = 3
 
 
 def chosen_hypothesis(utt: Utterance, teacher: str = "auto") -> Hypothesis | None:
-    """The hypothesis that gives the pseudo-label (``auto``: ``rover`` when present, else the first)."""
-    if teacher == "auto":
-        return utt.hypothesis(COMBINED_TEACHER) or (utt.hypotheses[0] if utt.hypotheses else None)
-    return utt.hypothesis(teacher)
+    """The hypothesis that gives the pseudo-label.
+
+    ``auto``: the combined ``rover`` hypothesis when it exists and combines at least
+    :data:`MIN_TEACHERS_FOR_ROVER` teachers, else the first teacher (the LM-decoded one in a run).
+    """
+    if teacher != "auto":
+        return utt.hypothesis(teacher)
+    teachers = [h for h in utt.hypotheses if h.teacher != COMBINED_TEACHER]
+    combined = utt.hypothesis(COMBINED_TEACHER)
+    if combined is not None and len(teachers) >= MIN_TEACHERS_FOR_ROVER:
+        return combined
+    return teachers[0] if teachers else combined
 
 
 def utterance_confidence(hyp: Hypothesis, method: str) -> float | None:

@@ -9,10 +9,12 @@ DDP, autocast, checkpoint recovery, gradient clipping, optimizer stepping) is Sp
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass
 from typing import cast
 
+import numpy as np
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
@@ -99,6 +101,14 @@ class StepStats:
 
     def means(self) -> dict[str, float]:
         return {k: v / max(1, self.steps) for k, v in (self.sums or {}).items()}
+
+
+def seed_epoch(seed: int, epoch: int) -> None:
+    """Seed Python, numpy and torch for one epoch of a run seeded with ``seed``."""
+    value = (seed * 1_000_003 + epoch) % 2**32
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)
 
 
 class SelftrainBrain(sb.Brain):
@@ -243,8 +253,35 @@ class SelftrainBrain(sb.Brain):
             torch.distributed.all_reduce(p.data)
             p.data /= world
 
+    def on_fit_start(self):
+        super().on_fit_start()  # recovers the latest checkpoint, if any
+        self._restore_progress()
+
+    def _restore_progress(self):
+        """Continue the wall clock, a decided early stop and the early-stopping state of an
+        interrupted run from its latest checkpoint's meta, so that a resumed run stops where the
+        uninterrupted one would have (checkpoints of older versions lack them: nothing restored)."""
+        checkpoint = self.checkpointer.find_checkpoint() if self.checkpointer is not None else None
+        if checkpoint is None:
+            return
+        meta = checkpoint.meta
+        self.fit_started = time.time() - float(meta.get("elapsed_seconds", 0.0))
+        if meta.get("stop_after_epoch") is not None:
+            self.hparams.epoch_counter.limit = min(self.hparams.epoch_counter.limit, int(meta["stop_after_epoch"]))
+        self.best_score = meta.get("best_score", self.best_score)
+        self.evals_without_gain = int(meta.get("evals_without_gain", 0))
+
+    def _progress_meta(self) -> dict:
+        counter = self.hparams.epoch_counter
+        return {"elapsed_seconds": round(time.time() - self.fit_started, 3),
+                "stop_after_epoch": counter.limit if counter.limit < self.hparams.config.epochs else None,
+                "best_score": self.best_score, "evals_without_gain": self.evals_without_gain}
+
     def on_stage_start(self, stage, epoch=None):
         if stage == sb.Stage.TRAIN:
+            # Every epoch draws from its own seed (masks, augmentation, dropout), so an epoch
+            # redone after an interruption is the epoch an uninterrupted run would have had.
+            seed_epoch(self.hparams.config.seed, epoch or 0)
             self.stats = StepStats()
             self._last_parts = {}
         else:
@@ -273,8 +310,8 @@ class SelftrainBrain(sb.Brain):
         self.last_valid = valid_stats
         if stage == sb.Stage.VALID:
             self._log(epoch, valid_stats)
+            self._early_stop(score)  # before saving: the checkpoint records the early-stopping state
             self._save(epoch, {"WER": wer, "CER": cer, "score": score})
-            self._early_stop(score)
 
     def _log(self, epoch, valid_stats):
         meta = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "steps": self.optimizer_step,
@@ -288,7 +325,8 @@ class SelftrainBrain(sb.Brain):
         if not meta:
             self._log(epoch, {})
         keep = self.hparams.config.keep_checkpoints
-        self.checkpointer.save_and_keep_only(meta={"epoch": epoch, **meta}, min_keys=["score"], num_to_keep=keep)
+        self.checkpointer.save_and_keep_only(meta={"epoch": epoch, **meta, **self._progress_meta()},
+                                             min_keys=["score"], num_to_keep=keep)
 
     def _early_stop(self, score):
         if self.best_score is None or score < self.best_score:

@@ -77,8 +77,8 @@ def test_status_and_refusals(experiment, tiny_corpus, tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["status", "--workdir", str(experiment)])
     assert result.exit_code == 0 and "gen_001: done" in result.output
-    result = runner.invoke(main, _args(tiny_corpus, experiment, generations=3))
-    assert result.exit_code == 2 and "another experiment" in result.output
+    result = runner.invoke(main, [*_args(tiny_corpus, experiment), "--set", "seed=7"])
+    assert result.exit_code == 2 and "another experiment" in result.output and "seed" in result.output
     result = runner.invoke(main, [*_args(tiny_corpus, tmp_path / "w2"), "--set", "threshold.mode=sometimes"])
     assert result.exit_code == 2 and "threshold.mode" in result.output
     assert not (tmp_path / "w2").exists()

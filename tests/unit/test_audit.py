@@ -42,6 +42,29 @@ def test_sweep_measures_the_kept_part(records):
     assert points[0].estimated_wer is None  # no calibrated scores
 
 
+def test_sweep_error_rates_equal_jiwer_on_each_kept_subset():
+    import random
+
+    import jiwer
+
+    rng = random.Random(3)
+    vocabulary = ["a", "bb", "ccc", "dd", "e"]
+    records = []
+    for i in range(60):
+        reference = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 7)))
+        words = reference.split()
+        hypothesis = " ".join(w if rng.random() > 0.3 else rng.choice(vocabulary) for w in words[: rng.randint(0, len(words) + 1)])
+        records.append(_utt(i, reference, hypothesis, rng.random()))
+    records.append(_utt(60, "", "x y", 0.99))  # an empty reference counts no words, as in jiwer
+    fractions = (1.0, 0.7, 0.35, 0.1)
+    for point in sweep(records, "conf", fractions=fractions):
+        kept = sorted(records, key=lambda u: -u.hypotheses[0].scores["conf"])[: point.kept]
+        pairs = [(u.reference, u.hypotheses[0].text) for u in kept if u.reference]
+        refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
+        assert point.wer == pytest.approx(jiwer.wer(refs, hyps))
+        assert point.cer == pytest.approx(jiwer.cer(refs, hyps))
+
+
 def test_estimated_wer_from_calibrated_word_scores(records):
     for utt in records:
         for word in utt.hypotheses[0].words:

@@ -60,9 +60,21 @@ def test_isotonic_is_monotone_and_calibrates():
 
 def test_pav_pools_violators_exactly():
     fit = fit_isotonic(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 1.0, 0.0, 1.0]))
-    assert fit == {"x": [1.0, 2.0, 3.0, 4.0], "y": [0.0, 0.5, 0.5, 1.0]}
+    assert fit == {"x": [1.0, 2.5, 4.0], "y": [0.0, 0.5, 1.0]}
     tied = fit_isotonic(np.array([1.0, 1.0, 2.0]), np.array([1.0, 0.0, 1.0]))
     assert tied == {"x": [1.0, 2.0], "y": [0.5, 1.0]}
+    equal = fit_isotonic(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 1.0, 1.0, 1.0]))
+    assert equal == {"x": [1.0, 3.0], "y": [0.0, 1.0]}
+
+
+def test_isotonic_map_has_no_ties_inside_the_fitted_range():
+    rng = np.random.default_rng(2)
+    scores = rng.uniform(size=400)
+    correct = rng.uniform(size=400) < 0.1 + 0.3 * scores  # mostly wrong: PAV pools long runs
+    cal = Calibrator.fit("isotonic", scores, correct)
+    xs = cal.params["x"]
+    inside = np.sort(rng.uniform(xs[0], xs[-1], size=1000))
+    assert np.all(np.diff(cal(inside)) > 0)
 
 
 def test_temperature_scaling_recovers_a_known_temperature():
@@ -105,7 +117,8 @@ def test_labeled_scores_and_fit_apply_save_load(tmp_path):
     loaded.apply_all(utts)
     key = "max_prob" + CALIBRATED_SUFFIX
     assert utts[0].hypotheses[0].words[0].scores[key] == pytest.approx(1.0)
-    assert utts[1].hypotheses[0].words[1].scores[key] == pytest.approx(0.0)
+    # Blocks: {0.1, 0.2} all wrong (centre 0.15), {0.3 .. 0.95} all right (centre 0.77); 0.2 lies between.
+    assert utts[1].hypotheses[0].words[1].scores[key] == pytest.approx(0.05 / 0.62)
     assert 0.0 <= utts[2].hypotheses[0].scores[key] <= 1.0
     with pytest.raises(ConfigError):
         Calibration.load(tmp_path / "missing.json")

@@ -48,6 +48,22 @@ def test_other_experiment_is_refused_before_any_work(tmp_path):
     assert Workdir(tmp_path, {"seed": 0, "generations": 3}).config()["seed"] == 0
 
 
+def test_more_generations_extend_the_same_experiment(tmp_path):
+    Workdir(tmp_path, {"generations": 1, "seed": 0})
+    assert Workdir(tmp_path, {"generations": 3, "seed": 0}).config()["generations"] == 3
+    with pytest.raises(ConfigError, match="another experiment.*seed") as error:
+        Workdir(tmp_path, {"generations": 5, "seed": 1})
+    assert "generations" not in str(error.value).split("differing keys:")[1]
+
+
+def test_folders_hashed_with_the_generation_count_still_open(tmp_path):
+    import json
+
+    old = {"generations": 2, "seed": 0}
+    (tmp_path / "experiment.json").write_text(json.dumps({"config_hash": config_hash(old), "config": old}))
+    assert Workdir(tmp_path, {"generations": 2, "seed": 0}).config() == old
+
+
 def test_experiment_config_layers_and_errors(tmp_path):
     path = tmp_path / "exp.yaml"
     path.write_text("generations: 2\nthreshold:\n  target_wer: 0.2\nstudent_train:\n  epochs: 5\n")

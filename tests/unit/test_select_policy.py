@@ -118,12 +118,17 @@ def test_missing_hypothesis_or_score_is_recorded():
     assert reason_counts(utts) == {"no_hypothesis": 1, "no_score": 1}
 
 
-def test_calibrated_score_is_preferred_and_rover_is_the_auto_teacher():
+def test_calibrated_score_is_preferred_and_rover_is_the_auto_teacher_from_three_teachers():
     utt = _utt("a", "x y z", 0.9)
     utt.hypotheses[0].scores["entropy_tsallis_exp_calibrated"] = 0.4
+    utt.hypotheses.append(Hypothesis("t2", "x y w", scores={"entropy_tsallis_exp": 0.3}))
     utt.hypotheses.append(Hypothesis("rover", "x y w", scores={"entropy_tsallis_exp": 0.8}))
     select_utterances([utt], SelectConfig(threshold=0.5, teacher="t1"))
     assert utt.confidence == 0.4 and not utt.decision.kept
+    # Two teachers: no majority to vote with, the first teacher labels.
+    select_utterances([utt], SelectConfig(threshold=0.3))
+    assert utt.pseudo_label == "x y z" and utt.confidence == 0.4 and utt.decision.kept
+    utt.hypotheses.insert(2, Hypothesis("t3", "x y w", scores={"entropy_tsallis_exp": 0.3}))
     select_utterances([utt], SelectConfig(threshold=0.5))
     assert utt.pseudo_label == "x y w" and utt.decision.kept
 

@@ -89,7 +89,8 @@ def test_resume_continues_the_epoch_count_and_lr_schedule(corpus, tmp_path):
     log = (out / "train_log.txt").read_text().splitlines()
     assert [line.split(",")[0] for line in log] == ["epoch: 1", "epoch: 2"]  # epoch 1 was not redone
     assert second["optimizer_steps"] == 2 * first["optimizer_steps"]
-    sched = torch.load(next((out / "save").glob("CKPT*/scheduler.ckpt")), weights_only=True)
+    latest = sorted((out / "save").glob("CKPT*/scheduler.ckpt"))[-1]  # folders are named by time
+    sched = torch.load(latest, weights_only=True)
     assert sched["current_step"] == second["optimizer_steps"]
 
 
@@ -128,3 +129,48 @@ def test_config_errors_before_any_work(corpus, tmp_path):
         train(_config(corpus, tmp_path / "r", **{"ssl.weights": {"best_rq": 1.0}}))
     with pytest.raises(ConfigError, match="teacher_model"):
         train(_config(corpus, tmp_path / "r", **{"teacher.distill_weight": 1.0}))
+
+
+def _state(model_dir: Path) -> dict:
+    return torch.load(model_dir / "model.pt", weights_only=True)
+
+
+def test_an_interrupted_run_ends_where_an_uninterrupted_one_does(corpus, tmp_path, monkeypatch):
+    from selftrain.train.brain import SelftrainBrain
+
+    settings = {"epochs": 3, "augment.noise_prob": 0.5}
+    straight = _state(train(_config(corpus, tmp_path / "straight", **settings)))
+    original = SelftrainBrain.on_stage_start
+
+    def crash_in_epoch_2(self, stage, epoch=None):
+        if epoch == 2:
+            raise KeyboardInterrupt  # killed after epoch 1's checkpoint
+        return original(self, stage, epoch)
+
+    monkeypatch.setattr(SelftrainBrain, "on_stage_start", crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(corpus, tmp_path / "resumed", **settings))
+    monkeypatch.setattr(SelftrainBrain, "on_stage_start", original)
+    resumed = _state(train(_config(corpus, tmp_path / "resumed", **settings)))
+    assert straight.keys() == resumed.keys()
+    for name, value in straight.items():
+        assert torch.equal(value, resumed[name]), name
+
+
+def test_a_decided_stop_survives_an_interruption(corpus, tmp_path, monkeypatch):
+    import selftrain.train.run as run_module
+
+    one_epoch = json.loads((Path(train(_config(corpus, tmp_path / "probe", epochs=1))).parent / "summary.json").read_text())
+    settings = {"epochs": 3, "max_steps": one_epoch["optimizer_steps"]}  # stops after epoch 1
+    original = run_module._finish
+
+    def killed_while_exporting(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "_finish", killed_while_exporting)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(corpus, tmp_path / "run", **settings))
+    monkeypatch.setattr(run_module, "_finish", original)
+    train(_config(corpus, tmp_path / "run", **settings))
+    log = (tmp_path / "run" / "train_log.txt").read_text().splitlines()
+    assert [line.split(",")[0] for line in log] == ["epoch: 1"]
