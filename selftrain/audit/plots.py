@@ -32,21 +32,25 @@ def _wer_curve(points) -> tuple[list[float], list[float], str]:
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # keeps legends placed outside the axes
     plt.close(fig)
     return path
 
 
 def plot_yield(result: AuditResult, path: Path) -> Path | None:
     """Kept fraction (x) against pseudo-label WER of the kept part (y), one curve per score."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.8))
     label_y = "pseudo-label WER"
     drawn = False
     for index, method in enumerate(result.methods):
         xs, ys, label_y = _wer_curve(method.points)
-        if xs:  # the colour cycle has 10 colours: a new line style for each further ten curves
+        if not xs:
+            continue
+        if method.name == "selection":  # the score this generation selected with stands out
+            ax.plot(xs, ys, color="black", linewidth=2.5, label="selection (used)")
+        else:  # the colour cycle has 10 colours: a new line style for each further ten curves
             ax.plot(xs, ys, marker=".", label=method.name, linestyle=LINE_STYLES[(index // 10) % len(LINE_STYLES)])
-            drawn = True
+        drawn = True
     if not drawn:
         plt.close(fig)
         return None
@@ -56,7 +60,7 @@ def plot_yield(result: AuditResult, path: Path) -> Path | None:
     ax.set_xlim(1.02, 0.0)  # read left to right as "stricter"
     ax.set_title("How wrong is the kept data at each threshold?")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: curves stay visible
     return _save(fig, path)
 
 
