@@ -34,7 +34,11 @@ class DataConfig:
     ``batch_seconds`` is the total audio per batch; ``mix`` gives the share of each batch's audio
     drawn from the labeled, pseudo-labeled and unlabeled pools (renormalised over the pools given;
     an epoch is one pass over the labeled pool, the others are cycled). ``weight_column`` names a
-    per-utterance CTC weight column of pseudo-labeled manifests (e.g. a confidence in [0, 1]).
+    per-utterance CTC weight column of pseudo-labeled manifests (e.g. ``confidence``, in [0, 1]);
+    empty (the default): every selected pseudo-label weighs 1. Not weighting by default because
+    the confidence that selection writes is the calibrated probability that the whole utterance is
+    right: on the default corpus its mean over the selected utterances was 0.22, which made the
+    pseudo-labeled audio count about a fifth of the labeled audio.
     """
 
     labeled: list[str] = field(default_factory=list)
@@ -50,7 +54,7 @@ class DataConfig:
     mix_unlabeled: float = 0.2
     min_duration: float = 0.2
     max_duration: float = 25.0
-    weight_column: str = "confidence"
+    weight_column: str = ""
     min_weight: float = 0.0  # pseudo-labeled rows whose weight is below this are dropped
     norm_utterances: int = 150  # utterances used to estimate global feature statistics
     num_workers: int = 0

@@ -76,7 +76,9 @@ def _read_all(paths: list[str]) -> list[Utterance]:
 
 
 def _weight(utt: Utterance, column: str) -> float:
-    value = utt.extra.get(column, "") if column else ""
+    if not column:
+        return 1.0
+    value = utt.extra.get(column, "")
     if value in ("", None):
         return 1.0 if utt.confidence is None else float(utt.confidence)
     try:

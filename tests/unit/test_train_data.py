@@ -61,7 +61,8 @@ def corpus(tmp_path):
         {"ID": "p3", "wav": _wav(w / "p3.wav", 1.0), "wrd": "abz", "confidence": "0.9"},
     ])
     unlabeled = _csv(tmp_path / "unlabeled.csv", [{"ID": f"u{i}", "wav": _wav(w / f"u{i}.wav", 1.0)} for i in range(1, 4)])
-    return DataConfig(labeled=[labeled], pseudo=[pseudo], unlabeled=[unlabeled], max_duration=2.0, min_weight=0.2)
+    return DataConfig(labeled=[labeled], pseudo=[pseudo], unlabeled=[unlabeled], max_duration=2.0, min_weight=0.2,
+                      weight_column="confidence")
 
 
 def test_rows_are_checked_and_skipped_with_reasons(corpus):
@@ -80,10 +81,18 @@ def test_rows_are_checked_and_skipped_with_reasons(corpus):
     assert data.tokenizer.ctc_labels() == ["", " ", "a", "b"]
 
 
+def test_pseudo_labels_weigh_one_unless_a_weight_column_is_named(corpus):
+    from dataclasses import replace
+
+    data = prepare_data(replace(corpus, weight_column=""), 16000, 0.04)
+    weights = {r.id: r.weight for r in data.train if r.kind == KIND_PSEUDO}
+    assert weights == {"p1": 1.0, "p2": 1.0}  # p2 is no longer dropped by min_weight; p3 has a bad character
+
+
 def test_bad_weight_and_no_labels_are_errors(corpus, tmp_path):
     bad = _csv(tmp_path / "bad.csv", [{"ID": "x", "wav": _wav(tmp_path / "x.wav", 1.0), "wrd": "ab", "confidence": "high"}])
     with pytest.raises(ManifestError, match="not a number"):
-        prepare_data(DataConfig(labeled=corpus.labeled, pseudo=[bad]), 16000, 0.04)
+        prepare_data(DataConfig(labeled=corpus.labeled, pseudo=[bad], weight_column="confidence"), 16000, 0.04)
     with pytest.raises(ConfigError, match="at least one labeled"):
         prepare_data(DataConfig(unlabeled=corpus.unlabeled), 16000, 0.04)
 
