@@ -134,6 +134,8 @@ def _run_options(config: TrainConfig) -> dict:
                "noprogressbar": not sys.stderr.isatty()}
     if config.max_steps > 0:
         options["optimizer_step_limit"] = config.max_steps
+    # Without an SSL objective the mask embedding gets no gradient, which DDP refuses unless told.
+    options["find_unused_parameters"] = not config.ssl.objectives
     return options
 
 
@@ -227,7 +229,8 @@ def train(config: TrainConfig) -> Path:
     started = time.time()
     out = Path(config.out)
     run_opts = _run_options(config)
-    ddp_init_group(run_opts)
+    if not torch.distributed.is_initialized():  # a later train() in the same process (next generation) reuses it
+        ddp_init_group(run_opts)
     _seed(config.seed)
     frame_shift = SUBSAMPLING * config.model.features.hop_length_ms / 1000
     if config.data.unlabeled and not config.ssl.objectives:

@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Self-training on LibriSpeech (labeled train-clean-100 or Libri-Light 10 h, unlabeled 360 + 500 h).
+
+    python train.py hparams/gpu_base_100h.yaml --data_folder=LIBRISPEECH [--generation N] [--key=value ...]
+    torchrun --nproc_per_node=4 train.py hparams/gpu_base_100h.yaml --data_folder=LIBRISPEECH
+
+The hparams hold :class:`selftrain.generation.ExperimentConfig` keys (the keys of ``selftrain run
+--config``) plus the recipe keys in :data:`RECIPE_KEYS`. Data preparation is
+``prepare_librispeech.py``; every stage is the library's. Under ``torchrun`` (N processes) each
+process decodes its shard of the unlabeled audio (``selftrain.decode.Shard``) and rank 0 merges
+the shards (``merge_shards``); the models train with DDP on all processes; LM building,
+selection, audits and evaluation run on rank 0 while the others wait. Processes coordinate through
+the work folder's done markers (one node, or a folder shared by every node).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+RECIPE_KEYS = ("data_folder", "lm_text_file", "output_folder", "prepare_folder", "skip_prep", "labeled_splits",
+               "unlabeled_splits", "dev_splits", "test_splits", "ddp_poll_seconds")
+RUN_OPTIONS = {"device": "device", "precision": "precision"}  # SpeechBrain run option -> training config key
+SHARDS_FOLDER = "decode_shards"
+
+
+def parse_arguments(argv: list[str]) -> tuple[str, Any, str, int | None]:
+    """``(hparams_file, run_opts, yaml_overrides, generation)``; ``--generation N`` is the recipe's own."""
+    import speechbrain as sb
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--generation", type=int, default=None)
+    known, rest = parser.parse_known_args(argv)
+    hparams_file, run_opts, overrides = sb.parse_arguments(rest)
+    return hparams_file, run_opts, overrides, known.generation
+
+
+def load_hparams(hparams_file: str, overrides: str) -> dict[str, Any]:
+    """The hparams file with the command-line overrides applied (unknown keys raise ConfigError)."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    from selftrain.errors import ConfigError
+
+    try:
+        with open(hparams_file, encoding="utf-8") as handle:
+            return load_hyperpyyaml(handle, overrides)
+    except KeyError as exc:
+        raise ConfigError(f"{hparams_file}: {exc.args[0]}") from exc
+
+
+def run_option_overrides(run_opts: Any) -> dict[str, Any]:
+    """SpeechBrain run options given on the command line, as overrides of both training configs."""
+    from selftrain.errors import ConfigError
+
+    given = set(run_opts.overridden_args)
+    unsupported = sorted(given - set(RUN_OPTIONS))
+    if unsupported:
+        raise ConfigError(f"run options {unsupported} are not used by this recipe (supported: {sorted(RUN_OPTIONS)})")
+    return {RUN_OPTIONS[name]: run_opts[name] for name in sorted(given)}
+
+
+def experiment_config(hparams: dict[str, Any], run_opts: Any):
+    """The library's ExperimentConfig from the hparams (recipe keys removed) and the run options."""
+    from selftrain.generation import load_experiment_config
+
+    values = {key: value for key, value in hparams.items() if key not in RECIPE_KEYS}
+    training = run_option_overrides(run_opts)
+    for stage in ("teacher_train", "student_train"):
+        values[stage] = {**(values.get(stage) or {}), **training}
+        if "device" in values[stage]:
+            values[stage]["device"] = rank_device(values[stage]["device"])
+    return load_experiment_config(overrides=values)
+
+
+def rank_device(device: str) -> str:
+    """Under torchrun each process trains on its own GPU: ``cuda:0`` becomes ``cuda:<LOCAL_RANK>``."""
+    local_rank = os.environ.get("LOCAL_RANK")
+    if local_rank is None or not device.startswith("cuda"):
+        return device
+    return f"cuda:{local_rank}"
+
+
+def prep_options(hparams: dict[str, Any]):
+    """The data preparation's split roles from the hparams."""
+    from prepare_librispeech import PrepOptions
+
+    return PrepOptions(labeled=tuple(hparams["labeled_splits"]), unlabeled=tuple(hparams["unlabeled_splits"]),
+                       dev=tuple(hparams["dev_splits"]), test=tuple(hparams["test_splits"]))
+
+
+def distributed() -> tuple[int, int]:
+    """``(rank, world_size)`` as torchrun sets them; ``(0, 1)`` for a single process."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def wait_for(path: Path, poll_seconds: float, what: str) -> None:
+    """Block until ``path`` exists (another rank's work); no timeout, torchrun stops every rank if one fails."""
+    if not path.exists():
+        logger.info("waiting for %s (%s)", what, path)
+    while not path.exists():
+        time.sleep(poll_seconds)
+
+
+def prepare_data(hparams: dict[str, Any], rank: int) -> None:
+    """Rank 0 writes the CSVs (skipped when done); the other ranks wait for them."""
+    from prepare_librispeech import is_prepared, prepare_librispeech
+
+    if hparams["skip_prep"]:
+        return
+    options = prep_options(hparams)
+    if rank == 0:
+        prepare_librispeech(hparams["data_folder"], hparams["prepare_folder"], options)
+        return
+    while not is_prepared(hparams["prepare_folder"], options):
+        time.sleep(hparams["ddp_poll_seconds"])
+
+
+def _shard_dir(workdir, generation: int, rank: int, world: int) -> Path:
+    """Named by the world size too: a rerun with another process count starts its shards afresh."""
+    return workdir.generation_dir(generation) / SHARDS_FOLDER / f"rank_{rank}_of_{world}"
+
+
+def _decode_shard(config, workdir, generation: int, rank: int, world: int, out: Path) -> dict[str, Any]:
+    """Decode this rank's shard of the unlabeled audio with every teacher of ``generation``."""
+    from selftrain.data.manifest import read_manifest, write_speechbrain_csv
+    from selftrain.decode import DecoderConfig
+    from selftrain.decode.run import Shard
+    from selftrain.generation.stages import decode_teachers, teacher_generation
+    from selftrain.models.config import update_dataclass
+
+    decoder = DecoderConfig()
+    update_dataclass(decoder, config.decode, "decode")
+    manifest = out / "shard.csv"
+    # Whole batches of the unsharded run: each utterance keeps its batch neighbours (same padding).
+    write_speechbrain_csv(Shard(rank, world).select(read_manifest(config.data.unlabeled), decoder.batch_size), manifest)
+    return decode_teachers(config, workdir, teacher_generation(workdir, generation), str(manifest), out, "unlabeled")
+
+
+def merge_rank_shards(config, workdir, generation: int, world: int, poll_seconds: float) -> None:
+    """Rank 0: wait for every rank's shard, then merge each teacher's shards into the decode stage.
+
+    The merged file is what an unsharded run writes, so the generation's decode stage resumes it
+    and only retries utterances whose audio was unusable.
+    """
+    from selftrain.data.manifest import read_manifest
+    from selftrain.decode.run import merge_shards
+    from selftrain.generation.workdir import DONE_MARKER
+
+    shard_dirs = [_shard_dir(workdir, generation, r, world) for r in range(world)]
+    for r, folder in enumerate(shard_dirs):
+        wait_for(folder / DONE_MARKER, poll_seconds, f"rank {r}'s pseudo-labeling shard")
+    infos = [workdir.done_info(folder)["teachers"] for folder in shard_dirs]
+    utterances = read_manifest(config.data.unlabeled)
+    decode_dir = workdir.stage_dir(generation, "decode")
+    for name, info in infos[0].items():
+        report = merge_shards([folder / shard[name]["file"] for folder, shard in zip(shard_dirs, infos, strict=True)],
+                              utterances, decode_dir / info["file"])
+        logger.info("teacher %s: %d pseudo-labeled utterances merged from %d shards, %d missing",
+                    name, report.written, world, len(report.missing))
+
+
+def run_generation_distributed(config, workdir, generation: int, rank: int, world: int, poll_seconds: float) -> None:
+    """One generation across ``world`` processes: sharded pseudo-labeling and DDP training on every
+    rank, everything else on rank 0."""
+    from selftrain.generation import run_generation
+    from selftrain.generation.stages import train_model
+    from selftrain.generation.workdir import DONE_MARKER
+
+    if world == 1:
+        run_generation(config, workdir, generation)
+        return
+    record = workdir.generation_dir(generation) / "generation.json"
+    if record.exists():
+        return
+    if generation > 0 and not workdir.is_done(workdir.stage_dir(generation, "decode")):
+        workdir.run_stage(_shard_dir(workdir, generation, rank, world),
+                          lambda out: _decode_shard(config, workdir, generation, rank, world, out))
+        if rank == 0:
+            merge_rank_shards(config, workdir, generation, world, poll_seconds)
+    if rank == 0:
+        run_generation(config, workdir, generation)
+        return
+    if generation > 0:
+        wait_for(workdir.stage_dir(generation, "audit") / DONE_MARKER, poll_seconds, "rank 0's selection and audit")
+    train_dir = workdir.stage_dir(generation, "train")
+    if not workdir.is_done(train_dir):
+        train_model(config, workdir, generation, train_dir)  # joins rank 0's DDP training
+    wait_for(record, poll_seconds, "rank 0's evaluation")
+
+
+def open_experiment(config, output_folder: str | Path, rank: int, poll_seconds: float):
+    """Rank 0 binds the work folder to the config (refused if it holds another one); the others wait."""
+    from selftrain.generation import Workdir, open_workdir
+
+    if rank == 0:
+        return open_workdir(config, output_folder)
+    wait_for(Path(output_folder) / "experiment.json", poll_seconds, "rank 0's work folder")
+    return Workdir(output_folder)
+
+
+def generation_table(workdir) -> str:
+    """A Markdown table of every finished generation, with the compute time each one took."""
+    from selftrain.generation import write_summary
+
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    lines = ["| generation | dev WER | test WER | pseudo-label WER | selected | hours | threshold | accepted | minutes |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in write_summary(workdir)["generations"]:
+        record = json.loads((workdir.generation_dir(row["generation"]) / "generation.json").read_text(encoding="utf-8"))
+        minutes = sum(s or 0.0 for s in record["stage_seconds"].values()) / 60
+        lines.append(f"| {row['generation']} | {fmt(row['dev_wer'])} | {fmt(row['test_wer'])} | {fmt(row['pseudo_label_wer'])} | "
+                     f"{row['selected_utterances']} ({100 * (row['selected_fraction'] or 0):.0f} %) | "
+                     f"{row['selected_hours']:.2f} | {fmt(row['threshold'])} | {'yes' if row['accepted'] else 'no'} | "
+                     f"{minutes:.1f} |")
+    return "\n".join(lines)
+
+
+def run(config, hparams: dict[str, Any], generation: int | None) -> str | None:
+    """Run the experiment (or one generation); rank 0 returns the generation table."""
+    rank, world = distributed()
+    poll_seconds = float(hparams["ddp_poll_seconds"])
+    workdir = open_experiment(config, hparams["output_folder"], rank, poll_seconds)
+    for number in range(config.generations + 1) if generation is None else [generation]:
+        run_generation_distributed(config, workdir, number, rank, world, poll_seconds)
+    return generation_table(workdir) if rank == 0 else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, prepare the CSVs, record the run folder, run."""
+    import speechbrain as sb
+
+    from selftrain.errors import SelftrainError
+
+    hparams_file, run_opts, overrides, generation = parse_arguments(sys.argv[1:] if argv is None else argv)
+    try:
+        hparams = load_hparams(hparams_file, overrides)
+        config = experiment_config(hparams, run_opts)
+        prepare_data(hparams, distributed()[0])
+        config.validate_paths()
+        sb.create_experiment_directory(hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides)
+        table = run(config, hparams, generation)
+    except SelftrainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if table is not None:
+        print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
