@@ -53,6 +53,7 @@ def hparams_problems(recipe_dir: Path, hparams_file: Path, extra: dict | None = 
     from selftrain.agreement.rover import AgreementConfig
     from selftrain.decode import DecoderConfig
     from selftrain.errors import ConfigError
+    from selftrain.generation.recipe import recipe_experiment_config
     from selftrain.models.config import update_dataclass
     from selftrain.select import SelectConfig
     from selftrain.train import load_train_config
@@ -67,7 +68,7 @@ def hparams_problems(recipe_dir: Path, hparams_file: Path, extra: dict | None = 
             problems.append(f"recipe key {key} is neither read by train.py nor referenced")
     _, run_opts, _ = speechbrain.parse_arguments([str(hparams_file)])
     try:
-        config = module.experiment_config(dict(raw), run_opts)
+        config = recipe_experiment_config(dict(raw), run_opts, module.RECIPE_KEYS)
         for name in ("teacher_train", "student_train"):
             load_train_config(config.preset, overrides=getattr(config, name))
         for name, stage in (("decode", DecoderConfig()), ("agreement", AgreementConfig()), ("select", SelectConfig())):
