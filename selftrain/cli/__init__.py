@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "status": "selftrain.cli.run:status",
     "synth": "selftrain.cli.synth:synth",
     "train": "selftrain.cli.train:train",
+    "transcribe": "selftrain.cli.transcribe:transcribe",
 }
 
 

@@ -1,0 +1,46 @@
+"""Teachers: anything that transcribes utterances into hypotheses (the CTC teacher, Whisper,
+PocketSphinx), the mapping of external output into the CTC teacher's words and frames, and
+resumable transcription of a manifest.
+
+Whisper and PocketSphinx are optional extras (``pip install 'selftrain[whisper]'``,
+``'selftrain[pocketsphinx]'``); their packages are imported only when such a teacher is built.
+"""
+
+from selftrain.teachers.base import (
+    EXTERNAL_SCORE,
+    SEQUENCE_SCORE,
+    OutputSpace,
+    Teacher,
+    TimedWord,
+    build_hypothesis,
+    iter_audio,
+)
+from selftrain.teachers.config import PocketSphinxConfig, WhisperConfig
+from selftrain.teachers.ctc import CTCTeacher
+from selftrain.teachers.errors import MissingExtraError, ModelFolderError
+from selftrain.teachers.run import (
+    EXTERNAL_TEACHERS,
+    TranscribeReport,
+    build_external_teacher,
+    transcribe_manifest,
+)
+
+__all__ = [
+    "EXTERNAL_SCORE",
+    "SEQUENCE_SCORE",
+    "OutputSpace",
+    "Teacher",
+    "TimedWord",
+    "build_hypothesis",
+    "iter_audio",
+    "PocketSphinxConfig",
+    "WhisperConfig",
+    "MissingExtraError",
+    "ModelFolderError",
+    "EXTERNAL_TEACHERS",
+    "TranscribeReport",
+    "build_external_teacher",
+    "transcribe_manifest",
+    "CTCTeacher",
+]
+

@@ -1,0 +1,66 @@
+"""The CTC teacher (a selftrain model + beam search + LM) behind the :class:`Teacher` interface.
+
+It is the decode path itself (:func:`~selftrain.decode.iter_decoded` with a
+:class:`~selftrain.decode.TeacherDecoder`), so its hypotheses equal those of ``selftrain decode``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence, Set
+from pathlib import Path
+
+import torch
+
+from selftrain.decode.config import DecoderConfig
+from selftrain.decode.pool import TeacherDecoder
+from selftrain.decode.run import iter_decoded
+from selftrain.models.api import AcousticModel
+from selftrain.record import Hypothesis, Utterance
+
+__all__ = ["CTCTeacher"]
+
+
+class CTCTeacher:
+    """A CTC acoustic model and its decoder as a teacher; the decoder's workers start on first use.
+
+    >>> with CTCTeacher.load("run/model", DecoderConfig(), "lm.bin", name="lm") as teacher:  # doctest: +SKIP
+    ...     hyps = [hyp for _, hyp in teacher.transcribe(utterances)]
+    """
+
+    def __init__(self, model: AcousticModel, decoder: TeacherDecoder):
+        self.model = model
+        self.decoder = decoder
+
+    @classmethod
+    def load(cls, model_dir: str | Path, config: DecoderConfig | None = None, lm_path: str | Path | None = None,
+             name: str = "teacher", device: str = "cpu") -> CTCTeacher:
+        """Load a model folder and build its decoder (``lm_path`` None: no LM)."""
+        from selftrain.models import load_acoustic_model
+
+        model = load_acoustic_model(model_dir, device)
+        return cls(model, TeacherDecoder(config or DecoderConfig(), model.tokenizer.ctc_labels(), lm_path, name))
+
+    @property
+    def name(self) -> str:
+        return self.decoder.teacher
+
+    def transcribe(self, utterances: Sequence[Utterance], bad_audio: Counter[str] | None = None,
+                   skip: Set[str] = frozenset(), progress: bool = True) -> Iterator[tuple[Utterance, Hypothesis]]:
+        """Yield ``(utterance, hypothesis)`` in input order (see :func:`~selftrain.decode.iter_decoded`)."""
+        config = self.decoder.config
+        if config.dropout:
+            torch.manual_seed(config.seed)
+        self.model.train(config.dropout)
+        self.decoder.start()
+        yield from iter_decoded(self.model, utterances, self.decoder, bad_audio, progress, skip=frozenset(skip))
+
+    def close(self) -> None:
+        """Stop the decoder's workers."""
+        self.decoder.close()
+
+    def __enter__(self) -> CTCTeacher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.decoder.__exit__(*exc)

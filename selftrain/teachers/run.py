@@ -1,0 +1,98 @@
+"""Transcribing a manifest with any teacher into selftrain records, resumably.
+
+The output is the JSON-lines file ``selftrain decode`` writes (one :class:`~selftrain.record.Utterance`
+per line with this teacher's hypothesis), so selection, agreement and audits read it unchanged; a
+rerun skips the ids already written (:class:`~selftrain.io.JsonlWriter`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from selftrain.errors import ConfigError, ManifestError
+from selftrain.io import JsonlWriter
+from selftrain.record import Hypothesis, Utterance
+from selftrain.teachers.base import OutputSpace, Teacher
+from selftrain.teachers.config import PocketSphinxConfig, WhisperConfig
+
+__all__ = ["EXTERNAL_TEACHERS", "TranscribeReport", "build_external_teacher", "transcribe_manifest"]
+
+log = logging.getLogger(__name__)
+
+EXTERNAL_TEACHERS = ("whisper", "pocketsphinx")
+
+
+@dataclass
+class TranscribeReport:
+    """What a transcription run did."""
+
+    out: str
+    teacher: str
+    utterances: int
+    already_done: int
+    transcribed: int = 0
+    bad_audio: dict[str, int] = field(default_factory=dict)
+    audio_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def real_time_factor(self) -> float:
+        """Processing time per second of audio (lower is faster)."""
+        return self.seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+
+def build_external_teacher(kind: str, model_dir: str | None = None, space: OutputSpace | None = None,
+                           name: str | None = None, beam_size: int | None = None) -> Teacher:
+    """A Whisper or PocketSphinx teacher with default settings except those given."""
+    if kind == "whisper":
+        from selftrain.teachers.whisper import WhisperTeacher
+
+        config = WhisperConfig(model_dir=model_dir)
+        if beam_size is not None:
+            config = replace(config, beam_size=beam_size)  # replace() validates again
+        return WhisperTeacher(config, space, name or kind)
+    if kind == "pocketsphinx":
+        from selftrain.teachers.sphinx import PocketSphinxTeacher
+
+        if beam_size is not None:
+            raise ConfigError("a beam size applies to whisper only (pocketsphinx's beam is a pruning threshold)")
+        return PocketSphinxTeacher(PocketSphinxConfig(model_dir=model_dir), space, name or kind)
+    raise ConfigError(f"unknown teacher {kind!r}; choose one of {', '.join(EXTERNAL_TEACHERS)}")
+
+
+def _with_hypothesis(utt: Utterance, hyp: Hypothesis) -> Utterance:
+    others = [h for h in utt.hypotheses if h.teacher != hyp.teacher]
+    return replace(utt, hypotheses=[*others, hyp])
+
+
+def transcribe_manifest(teacher: Teacher, utterances: Sequence[Utterance], out: str | Path,
+                        limit: int | None = None, progress: bool = True) -> TranscribeReport:
+    """Transcribe ``utterances`` with ``teacher`` into the JSON-lines file ``out``, resuming.
+
+    ``limit`` stops after that many newly written records. Unreadable audio is skipped and counted.
+    """
+    started = time.monotonic()
+    ids = [u.id for u in utterances]
+    if len(set(ids)) != len(ids):
+        duplicate = next(i for i, n in Counter(ids).items() if n > 1)
+        raise ManifestError(f"utterance ids must be unique to resume; {duplicate!r} repeats")
+    bad: Counter[str] = Counter()
+    with JsonlWriter(out) as writer:
+        done = frozenset(writer.done)
+        report = TranscribeReport(str(out), teacher.name, len(utterances), sum(i in done for i in ids))
+        for utt, hyp in teacher.transcribe(utterances, bad, skip=done, progress=progress):
+            writer.write(_with_hypothesis(utt, hyp).to_dict())
+            report.transcribed += 1
+            report.audio_seconds += utt.duration
+            if limit is not None and report.transcribed >= limit:
+                break
+    report.bad_audio = dict(bad)
+    report.seconds = round(time.monotonic() - started, 3)
+    if bad:
+        log.warning("skipped %d utterances with unusable audio: %s", sum(bad.values()), dict(bad))
+    return report
