@@ -8,7 +8,7 @@ Records serialise to one JSON object per line (see :mod:`selftrain.io`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 __all__ = ["Word", "NBestEntry", "Hypothesis", "Decision", "Utterance"]
@@ -94,6 +94,10 @@ class Utterance:
     def hypothesis(self, teacher: str) -> Hypothesis | None:
         """The hypothesis of the named teacher, if any."""
         return next((h for h in self.hypotheses if h.teacher == teacher), None)
+
+    def with_hypothesis(self, hyp: Hypothesis) -> Utterance:
+        """A copy with ``hyp`` replacing any earlier hypothesis of the same teacher."""
+        return replace(self, hypotheses=[*(h for h in self.hypotheses if h.teacher != hyp.teacher), hyp])
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

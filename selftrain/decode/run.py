@@ -18,7 +18,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -183,12 +183,6 @@ def _finish(item: tuple[list[Utterance], PendingResult], bar: tqdm) -> Iterator[
         yield utt, hyp
 
 
-def _with_hypothesis(utt: Utterance, hyp: Hypothesis) -> Utterance:
-    """The utterance with ``hyp`` replacing any earlier hypothesis of the same teacher."""
-    others = [h for h in utt.hypotheses if h.teacher != hyp.teacher]
-    return replace(utt, hypotheses=[*others, hyp])
-
-
 def decode_manifest(model: AcousticModel, utterances: Sequence[Utterance], decoder: TeacherDecoder,
                     out: str | Path, shard: Shard | None = None, limit: int | None = None,
                     progress: bool = True) -> DecodeReport:
@@ -212,7 +206,7 @@ def decode_manifest(model: AcousticModel, utterances: Sequence[Utterance], decod
                               len(selected), sum(u.id in done for u in selected), 0)
         decoder.start()
         for utt, hyp in iter_decoded(model, selected, decoder, bad, progress, skip=done):
-            writer.write(_with_hypothesis(utt, hyp).to_dict())
+            writer.write(utt.with_hypothesis(hyp).to_dict())
             report.decoded += 1
             report.audio_seconds += hyp.num_frames * model.frame_shift_seconds
             if limit is not None and report.decoded >= limit:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from selftrain.errors import ConfigError, ManifestError
 from selftrain.io import JsonlWriter
-from selftrain.record import Hypothesis, Utterance
+from selftrain.record import Utterance
 from selftrain.teachers.base import OutputSpace, Teacher
 from selftrain.teachers.config import PocketSphinxConfig, WhisperConfig
 
@@ -65,11 +65,6 @@ def build_external_teacher(kind: str, model_dir: str | None = None, space: Outpu
     raise ConfigError(f"unknown teacher {kind!r}; choose one of {', '.join(EXTERNAL_TEACHERS)}")
 
 
-def _with_hypothesis(utt: Utterance, hyp: Hypothesis) -> Utterance:
-    others = [h for h in utt.hypotheses if h.teacher != hyp.teacher]
-    return replace(utt, hypotheses=[*others, hyp])
-
-
 def transcribe_manifest(teacher: Teacher, utterances: Sequence[Utterance], out: str | Path,
                         limit: int | None = None, progress: bool = True) -> TranscribeReport:
     """Transcribe ``utterances`` with ``teacher`` into the JSON-lines file ``out``, resuming.
@@ -86,7 +81,7 @@ def transcribe_manifest(teacher: Teacher, utterances: Sequence[Utterance], out: 
         done = frozenset(writer.done)
         report = TranscribeReport(str(out), teacher.name, len(utterances), sum(i in done for i in ids))
         for utt, hyp in teacher.transcribe(utterances, bad, skip=done, progress=progress):
-            writer.write(_with_hypothesis(utt, hyp).to_dict())
+            writer.write(utt.with_hypothesis(hyp).to_dict())
             report.transcribed += 1
             report.audio_seconds += utt.duration
             if limit is not None and report.transcribed >= limit:
