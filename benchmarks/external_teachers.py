@@ -27,13 +27,13 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from _results import save_results
+
 from selftrain.agreement import AgreementConfig, compute_agreement, merge_teachers
-from selftrain.io import atomic_write_json, atomic_write_text
 from selftrain.record import Utterance
 from selftrain.select import attach_manifest
 from selftrain.select.quality import Labeled, labeled_items, utterance_wer, wer_at_fractions
@@ -157,25 +157,12 @@ def to_markdown(result: dict, command: str) -> str:
     return "\n".join(lines)
 
 
-def _finite(data):
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_finite(v) for v in data]
-    if isinstance(data, float) and math.isnan(data):
-        return None
-    return data
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     result = evaluate(args.ctc, args.external, args.reference)
-    command = "python benchmarks/external_teachers.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    result["command"] = command
-    out_dir = Path(args.out_dir)
-    atomic_write_json(out_dir / f"{args.name}.json", _finite(result))
-    atomic_write_text(out_dir / f"{args.name}.md", to_markdown(result, command))
-    print(to_markdown(result, command))
+    print(save_results(result, "external_teachers.py", argv or sys.argv[1:], args.out_dir, args.name, to_markdown))
     return 0
 
 

@@ -31,11 +31,11 @@ import argparse
 import copy
 import itertools
 import math
-import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
+from _results import save_results
 
 from selftrain.agreement import AgreementConfig, compute_agreement, merge_teachers
 from selftrain.confidence import (
@@ -47,7 +47,6 @@ from selftrain.confidence import (
     score_hypothesis,
     word_posteriors,
 )
-from selftrain.io import atomic_write_json, atomic_write_text
 from selftrain.select import SelectConfig, attach_manifest, select_utterances
 from selftrain.select.quality import (
     Labeled,
@@ -335,26 +334,12 @@ def _variants_markdown(variants: dict[str, dict]) -> list[str]:
     return lines
 
 
-def _finite(data):
-    """NaN (undefined, e.g. WER of nothing kept) becomes null so the JSON is standard."""
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [_finite(v) for v in data]
-    if isinstance(data, float) and math.isnan(data):
-        return None
-    return data
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     result = evaluate(args.hyps, args.reference, args.teacher, args.model, args.blank)
-    command = "python benchmarks/pseudo_label_quality.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    result["command"] = command
-    out_dir = Path(args.out_dir)
-    atomic_write_json(out_dir / f"{args.name}.json", _finite(result))
-    atomic_write_text(out_dir / f"{args.name}.md", to_markdown(result, command))
-    print(to_markdown(result, command))
+    print(save_results(result, "pseudo_label_quality.py", argv or sys.argv[1:], args.out_dir, args.name, to_markdown))
     return 0
 
 

@@ -6,6 +6,8 @@ with soundfile and only the resampling is torchaudio's.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,9 @@ import torch
 
 from selftrain.errors import AudioError
 
-__all__ = ["AudioInfo", "audio_info", "read_audio", "load_audio"]
+log = logging.getLogger(__name__)
+
+__all__ = ["AudioInfo", "audio_info", "read_audio", "load_audio", "load_audio_or_skip"]
 
 
 @dataclass
@@ -96,3 +100,13 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> torch.Tensor:
 
         wav = torchaudio.functional.resample(wav, rate, sample_rate)
     return wav
+
+
+def load_audio_or_skip(utt_id: str, path: str | Path, sample_rate: int, bad: Counter[str]) -> torch.Tensor | None:
+    """:func:`load_audio`, or ``None`` for an unreadable file: logged and counted in ``bad`` by reason."""
+    try:
+        return load_audio(path, sample_rate)
+    except AudioError as exc:
+        log.warning("skipping %s (%s): %s", utt_id, exc.reason, exc)
+        bad[exc.reason] += 1
+        return None

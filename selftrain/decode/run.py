@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from selftrain.data.audio import load_audio
+from selftrain.data.audio import load_audio_or_skip
 from selftrain.decode.pool import PendingResult, TeacherDecoder
-from selftrain.errors import AudioError, ConfigError, DecodeError, ManifestError
+from selftrain.errors import ConfigError, DecodeError, ManifestError
 from selftrain.io import JsonlWriter, atomic_write, read_jsonl
 from selftrain.models.api import AcousticModel
 from selftrain.record import Hypothesis, Utterance
@@ -99,14 +99,10 @@ def _load_batch(batch: Sequence[Utterance], sample_rate: int, bad: Counter[str])
     """Load a batch's audio; bad files are logged, counted by reason and left out."""
     kept, wavs = [], []
     for utt in batch:
-        try:
-            wav = load_audio(utt.wav, sample_rate)
-        except AudioError as exc:
-            log.warning("skipping %s (%s): %s", utt.id, exc.reason, exc)
-            bad[exc.reason] += 1
-            continue
-        kept.append(utt)
-        wavs.append(wav)
+        wav = load_audio_or_skip(utt.id, utt.wav, sample_rate, bad)
+        if wav is not None:
+            kept.append(utt)
+            wavs.append(wav)
     return kept, wavs
 
 

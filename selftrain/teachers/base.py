@@ -21,8 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from selftrain.agreement.teachers import EXTERNAL_SCORE
-from selftrain.data.audio import load_audio
-from selftrain.errors import AudioError, CheckpointError
+from selftrain.data.audio import load_audio_or_skip
+from selftrain.errors import CheckpointError
 from selftrain.record import Hypothesis, Utterance, Word
 from selftrain.text import Alphabet, TextNormalizer
 
@@ -139,10 +139,7 @@ def iter_audio(utterances: Sequence[Utterance], sample_rate: int, bad_audio: Cou
     unreadable files are logged, counted in ``bad_audio`` by reason and left out."""
     todo = [u for u in utterances if u.id not in skip]
     for utt in tqdm(todo, desc=desc, unit="utt", disable=not progress):
-        try:
-            wav = load_audio(utt.wav, sample_rate)
-        except AudioError as exc:
-            log.warning("skipping %s (%s): %s", utt.id, exc.reason, exc)
-            bad_audio[exc.reason] += 1
+        wav = load_audio_or_skip(utt.id, utt.wav, sample_rate, bad_audio)
+        if wav is None:
             continue
         yield utt, wav.numpy()
