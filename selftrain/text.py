@@ -18,7 +18,7 @@ from pathlib import Path
 
 from selftrain.errors import TextError
 
-__all__ = ["TextNormalizer", "Alphabet", "WORD_SEPARATOR", "SYMBOL_WORDS", "spell_numbers"]
+__all__ = ["TextNormalizer", "Alphabet", "WORD_SEPARATOR", "SYMBOL_WORDS", "spell_numbers", "has_undecodable_bytes"]
 
 WORD_SEPARATOR = " "
 
@@ -35,6 +35,18 @@ _ORDINALS = {"one": "first", "two": "second", "three": "third", "five": "fifth",
 _NUMBER = re.compile(r"(?<!\d)(?<!\d\.)(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?!\d)(?:(st|nd|rd|th|s)(?![^\W\d_]))?",
                      re.IGNORECASE)
 _YEARS = (range(1100, 2000), range(2010, 2100))  # read in pairs: 1984 -> nineteen eighty four
+
+
+def has_undecodable_bytes(*texts: str | None) -> bool:
+    """True when any of ``texts`` holds bytes that were not UTF-8.
+
+    Manifests are read with ``errors="surrogateescape"``, so such bytes arrive as lone surrogates
+    (U+DC80..U+DCFF) instead of making the whole file unreadable; rows holding them are skipped.
+
+    >>> has_undecodable_bytes("café", None), has_undecodable_bytes(b"caf\\xe9".decode("utf-8", "surrogateescape"))
+    (False, True)
+    """
+    return any(text and any("\udc80" <= c <= "\udcff" for c in text) for text in texts)
 
 
 def _below_thousand(n: int) -> list[str]:

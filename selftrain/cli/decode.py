@@ -11,8 +11,9 @@ from selftrain.cli.common import user_errors
 
 __all__ = ["decode", "eval_command"]
 
+# Mirrors DecoderConfig (kept here so --help needs no import).
 _DEFAULTS = {"decoder": "pyctcdecode", "beam_width": 32, "alpha": 0.5, "beta": 1.0, "nbest": 5,
-             "batch_size": 8, "workers": 2}  # mirrors DecoderConfig (kept here so --help needs no import)
+             "batch_size": 8, "workers": 2, "max_duration": 60.0}
 
 
 def _decoder_options(func: Callable) -> Callable:
@@ -34,6 +35,8 @@ def _decoder_options(func: Callable) -> Callable:
                      help="Utterances per forward pass."),
         click.option("--workers", type=int, default=_DEFAULTS["workers"], show_default=True,
                      help="Beam-search worker processes (0: in this process)."),
+        click.option("--max-duration", type=float, default=_DEFAULTS["max_duration"], show_default=True,
+                     help="Skip utterances longer than this many seconds (0: no limit)."),
         click.option("--device", default="cpu", show_default=True, help="Torch device of the acoustic model."),
     ]
     for option in reversed(options):
@@ -82,9 +85,10 @@ def decode(ctx: click.Context, model_dir: str | None, manifest: str | None, lm_p
         model = load_acoustic_model(model_dir, device)
         with TeacherDecoder(config, model.tokenizer.ctc_labels(), lm_path, teacher_name) as decoder:
             report = decode_manifest(model, utterances, decoder, out, shard_spec, limit)
-    bad = sum(report.bad_audio.values())
-    click.echo(f"{report.decoded} decoded, {report.already_done} already in {report.out}, {bad} skipped for bad "
-               f"audio {report.bad_audio or ''}; {report.seconds:.1f} s, real-time factor {report.real_time_factor:.3f}")
+    click.echo(f"{report.decoded} decoded, {report.already_done} already in {report.out}, {report.skipped} skipped "
+               f"{report.bad_audio or ''}; {report.seconds:.1f} s, real-time factor {report.real_time_factor:.3f}")
+    if report.converted:
+        click.echo(f"converted to the model's format (kept): {report.converted}")
 
 
 @decode.command("merge")
@@ -125,3 +129,5 @@ def eval_command(ctx: click.Context, model_dir: str | None, manifest: str | None
     click.echo(f"WER {result.wer:.4f}  CER {result.cer:.4f}  ({result.utterances} utterances, {result.words} words; "
                f"decoder {result.decoder}, beam {config.beam_width}, alpha {config.alpha}, beta {config.beta}, "
                f"LM {result.lm or 'none'})")
+    if result.skipped_rows:
+        click.echo(f"{len(result.skipped_rows)} labeled rows skipped: {result.bad_audio}")

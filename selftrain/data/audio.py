@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from selftrain.errors import AudioError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AudioInfo", "audio_info", "read_audio", "load_audio", "load_audio_or_skip"]
+__all__ = ["AudioInfo", "SkipLog", "audio_info", "read_audio", "load_audio", "load_audio_converted", "load_audio_or_skip"]
 
 
 @dataclass
@@ -80,33 +80,69 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return data, rate
 
 
-def load_audio(path: str | Path, sample_rate: int = 16000) -> torch.Tensor:
+def load_audio(path: str | Path, sample_rate: int = 16000, max_seconds: float | None = None) -> torch.Tensor:
     """Load ``path`` as a 1-D float32 tensor at ``sample_rate``: mixed to mono, resampled if needed.
 
     Raises :class:`AudioError` with reason ``missing``, ``empty``, ``unreadable``, ``truncated``,
-    ``no_samples`` or ``nonfinite``: callers skip the utterance and report the reason.
+    ``no_samples``, ``nonfinite`` or (when the header gives more than ``max_seconds``, checked before
+    the samples are read) ``too_long``: callers skip the utterance and report the reason.
     """
+    return load_audio_converted(path, sample_rate, max_seconds)[0]
+
+
+def load_audio_converted(path: str | Path, sample_rate: int = 16000,
+                         max_seconds: float | None = None) -> tuple[torch.Tensor, list[str]]:
+    """:func:`load_audio`, plus what was done to fit the model: ``"downmixed"`` (more than one
+    channel, averaged) and/or ``"resampled"`` (another rate, resampled with torchaudio)."""
     info = audio_info(path)
     if info.truncated:
         raise AudioError("truncated", f"{path}: data chunk is shorter than its header says")
+    if max_seconds and info.duration > max_seconds:
+        raise AudioError("too_long", f"{path}: {info.duration:.1f} s is longer than {max_seconds:g} s")
     data, rate = read_audio(path)
     if data.shape[0] == 0:
         raise AudioError("no_samples", f"{path}: contains no samples")
     if not np.isfinite(data).all():
         raise AudioError("nonfinite", f"{path}: contains NaN or infinite samples")
+    conversions = ["downmixed"] if data.shape[1] > 1 else []
     wav = torch.from_numpy(data.mean(axis=1))
     if rate != sample_rate:
         import torchaudio.functional
 
         wav = torchaudio.functional.resample(wav, rate, sample_rate)
-    return wav
+        conversions.append("resampled")
+    return wav, conversions
+
+
+@dataclass
+class SkipLog:
+    """What a stage left out of a manifest and why, and what audio it had to convert: its report.
+
+    ``bad`` counts skipped rows by reason, ``rows`` lists them (``{"id", "reason", "detail"}``),
+    ``converted`` counts rows kept after being downmixed or resampled.
+    """
+
+    bad: Counter[str] = field(default_factory=Counter)
+    rows: list[dict] = field(default_factory=list)
+    converted: Counter[str] = field(default_factory=Counter)
+
+    def skip(self, utt_id: str, reason: str, detail: str = "") -> None:
+        """Record (and log) that row ``utt_id`` is skipped for ``reason``."""
+        log.warning("skipping %s (%s): %s", utt_id, reason, detail)
+        self.bad[reason] += 1
+        self.rows.append({"id": utt_id, "reason": reason, "detail": detail})
+
+    def load(self, utt_id: str, path: str | Path, sample_rate: int, max_seconds: float | None = None) -> torch.Tensor | None:
+        """:func:`load_audio`, or ``None`` (recorded with its reason) when the file cannot be used."""
+        try:
+            wav, conversions = load_audio_converted(path, sample_rate, max_seconds)
+        except AudioError as exc:
+            self.skip(utt_id, exc.reason, str(exc))
+            return None
+        self.converted.update(conversions)
+        return wav
 
 
 def load_audio_or_skip(utt_id: str, path: str | Path, sample_rate: int, bad: Counter[str]) -> torch.Tensor | None:
     """:func:`load_audio`, or ``None`` for an unreadable file: logged and counted in ``bad`` by reason."""
-    try:
-        return load_audio(path, sample_rate)
-    except AudioError as exc:
-        log.warning("skipping %s (%s): %s", utt_id, exc.reason, exc)
-        bad[exc.reason] += 1
-        return None
+    return SkipLog(bad).load(utt_id, path, sample_rate)

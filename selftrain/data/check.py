@@ -19,7 +19,7 @@ from tqdm import tqdm
 from selftrain.data.audio import audio_info, read_audio
 from selftrain.errors import AudioError
 from selftrain.record import Utterance
-from selftrain.text import Alphabet, TextNormalizer
+from selftrain.text import Alphabet, TextNormalizer, has_undecodable_bytes
 
 __all__ = [
     "CheckConfig",
@@ -28,6 +28,8 @@ __all__ = [
     "CheckReport",
     "check_utterances",
     "filter_valid",
+    "record_problem",
+    "has_bad_encoding",
     "save_report",
     "ERROR_CODES",
 ]
@@ -132,8 +134,27 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def _has_surrogates(text: str) -> bool:
-    return any("\udc80" <= c <= "\udcff" for c in text)
+_ENCODING_MESSAGE = "bytes that are not UTF-8 in the transcript, ID, path or another column"
+
+
+def has_bad_encoding(utt: Utterance) -> bool:
+    """True when a text field of ``utt`` (ID, path, transcript, speaker, extra columns) holds bytes
+    that are not UTF-8: such a row cannot be written to JSON and is skipped (reason ``encoding``)."""
+    return has_undecodable_bytes(utt.id, utt.wav, utt.reference, utt.spk_id, *utt.extra.keys(), *utt.extra.values())
+
+
+def record_problem(utt: Utterance, seen: set[str]) -> Problem | None:
+    """Why a stage must skip ``utt`` before reading its audio, or ``None``; adds its ID to ``seen``.
+
+    ``duplicate_id``: an earlier row (IDs in ``seen``) has its ID; only the first row with an ID can
+    be used, as in :func:`check_utterances`. ``encoding``: see :func:`has_bad_encoding`.
+    """
+    if utt.id in seen:
+        return Problem("duplicate_id", f"ID {utt.id!r} appears earlier in the manifest")
+    seen.add(utt.id)
+    if has_bad_encoding(utt):
+        return Problem("encoding", _ENCODING_MESSAGE)
+    return None
 
 
 def _check_audio(utt: Utterance, config: CheckConfig) -> list[Problem]:
@@ -179,8 +200,8 @@ def _check_samples(utt: Utterance, data: np.ndarray, rate: int, config: CheckCon
 
 def _check_text(utt: Utterance, labeled: bool, normalizer: TextNormalizer, alphabet: Alphabet | None) -> list[Problem]:
     text = utt.reference or ""
-    if _has_surrogates(text) or _has_surrogates(utt.id) or _has_surrogates(utt.wav):
-        return [Problem("encoding", "bytes that are not UTF-8 in the transcript, ID or path")]
+    if has_bad_encoding(utt):
+        return [Problem("encoding", _ENCODING_MESSAGE)]
     if not labeled:
         return []
     normalized = normalizer(text)

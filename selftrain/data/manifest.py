@@ -135,7 +135,11 @@ def write_speechbrain_csv(utterances: Iterable[Utterance], path: str | Path, use
 
 
 def read_nemo_jsonl(path: str | Path) -> list[Utterance]:
-    """Read a NeMo manifest (one JSON object per line: ``audio_filepath``, ``duration``, ``text``)."""
+    """Read a NeMo manifest (one JSON object per line: ``audio_filepath``, ``duration``, ``text``).
+
+    The ID is ``utt_id`` (or ``id``) when given, else the audio file's stem, numbered (``x``, ``x-1``)
+    when stems repeat. Given IDs are kept as written, so a repeated one is reported by the checks.
+    """
     path = Path(path)
     utterances = []
     seen: dict[str, int] = {}
@@ -149,12 +153,13 @@ def read_nemo_jsonl(path: str | Path) -> list[Utterance]:
                 audio = row["audio_filepath"]
             except (ValueError, KeyError, TypeError) as exc:
                 raise ManifestError(f"{where}: not a NeMo manifest line ({exc})") from exc
-            utt_id = str(row.get("utt_id") or row.get("id") or Path(audio).stem)
-            if utt_id in seen:  # NeMo has no ID column: keep file-stem IDs unique
+            given = row.get("utt_id") or row.get("id")
+            utt_id = str(given or Path(audio).stem)
+            if not given and utt_id in seen:  # NeMo has no ID column: keep file-stem IDs unique
                 seen[utt_id] += 1
                 utt_id = f"{utt_id}-{seen[utt_id]}"
             else:
-                seen[utt_id] = 0
+                seen.setdefault(utt_id, 0)
             known = {"audio_filepath", "duration", "text", "utt_id", "id", "speaker"}
             utterances.append(
                 Utterance(
@@ -179,29 +184,38 @@ def write_nemo_jsonl(utterances: Iterable[Utterance], path: str | Path, use_pseu
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _read_kaldi_table(path: Path) -> dict[str, str]:
-    table: dict[str, str] = {}
+def _read_kaldi_table(path: Path) -> dict[str, list[str]]:
+    """Each key's values in file order (a repeated key keeps every value; see :func:`read_kaldi_dir`)."""
+    table: dict[str, list[str]] = {}
     if not path.exists():
         return table
     with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-        for line_no, line in enumerate(handle, start=1):
+        for line in handle:
             line = line.rstrip("\n")
             if not line.strip():
                 continue
             key, _, value = line.partition(" ")
-            if key in table:
-                raise ManifestError(f"{path}:{line_no}: duplicate key {key}")
-            table[key] = value.strip()
+            table.setdefault(key, []).append(value.strip())
     return table
 
 
+def _nth(table: dict[str, list[str]], key: str, n: int, default: str | None = None) -> str | None:
+    values = table.get(key)
+    return values[min(n, len(values) - 1)] if values else default
+
+
 def read_kaldi_dir(directory: str | Path) -> list[Utterance]:
-    """Read a Kaldi data dir: ``wav.scp`` (plain paths only), optional ``text``, ``utt2spk``, ``utt2dur``."""
+    """Read a Kaldi data dir: ``wav.scp`` (plain paths only), optional ``text``, ``utt2spk``, ``utt2dur``.
+
+    Rows come sorted by ID. A repeated ID in ``wav.scp`` gives one row per line (the n-th takes the
+    n-th ``text``/``utt2spk``/``utt2dur`` value of that ID), so the checks report it as ``duplicate_id``
+    instead of the whole folder being refused.
+    """
     directory = Path(directory)
     wav_scp = _read_kaldi_table(directory / "wav.scp")
     if not wav_scp:
         raise ManifestError(f"{directory}: no wav.scp (or it is empty)")
-    piped = [k for k, v in wav_scp.items() if v.endswith("|")]
+    piped = [k for k, values in wav_scp.items() if any(v.endswith("|") for v in values)]
     if piped:
         raise ManifestError(f"{directory}/wav.scp: piped commands are not supported (e.g. {piped[0]}); extract the audio first")
     text = _read_kaldi_table(directory / "text")
@@ -211,11 +225,12 @@ def read_kaldi_dir(directory: str | Path) -> list[Utterance]:
         Utterance(
             id=utt_id,
             wav=_resolve(wav, directory),
-            duration=_parse_duration(utt2dur.get(utt_id, 0.0), f"{directory}/utt2dur:{utt_id}"),
-            spk_id=utt2spk.get(utt_id, ""),
-            reference=_text_or_none(text.get(utt_id)),
+            duration=_parse_duration(_nth(utt2dur, utt_id, n, "0"), f"{directory}/utt2dur:{utt_id}"),
+            spk_id=_nth(utt2spk, utt_id, n, "") or "",
+            reference=_text_or_none(_nth(text, utt_id, n)),
         )
-        for utt_id, wav in sorted(wav_scp.items())
+        for utt_id, wavs in sorted(wav_scp.items())
+        for n, wav in enumerate(wavs)
     ]
 
 

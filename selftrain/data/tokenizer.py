@@ -164,11 +164,14 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | SentencePieceTokenizer:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise TextError(f"cannot read tokenizer {path}: {exc}") from exc
-    normalizer = TextNormalizer.from_dict(data.get("normalizer", {}))
-    if data.get("kind") == "char":
-        return CharTokenizer(Alphabet(data["chars"]), normalizer)
-    if data.get("kind") == "sentencepiece":
-        return SentencePieceTokenizer(path.parent / data["model"], normalizer)
+    try:
+        normalizer = TextNormalizer.from_dict(data.get("normalizer", {}))
+        if data.get("kind") == "char":
+            return CharTokenizer(Alphabet(data["chars"]), normalizer)
+        if data.get("kind") == "sentencepiece":
+            return SentencePieceTokenizer(path.parent / data["model"], normalizer)
+    except (AttributeError, KeyError, TypeError, OSError, RuntimeError) as exc:
+        raise TextError(f"{path}: not a valid tokenizer ({exc!r})") from exc
     raise TextError(f"{path}: unknown tokenizer kind {data.get('kind')!r}")
 
 

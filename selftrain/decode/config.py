@@ -33,6 +33,8 @@ class DecoderConfig:
         and every other token is below ``token_min_logp``) into one before pyctcdecode's search; exact
         (such frames extend every beam identically), and much faster on real, blank-dominated output.
     batch_size: utterances per acoustic-model forward pass.
+    max_duration: utterances longer than this (seconds, from the file header) are skipped with reason
+        ``too_long`` instead of padding their whole batch to that length; 0 = no limit.
     workers: beam-search worker processes (0 = decode in the calling process).
     max_pending_batches: batches in the workers' queue before the forward pass waits (bounds memory);
         each batch is one job for one worker.
@@ -52,6 +54,7 @@ class DecoderConfig:
     flashlight_beam_threshold: float = 25.0
     skip_blank_frames: bool = True
     batch_size: int = 8
+    max_duration: float = 60.0
     workers: int = 2
     max_pending_batches: int = 4
     confidence: bool = True
@@ -64,6 +67,8 @@ class DecoderConfig:
         for name in ("beam_width", "nbest", "batch_size", "max_pending_batches"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_duration < 0:
+            raise ConfigError(f"max_duration must be >= 0 (0: no limit), got {self.max_duration}")
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0, got {self.workers}")
 

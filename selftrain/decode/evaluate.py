@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import jiwer
 
+from selftrain.data.audio import SkipLog
 from selftrain.decode.pool import TeacherDecoder
-from selftrain.decode.run import iter_decoded
+from selftrain.decode.run import iter_decoded, screen_rows
 from selftrain.errors import DecodeError
 from selftrain.models.api import AcousticModel
 from selftrain.record import Utterance
@@ -20,7 +20,11 @@ __all__ = ["EvalResult", "evaluate", "error_rates"]
 
 @dataclass
 class EvalResult:
-    """WER/CER of one decoding setting, with what it was measured on."""
+    """WER/CER of one decoding setting, with what it was measured on.
+
+    ``bad_audio`` counts the labeled rows left out by reason (as in decoding) and ``skipped_rows``
+    lists them: ``utterances + len(skipped_rows) + unlabeled_skipped`` is the manifest's size.
+    """
 
     wer: float
     cer: float
@@ -34,6 +38,7 @@ class EvalResult:
     seconds: float
     audio_seconds: float
     examples: list[dict] = field(default_factory=list)
+    skipped_rows: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,15 +56,16 @@ def evaluate(model: AcousticModel, utterances: Sequence[Utterance], decoder: Tea
     """Decode the labeled ``utterances`` and score them against their normalised references.
 
     References go through the model tokenizer's normaliser, the same one its training text saw.
+    Rows that cannot be decoded are skipped (see :func:`~selftrain.decode.decode_manifest`).
     """
     started = time.monotonic()
     labeled = [u for u in utterances if u.reference is not None]
     normalise = model.tokenizer.normalizer
     model.train(False)
-    bad: Counter[str] = Counter()
+    log = SkipLog()
     refs, hyps, audio_seconds = [], [], 0.0
     decoder.start()
-    for utt, hyp in iter_decoded(model, labeled, decoder, bad, progress):
+    for utt, hyp in iter_decoded(model, screen_rows(labeled, log), decoder, progress=progress, log=log):
         refs.append(normalise(utt.reference or ""))
         hyps.append(hyp.text)
         audio_seconds += hyp.num_frames * model.frame_shift_seconds
@@ -67,7 +73,8 @@ def evaluate(model: AcousticModel, utterances: Sequence[Utterance], decoder: Tea
     examples = [{"reference": r, "hypothesis": h} for r, h in zip(refs[:num_examples], hyps[:num_examples], strict=True)]
     return EvalResult(
         wer=wer, cer=cer, utterances=len(refs), words=sum(len(r.split()) for r in refs),
-        unlabeled_skipped=len(utterances) - len(labeled), bad_audio=dict(bad), decoder=decoder.name,
+        unlabeled_skipped=len(utterances) - len(labeled), bad_audio=dict(log.bad), decoder=decoder.name,
         settings=decoder.config.to_dict(), lm=str(decoder.lm_path) if decoder.lm_path else None,
         seconds=round(time.monotonic() - started, 3), audio_seconds=round(audio_seconds, 3), examples=examples,
+        skipped_rows=log.rows,
     )

@@ -6,6 +6,11 @@ interruption skips the ids already written. ``Shard("i/N")`` splits a manifest d
 joins their outputs into exactly what one unsharded run writes. Batches are always the same
 consecutive runs of the manifest (resumed and sharded runs included), because a model's output can
 depend on its batch neighbours through padding.
+
+Rows that cannot be decoded are skipped with a reason, never a crash: a repeated ID or text that is
+not UTF-8 before any audio is read (:func:`~selftrain.data.check.record_problem`), then unusable
+audio (:class:`~selftrain.errors.AudioError` reasons, ``too_long`` above ``max_duration``). Audio
+at another rate or with several channels is resampled / downmixed and counted in the report.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import logging
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +30,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from selftrain.data.audio import load_audio_or_skip
+from selftrain.data.audio import SkipLog
+from selftrain.data.check import record_problem
 from selftrain.decode.pool import PendingResult, TeacherDecoder
-from selftrain.errors import ConfigError, DecodeError, ManifestError
+from selftrain.errors import ConfigError, DecodeError
 from selftrain.io import JsonlWriter, atomic_write, read_jsonl
 from selftrain.models.api import AcousticModel
 from selftrain.record import Hypothesis, Utterance
 
-__all__ = ["Shard", "DecodeReport", "MergeReport", "acoustic_log_probs", "iter_decoded", "decode_manifest", "merge_shards"]
+__all__ = ["Shard", "DecodeReport", "MergeReport", "acoustic_log_probs", "iter_decoded", "decode_manifest", "merge_shards",
+           "screen_rows"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ class Shard:
 
     def contains(self, utt_id: str) -> bool:
         # A content hash, not Python's salted hash(), so every job agrees on the split.
-        digest = hashlib.sha1(utt_id.encode("utf-8")).digest()
+        digest = hashlib.sha1(utt_id.encode("utf-8", "surrogateescape")).digest()
         return int.from_bytes(digest[:8], "big") % self.count == self.index
 
     def select(self, utterances: Sequence[Utterance], batch_size: int) -> list[Utterance]:
@@ -76,7 +83,13 @@ class Shard:
 
 @dataclass
 class DecodeReport:
-    """What a decoding run did (counts include only this shard)."""
+    """What a decoding run did (counts include only this shard).
+
+    ``utterances == already_done + decoded + skipped`` once the run finishes (``limit`` stops it
+    early). ``bad_audio`` counts the skipped rows by reason (audio problems, ``duplicate_id``,
+    ``encoding``) and ``skipped_rows`` lists them; ``converted`` counts decoded rows whose audio was
+    ``downmixed`` or ``resampled``.
+    """
 
     out: str
     teacher: str
@@ -86,8 +99,15 @@ class DecodeReport:
     already_done: int
     decoded: int
     bad_audio: dict[str, int] = field(default_factory=dict)
+    skipped_rows: list[dict] = field(default_factory=list)
+    converted: dict[str, int] = field(default_factory=dict)
     audio_seconds: float = 0.0
     seconds: float = 0.0
+
+    @property
+    def skipped(self) -> int:
+        """Rows of this run that were not decoded, for the reasons in ``skipped_rows``."""
+        return len(self.skipped_rows)
 
     @property
     def real_time_factor(self) -> float:
@@ -95,11 +115,13 @@ class DecodeReport:
         return self.seconds / self.audio_seconds if self.audio_seconds else 0.0
 
 
-def _load_batch(batch: Sequence[Utterance], sample_rate: int, bad: Counter[str]) -> tuple[list[Utterance], list[torch.Tensor]]:
-    """Load a batch's audio; bad files are logged, counted by reason and left out."""
+def _load_batch(batch: Sequence[Utterance], sample_rate: int, max_seconds: float, log: SkipLog,
+                skip: Set[str]) -> tuple[list[Utterance], list[torch.Tensor]]:
+    """Load a batch's audio; bad files are recorded in ``log`` and left out (rows in ``skip``, only
+    loaded as batch neighbours, were reported by an earlier run)."""
     kept, wavs = [], []
     for utt in batch:
-        wav = load_audio_or_skip(utt.id, utt.wav, sample_rate, bad)
+        wav = (SkipLog() if utt.id in skip else log).load(utt.id, utt.wav, sample_rate, max_seconds)
         if wav is not None:
             kept.append(utt)
             wavs.append(wav)
@@ -143,22 +165,24 @@ def _batches(utterances: Sequence[Utterance], batch_size: int) -> list[Sequence[
 
 def iter_decoded(model: AcousticModel, utterances: Sequence[Utterance], decoder: TeacherDecoder,
                  bad_audio: Counter[str] | None = None, progress: bool = True,
-                 skip: set[str] | frozenset[str] = frozenset()) -> Iterator[tuple[Utterance, Hypothesis]]:
+                 skip: Set[str] = frozenset(), log: SkipLog | None = None) -> Iterator[tuple[Utterance, Hypothesis]]:
     """Yield ``(utterance, hypothesis)`` in input order, batching ``utterances`` consecutively.
 
-    The next batch's forward pass overlaps the workers' beam search of earlier ones. Unreadable
-    audio is skipped and counted in ``bad_audio``. Ids in ``skip`` (already decoded) are neither
-    decoded nor yielded, but still padded into their batch, so the others' outputs do not change.
+    The next batch's forward pass overlaps the workers' beam search of earlier ones. Unusable audio
+    (longer than ``max_duration`` included) is skipped: recorded in ``log`` when given, else counted
+    by reason in ``bad_audio``. Ids in ``skip`` (already decoded) are neither decoded nor yielded, but
+    still padded into their batch, so the others' outputs do not change.
     """
     config = decoder.config
-    bad_audio = Counter() if bad_audio is None else bad_audio
+    if log is None:
+        log = SkipLog(Counter() if bad_audio is None else bad_audio)
     pending: deque[tuple[list[Utterance], PendingResult]] = deque()
     bar = tqdm(total=sum(u.id not in skip for u in utterances), desc=f"decode {decoder.teacher}", unit="utt",
                disable=not progress)
     for batch in _batches(utterances, config.batch_size):
         if all(u.id in skip for u in batch):
             continue
-        kept, wavs = _load_batch(batch, model.sample_rate, bad_audio)
+        kept, wavs = _load_batch(batch, model.sample_rate, config.max_duration, log, skip)
         bar.update(sum(u.id not in skip for u in batch) - sum(u.id not in skip for u in kept))
         if any(u.id not in skip for u in kept):
             with _forward_threads(model, config.workers):
@@ -184,34 +208,46 @@ def decode_manifest(model: AcousticModel, utterances: Sequence[Utterance], decod
                     progress: bool = True) -> DecodeReport:
     """Decode ``utterances`` (this ``shard`` of them) into the JSON-lines file ``out``, resuming.
 
-    ``limit`` stops after that many newly written records (for tests and trial runs).
+    ``limit`` stops after that many newly written records (for tests and trial runs). Rows that
+    cannot be decoded are skipped and listed in the report (see :class:`DecodeReport`).
     """
     started = time.monotonic()
-    ids = [u.id for u in utterances]
-    if len(set(ids)) != len(ids):
-        duplicate = next(i for i, n in Counter(ids).items() if n > 1)
-        raise ManifestError(f"utterance ids must be unique to resume and shard; {duplicate!r} repeats")
-    selected = shard.select(utterances, decoder.config.batch_size) if shard else list(utterances)
+    log = SkipLog()
+    usable = screen_rows(utterances, log, shard)
+    selected = shard.select(usable, decoder.config.batch_size) if shard else usable
     if decoder.config.dropout:
         torch.manual_seed(decoder.config.seed)
     model.train(decoder.config.dropout)
-    bad: Counter[str] = Counter()
     with JsonlWriter(out) as writer:
         done = frozenset(writer.done)
         report = DecodeReport(str(out), decoder.teacher, decoder.name, str(shard) if shard else None,
-                              len(selected), sum(u.id in done for u in selected), 0)
+                              len(selected) + len(log.rows), sum(u.id in done for u in selected), 0)
         decoder.start()
-        for utt, hyp in iter_decoded(model, selected, decoder, bad, progress, skip=done):
+        for utt, hyp in iter_decoded(model, selected, decoder, progress=progress, skip=done, log=log):
             writer.write(utt.with_hypothesis(hyp).to_dict())
             report.decoded += 1
             report.audio_seconds += hyp.num_frames * model.frame_shift_seconds
             if limit is not None and report.decoded >= limit:
                 break
-    report.bad_audio = dict(bad)
+    report.bad_audio, report.skipped_rows, report.converted = dict(log.bad), log.rows, dict(log.converted)
     report.seconds = round(time.monotonic() - started, 3)
-    if bad:
-        log.warning("skipped %d utterances with unusable audio: %s", sum(bad.values()), dict(bad))
+    if log.rows:
+        logger.warning("skipped %d utterances: %s", len(log.rows), report.bad_audio)
     return report
+
+
+def screen_rows(utterances: Sequence[Utterance], log: SkipLog, shard: Shard | None = None) -> list[Utterance]:
+    """The rows worth reading audio for: a repeated ID (all but its first row) and text that is not
+    UTF-8 are recorded in ``log`` (only by the ``shard`` that owns the ID, so shards add up)."""
+    seen: set[str] = set()
+    kept = []
+    for utt in utterances:
+        problem = record_problem(utt, seen)
+        if problem is None:
+            kept.append(utt)
+        elif shard is None or shard.contains(utt.id):
+            log.skip(utt.id, problem.code, problem.message)
+    return kept
 
 
 @dataclass
@@ -237,7 +273,7 @@ def merge_shards(shard_files: Iterable[str | Path], utterances: Sequence[Utteran
             if record["id"] in records:
                 raise DecodeError(f"utterance {record['id']} appears in more than one shard ({path})")
             records[record["id"]] = record
-    order = [u.id for u in utterances]
+    order = list(dict.fromkeys(u.id for u in utterances))  # a repeated id was decoded (and is written) once
     unknown = set(records) - set(order)
     if unknown:
         raise DecodeError(f"{len(unknown)} decoded ids are not in the manifest, e.g. {sorted(unknown)[0]}")

@@ -3,7 +3,8 @@
 Nested dataclasses with documented defaults; a YAML/JSON file and ``key=value`` overrides are applied
 on top (unknown keys raise :class:`~selftrain.errors.ConfigError`). Training, decoding, agreement and
 selection settings are passed through as overrides of those stages' own configs, so their defaults
-stay in one place.
+stay in one place; they are checked against those configs when the experiment config is loaded, so a
+misspelt key fails before any work instead of when its stage starts hours later.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 from selftrain.errors import ConfigError
 from selftrain.models.config import update_dataclass
 
-__all__ = ["DataPaths", "TeachersConfig", "ThresholdConfig", "ExperimentConfig", "load_experiment_config"]
+__all__ = ["DataPaths", "TeachersConfig", "ThresholdConfig", "ExperimentConfig", "load_experiment_config",
+           "check_stage_overrides"]
 
 
 @dataclass
@@ -109,22 +111,47 @@ class ExperimentConfig:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
+    import yaml
+
     try:
         text = path.read_text(encoding="utf-8")
-        if path.suffix == ".json":
-            return json.loads(text)
-        import yaml
-
-        return yaml.safe_load(text) or {}
-    except (OSError, ValueError) as exc:
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text) or {}
+    except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
 
 
+def check_stage_overrides(config: ExperimentConfig) -> None:
+    """Apply each stage's overrides to a default config of that stage: unknown keys and values of
+    the wrong type raise :class:`ConfigError` now, naming the key (e.g. ``decode.beam``)."""
+    from selftrain.agreement.rover import AgreementConfig
+    from selftrain.decode.config import DecoderConfig
+    from selftrain.select.config import SelectConfig
+    from selftrain.train.config import load_train_config
+
+    for name in ("teacher_train", "student_train"):
+        try:
+            load_train_config(config.preset, overrides=getattr(config, name))
+        except ConfigError as exc:
+            raise ConfigError(f"{name}: {exc}") from exc
+    for name, stage_config in (("decode", DecoderConfig()), ("agreement", AgreementConfig()), ("select", SelectConfig())):
+        update_dataclass(stage_config, getattr(config, name), name)
+
+
 def load_experiment_config(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Defaults, then a YAML/JSON file, then overrides (nested dicts)."""
+    """Defaults, then a YAML/JSON file, then overrides (nested dicts); then :func:`check_stage_overrides`.
+
+    Every problem is a :class:`ConfigError` naming the key (and the file, for the file's keys).
+    """
     config = ExperimentConfig()
-    for layer in ([_read_file(Path(config_file))] if config_file else []) + ([overrides] if overrides else []):
-        update_dataclass(config, layer, "config")
+    if config_file:
+        values = _read_file(Path(config_file))
+        try:
+            update_dataclass(config, values, "config")
+        except ConfigError as exc:
+            raise ConfigError(f"{config_file}: {exc}") from exc
+    if overrides:
+        update_dataclass(config, overrides, "config")
     config.__post_init__()
     config.threshold.__post_init__()
+    check_stage_overrides(config)
     return config

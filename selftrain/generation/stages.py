@@ -57,6 +57,9 @@ def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out
     overrides: dict[str, Any] = {"out": str(out), "seed": config.seed + generation}
     if generation == 0:
         extra = config.teacher_train
+        if extra.get("ssl", {}).get("objectives"):
+            # SSL runs on all audio: a teacher with SSL objectives also learns from the unlabeled set.
+            data["unlabeled"] = [config.data.unlabeled]
     else:
         selected = workdir.stage_dir(generation, "select") / "selected.csv"
         data["pseudo"] = [str(selected)]
@@ -203,7 +206,8 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
     dev = run_selection(_hyp_files(info["dev"], dev_dir), out / "dev", replace(select_config, threshold=None, keep_fraction=None),
                         agreement, manifest=config.data.dev)
     calibration_path = out / "calibration.json"
-    calibration = fit_calibration(dev.utterances)
+    # Calibrate the scores of the teacher whose hypotheses become the pseudo-labels.
+    calibration = fit_calibration(dev.utterances, teacher=None if select_config.teacher == "auto" else select_config.teacher)
     calibration.save(calibration_path)
     if "method" not in config.select and "utterance" in calibration.combiners:
         # The calibrated combination of every score ranks best. Measured on the default corpus'

@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,8 +61,7 @@ class Workdir:
     def _bind(self, config: dict[str, Any]) -> None:
         digest = experiment_hash(config)
         if self.experiment_file.exists():
-            stored = json.loads(self.experiment_file.read_text(encoding="utf-8"))
-            stored_config = stored.get("config", {})
+            stored_config = self._stored()
             # Recomputed from the stored config, so folders written by older versions still compare.
             stored_digest = experiment_hash(stored_config)
             if stored_digest != digest:
@@ -76,11 +77,22 @@ class Workdir:
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.experiment_file, {"config_hash": digest, "config": config})
 
+    def _stored(self) -> dict[str, Any]:
+        """The config in ``experiment.json``; :class:`ConfigError` naming the file when it is unreadable."""
+        try:
+            stored = json.loads(self.experiment_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{self.experiment_file} is unreadable ({exc}); it does not say which experiment "
+                              f"{self.root} holds: use a new --workdir") from exc
+        if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+            raise ConfigError(f"{self.experiment_file} has no experiment config; use a new --workdir")
+        return stored["config"]
+
     def config(self) -> dict[str, Any]:
         """The stored experiment config."""
         if not self.experiment_file.exists():
             raise ConfigError(f"{self.root} is not an experiment folder (no experiment.json)")
-        return json.loads(self.experiment_file.read_text(encoding="utf-8"))["config"]
+        return self._stored()
 
     def generation_dir(self, generation: int) -> Path:
         return self.root / f"gen_{generation:03d}"
@@ -114,3 +126,35 @@ class Workdir:
         result["seconds"] = round(time.time() - start, 1)
         atomic_write_json(stage_dir / DONE_MARKER, result)
         return result
+
+    def adopt(self, source: str | Path, paths: list[str]) -> list[str]:
+        """Take finished work from another experiment's folder instead of redoing it.
+
+        ``paths`` are folders relative to both roots (``lm``, ``gen_000``, ``gen_001/decode``...);
+        each must hold finished stages in ``source``. For experiments that differ only in later
+        stages (ablations of the selection or of the student) that share a teacher. Files are hard
+        links where the file system allows (stages never rewrite a finished file), else copies.
+        Returns the paths adopted (those already present here are left alone).
+        """
+        source = Path(source)
+        adopted = []
+        for rel in paths:
+            origin, target = source / rel, self.root / rel
+            if target.exists():
+                continue
+            stages = [origin] if (origin / DONE_MARKER).exists() else [d for d in origin.glob("*") if d.is_dir()]
+            if not origin.is_dir() or not stages or not all(self.is_done(d) for d in stages):
+                raise ConfigError(f"{origin} is not finished work of an experiment (stage .done markers missing)")
+            partial = target.with_name(target.name + ".adopting")
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(origin, partial, copy_function=_link_or_copy)
+            partial.rename(target)
+            adopted.append(rel)
+        return adopted
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

@@ -8,17 +8,18 @@ shift) and ``tokenizer.json`` (plus the SentencePiece model when there is one).
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
 
 from selftrain.data.tokenizer import Tokenizer, load_tokenizer
-from selftrain.errors import CheckpointError
+from selftrain.errors import CheckpointError, ConfigError, TextError
 from selftrain.io import atomic_write, atomic_write_json
 from selftrain.models.acoustic import CTCModel
 from selftrain.models.config import ModelConfig
 
-__all__ = ["export_model", "load_acoustic_model", "load_ctc_model", "InferenceModel", "MODEL_FORMAT"]
+__all__ = ["export_model", "load_acoustic_model", "load_ctc_model", "load_weights", "InferenceModel", "MODEL_FORMAT"]
 
 MODEL_FORMAT = 1
 
@@ -49,21 +50,49 @@ def _read_meta(model_dir: Path) -> dict:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read {path}: {exc}") from exc
-    if meta.get("format") != MODEL_FORMAT:
-        raise CheckpointError(f"{path}: unsupported model format {meta.get('format')!r}")
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise CheckpointError(f"{path}: unsupported model format {found!r}")
     return meta
 
 
-def load_ctc_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[CTCModel, Tokenizer, dict]:
-    """Rebuild the :class:`CTCModel` of a model folder (eval mode) with its tokenizer and metadata."""
-    model_dir = Path(model_dir)
-    meta = _read_meta(model_dir)
-    tokenizer = load_tokenizer(model_dir / "tokenizer.json")
+def _build(model_dir: Path, meta: dict) -> CTCModel:
     try:
-        state = torch.load(model_dir / "model.pt", map_location=device, weights_only=True)
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"cannot load {model_dir / 'model.pt'}: {exc}") from exc
-    model = CTCModel(ModelConfig.from_dict(meta["model"]), int(meta["vocab_size"]))
+        return CTCModel(ModelConfig.from_dict(meta["model"]), int(meta["vocab_size"]))
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"{model_dir / 'model.json'}: not a model description ({exc!r})") from exc
+
+
+def load_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """A state dict of tensors, read with ``torch.load(weights_only=True)``: a file holding anything
+    else (pickled objects, code) is refused with :class:`CheckpointError` and nothing in it runs."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"refusing {path}: it holds more than tensors, which could run code ({exc})") from exc
+    except (OSError, RuntimeError, ValueError, EOFError) as exc:
+        raise CheckpointError(f"cannot load {path}: {exc}") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: not a state dict of tensors")
+    return state
+
+
+def load_ctc_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[CTCModel, Tokenizer, dict]:
+    """Rebuild the :class:`CTCModel` of a model folder (eval mode) with its tokenizer and metadata.
+
+    Raises :class:`CheckpointError` naming the file when the folder is missing, incomplete, corrupt
+    or unsafe (``model.pt`` must hold tensors only: see :func:`load_weights`).
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise CheckpointError(f"model folder not found: {model_dir}")
+    meta = _read_meta(model_dir)
+    try:
+        tokenizer = load_tokenizer(model_dir / "tokenizer.json")
+    except TextError as exc:
+        raise CheckpointError(f"{model_dir}: {exc}") from exc
+    state = load_weights(model_dir / "model.pt", device)
+    model = _build(model_dir, meta)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

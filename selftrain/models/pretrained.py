@@ -12,6 +12,7 @@ output layer instead of relearning it from random weights.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"pretrained checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"refusing {path}: it holds more than tensors, which could run code ({exc})") from exc
     except (OSError, RuntimeError, ValueError, EOFError) as exc:
         raise CheckpointError(f"cannot load {path} as a weights-only state dict: {exc}") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):

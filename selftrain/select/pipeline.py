@@ -10,8 +10,9 @@ from tqdm import tqdm
 
 from selftrain.agreement import AgreementConfig, compute_agreement, merge_teachers
 from selftrain.confidence.calibrate import CALIBRATED_SUFFIX, Calibration
+from selftrain.data.check import has_bad_encoding
 from selftrain.data.manifest import read_manifest
-from selftrain.record import Utterance
+from selftrain.record import Decision, Utterance
 from selftrain.select.config import SelectConfig
 from selftrain.select.output import write_selection
 from selftrain.select.policy import chosen_hypothesis, select_utterances
@@ -31,22 +32,45 @@ class SelectionResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def attach_manifest(utterances: list[Utterance], manifest: str | Path) -> list[str]:
-    """Fill audio path, duration, speaker and reference from a manifest; returns warnings for unknown ids."""
-    by_id = {u.id: u for u in read_manifest(manifest)}
+def attach_manifest(utterances: list[Utterance], manifest: str | Path, unusable: dict[str, str] | None = None) -> list[str]:
+    """Fill audio path, duration, speaker and reference from a manifest; returns warnings.
+
+    The first row of a repeated ID is the one used (as in decoding and training). An utterance whose
+    row holds bytes that are not UTF-8 takes nothing from it and is added to ``unusable`` (id ->
+    decision reason). Warnings count hypothesis ids the manifest lacks, repeated manifest ids and
+    manifest rows without a hypothesis (skipped when decoding, or not decoded).
+    """
+    rows = read_manifest(manifest)
+    by_id: dict[str, Utterance] = {}
+    for row in rows:
+        by_id.setdefault(row.id, row)
     unknown = []
     for utt in utterances:
         source = by_id.get(utt.id)
         if source is None:
             unknown.append(utt.id)
-            continue
-        utt.wav, utt.duration = source.wav or utt.wav, source.duration or utt.duration
-        utt.spk_id = utt.spk_id or source.spk_id
-        if utt.reference is None:
-            utt.reference = source.reference
-    if unknown:
-        return [f"{manifest}: {len(unknown)} hypothesis id(s) not in the manifest (e.g. {', '.join(unknown[:5])})"]
-    return []
+        elif has_bad_encoding(source):
+            if unusable is not None:
+                unusable[utt.id] = f"encoding: manifest row of {utt.id} holds bytes that are not UTF-8"
+        else:
+            _fill(utt, source)
+    hypothesis_ids = {u.id for u in utterances}
+    repeated = sorted({r.id for r in rows if by_id[r.id] is not r})
+    lacking = [i for i in by_id if i not in hypothesis_ids]
+    warnings = []
+    for count, what, examples in ((len(unknown), "hypothesis id(s) not in the manifest", unknown),
+                                  (len(rows) - len(by_id), "manifest row(s) repeat an earlier id (the first is used)", repeated),
+                                  (len(lacking), "manifest row(s) have no hypothesis", lacking)):
+        if count:
+            warnings.append(f"{manifest}: {count} {what} (e.g. {', '.join(examples[:5])})")
+    return warnings
+
+
+def _fill(utt: Utterance, source: Utterance) -> None:
+    utt.wav, utt.duration = source.wav or utt.wav, source.duration or utt.duration
+    utt.spk_id = utt.spk_id or source.spk_id
+    if utt.reference is None:
+        utt.reference = source.reference
 
 
 def word_quality(utterances: list[Utterance], config: SelectConfig) -> dict[str, dict | None]:
@@ -63,12 +87,17 @@ def run_selection(hyps: list[str | Path], out_dir: str | Path, config: SelectCon
                   agreement: AgreementConfig | None = None, calibration: str | Path | None = None,
                   manifest: str | Path | None = None, teacher_names: list[str | None] | None = None) -> SelectionResult:
     """Merge hypothesis files (one per teacher), apply a calibration, compute agreement when there are
-    two or more teachers, select, and write ``selected.csv``/``decisions.jsonl``/``summary.json``."""
+    two or more teachers, select, and write ``selected.csv``/``decisions.jsonl``/``summary.json``.
+
+    Utterances whose manifest row cannot be used (see :func:`attach_manifest`) are dropped with that
+    reason, outside the policy (a keep fraction counts the others); ``summary.json`` repeats the warnings.
+    """
     config = config or SelectConfig()
     utterances, report = merge_teachers(hyps, teacher_names)
     warnings = report.lines()
+    unusable: dict[str, str] = {}
     if manifest is not None:
-        warnings += attach_manifest(utterances, manifest)
+        warnings += attach_manifest(utterances, manifest, unusable)
     if calibration is not None:
         Calibration.load(calibration).apply_all(utterances)
     agreement = agreement or AgreementConfig()
@@ -76,8 +105,12 @@ def run_selection(hyps: list[str | Path], out_dir: str | Path, config: SelectCon
         teachers = [h for h in utt.hypotheses if h.teacher != agreement.combined_name]
         if len(teachers) >= 2 or agreement.dust_reference:
             compute_agreement(utt, agreement)
-    select_utterances(utterances, config)
-    paths = write_selection(utterances, out_dir, {"word_detection": word_quality(utterances, config)})
+    select_utterances([u for u in utterances if u.id not in unusable], config)
+    for utt in utterances:
+        if utt.id in unusable:
+            utt.pseudo_label, utt.confidence = None, None
+            utt.decision = Decision(False, unusable[utt.id], config.resolved().describe())
+    paths = write_selection(utterances, out_dir, {"word_detection": word_quality(utterances, config), "warnings": warnings})
     for line in warnings:
         log.warning(line)
     return SelectionResult(utterances, paths, warnings)

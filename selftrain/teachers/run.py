@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from selftrain.errors import ConfigError, ManifestError
+from selftrain.data.audio import SkipLog
+from selftrain.decode.run import screen_rows
+from selftrain.errors import ConfigError
 from selftrain.io import JsonlWriter
 from selftrain.record import Utterance
 from selftrain.teachers.base import OutputSpace, Teacher
@@ -29,7 +30,8 @@ EXTERNAL_TEACHERS = ("whisper", "pocketsphinx")
 
 @dataclass
 class TranscribeReport:
-    """What a transcription run did."""
+    """What a transcription run did: ``bad_audio`` counts the rows skipped, by reason (as decoding's
+    :class:`~selftrain.decode.DecodeReport` does)."""
 
     out: str
     teacher: str
@@ -69,18 +71,17 @@ def transcribe_manifest(teacher: Teacher, utterances: Sequence[Utterance], out: 
                         limit: int | None = None, progress: bool = True) -> TranscribeReport:
     """Transcribe ``utterances`` with ``teacher`` into the JSON-lines file ``out``, resuming.
 
-    ``limit`` stops after that many newly written records. Unreadable audio is skipped and counted.
+    ``limit`` stops after that many newly written records. Rows are skipped and counted as in
+    decoding: a repeated ID, text that is not UTF-8, unreadable audio.
     """
     started = time.monotonic()
-    ids = [u.id for u in utterances]
-    if len(set(ids)) != len(ids):
-        duplicate = next(i for i, n in Counter(ids).items() if n > 1)
-        raise ManifestError(f"utterance ids must be unique to resume; {duplicate!r} repeats")
-    bad: Counter[str] = Counter()
+    skipped = SkipLog()
+    usable = screen_rows(utterances, skipped)
+    bad = skipped.bad
     with JsonlWriter(out) as writer:
         done = frozenset(writer.done)
-        report = TranscribeReport(str(out), teacher.name, len(utterances), sum(i in done for i in ids))
-        for utt, hyp in teacher.transcribe(utterances, bad, skip=done, progress=progress):
+        report = TranscribeReport(str(out), teacher.name, len(utterances), sum(u.id in done for u in usable))
+        for utt, hyp in teacher.transcribe(usable, bad, skip=done, progress=progress):
             writer.write(utt.with_hypothesis(hyp).to_dict())
             report.transcribed += 1
             report.audio_seconds += utt.duration
@@ -89,5 +90,5 @@ def transcribe_manifest(teacher: Teacher, utterances: Sequence[Utterance], out: 
     report.bad_audio = dict(bad)
     report.seconds = round(time.monotonic() - started, 3)
     if bad:
-        log.warning("skipped %d utterances with unusable audio: %s", sum(bad.values()), dict(bad))
+        log.warning("skipped %d utterances: %s", sum(bad.values()), dict(bad))
     return report

@@ -9,6 +9,7 @@ DDP, autocast, checkpoint recovery, gradient clipping, optimizer stepping) is Sp
 from __future__ import annotations
 
 import logging
+import pickle
 import random
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selftrain.errors import CheckpointError
 from selftrain.models.acoustic import CTCModel, output_lengths
 from selftrain.ssl.combine import Combiner, PCGrad
 from selftrain.ssl.masking import span_mask
@@ -254,7 +256,12 @@ class SelftrainBrain(sb.Brain):
             p.data /= world
 
     def on_fit_start(self):
-        super().on_fit_start()  # recovers the latest checkpoint, if any
+        try:
+            super().on_fit_start()  # recovers the latest checkpoint, if any
+        except pickle.UnpicklingError as exc:
+            # SpeechBrain's loaders call torch.load, whose default (weights_only=True) refuses pickled objects.
+            raise CheckpointError(f"refusing to resume from {self.checkpointer.checkpoints_dir}: a checkpoint holds "
+                                  f"more than tensors and plain values, which could run code ({exc})") from exc
         self._restore_progress()
 
     def _restore_progress(self):

@@ -196,20 +196,25 @@ def load_train_config(
     overrides: dict[str, Any] | None = None,
 ) -> TrainConfig:
     """Build a :class:`TrainConfig`: preset, then YAML file, then overrides (unknown keys -> ConfigError)."""
-    layers: list[dict[str, Any]] = []
+    layers: list[tuple[str, dict[str, Any]]] = []
     if config_file:
-        layers.append(_read_yaml(Path(config_file)))
+        layers.append((f"{config_file}: ", _read_yaml(Path(config_file))))
     if overrides:
-        layers.append(overrides)
+        layers.append(("", overrides))
     chosen = preset
-    for layer in layers:
+    for _, layer in layers:
         if "preset" in layer:
             chosen = str(layer["preset"])
     config = TrainConfig()
     config.preset = chosen or config.preset
     config.model = model_preset(config.preset)
-    for layer in layers:
-        update_dataclass(config, layer, "config")
+    for source, layer in layers:
+        try:
+            update_dataclass(config, layer, "config")
+        except ConfigError as exc:
+            if not source:
+                raise
+            raise ConfigError(f"{source}{exc}") from exc
     return config
 
 

@@ -1,9 +1,13 @@
 """Training data: manifests -> checked rows -> SpeechBrain datasets and the mixed batch sampler.
 
-Every row that cannot be trained on is skipped with a reason (never a crash) and counted:
-unreadable audio (:class:`~selftrain.errors.AudioError` reasons), durations out of range, empty
-or untokenizable targets, targets longer than the model's output frames (CTC cannot align them),
-pseudo-labels whose weight is below ``min_weight``.
+Every row that cannot be trained on is skipped with a reason (never a crash) and counted per
+pool (``labeled``, ``pseudo``, ``unlabeled``, ``dev``): an ID used by an earlier row of any training
+manifest (``duplicate_id``; dev IDs are checked among dev rows), an ID, path or transcript that is
+not UTF-8 (``encoding``), unreadable audio (:class:`~selftrain.errors.AudioError` reasons),
+durations out of range (``too_long`` is decided from the header, before reading), empty or
+untokenizable targets, targets longer than the model's output frames (CTC cannot align them),
+pseudo-labels whose weight is below ``min_weight``. Audio at another sample rate or with several
+channels is resampled / downmixed and counted in ``PreparedData.converted``.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from selftrain.data.audio import load_audio
+from selftrain.data.audio import load_audio, load_audio_converted
 from selftrain.data.batching import MixedDurationBatchSampler, Pool
+from selftrain.data.check import record_problem
 from selftrain.data.manifest import read_manifest
 from selftrain.data.tokenizer import CharTokenizer, Tokenizer, load_tokenizer
 from selftrain.errors import AudioError, ConfigError, ManifestError, TextError
@@ -47,13 +52,19 @@ class Row:
 
 @dataclass
 class PreparedData:
-    """Checked rows of each pool, the tokenizer, and what was skipped (``{reason: count}``)."""
+    """Checked rows of each pool, the tokenizer, and what was skipped.
+
+    ``skipped`` counts ``"pool:reason"``, ``skipped_rows`` lists them, ``totals`` counts the rows
+    read per pool (kept + skipped), ``converted`` counts ``"pool:resampled"`` / ``"pool:downmixed"``.
+    """
 
     train: list[Row]
     dev: list[Row]
     tokenizer: Tokenizer
     skipped: Counter = field(default_factory=Counter)
     skipped_rows: list[dict] = field(default_factory=list)
+    totals: Counter = field(default_factory=Counter)
+    converted: Counter = field(default_factory=Counter)
 
 
 def build_tokenizer(config: DataConfig, texts: list[str]) -> Tokenizer:
@@ -100,18 +111,35 @@ class _Checker:
         self.frame_shift = frame_shift
         self.skipped: Counter = Counter()
         self.skipped_rows: list[dict] = []
+        self.totals: Counter = Counter()
+        self.converted: Counter = Counter()
 
     def skip(self, utt: Utterance, pool: str, reason: str, detail: str = "") -> None:
         self.skipped[f"{pool}:{reason}"] += 1
         self.skipped_rows.append({"id": utt.id, "pool": pool, "reason": reason, "detail": detail})
 
-    def row(self, utt: Utterance, kind: int) -> Row | None:
-        pool = KIND_NAMES[kind]
+    def row(self, utt: Utterance, kind: int, pool: str, seen: set[str]) -> Row | None:
+        """``utt`` as a training row of ``pool``, or ``None`` (recorded with its reason)."""
+        problem = record_problem(utt, seen)
+        if problem is not None:
+            self.skip(utt, pool, problem.code, problem.message)
+            return None
+        duration = self._duration(utt, pool)
+        if duration is None:
+            return None
+        if kind == KIND_UNLABELED:
+            return Row(utt.id, utt.wav, duration, kind, "", [])
+        target = self._target(utt, kind, pool, duration)
+        return None if target is None else Row(utt.id, utt.wav, duration, kind, *target)
+
+    def _duration(self, utt: Utterance, pool: str) -> float | None:
+        """The audio's length at the model's rate, if it loads and lies within the duration limits."""
         try:
-            wav = load_audio(utt.wav, self.sample_rate)
+            wav, conversions = load_audio_converted(utt.wav, self.sample_rate, self.config.max_duration)
         except AudioError as exc:
             self.skip(utt, pool, exc.reason, str(exc))
             return None
+        self.converted.update(f"{pool}:{c}" for c in conversions)
         duration = wav.numel() / self.sample_rate
         if duration < self.config.min_duration:
             self.skip(utt, pool, "too_short", f"{duration:.2f}s")
@@ -119,32 +147,37 @@ class _Checker:
         if duration > self.config.max_duration:
             self.skip(utt, pool, "too_long", f"{duration:.2f}s")
             return None
-        text, tokens, weight = "", [], 1.0
-        if kind != KIND_UNLABELED:
-            text = self.tokenizer.normalizer(utt.reference or "")
-            if not text:
-                self.skip(utt, pool, "empty_target")
-                return None
-            try:
-                tokens = self.tokenizer.encode(text)
-            except TextError as exc:
-                self.skip(utt, pool, "bad_text", str(exc))
-                return None
-            repeats = sum(1 for a, b in zip(tokens, tokens[1:], strict=False) if a == b)
-            if len(tokens) + repeats > int(duration / self.frame_shift):
-                self.skip(utt, pool, "target_too_long", f"{len(tokens)} tokens in {duration:.2f}s")
-                return None
-            if kind == KIND_PSEUDO:
-                weight = _weight(utt, self.config.weight_column)
-                if weight < self.config.min_weight:
-                    self.skip(utt, pool, "low_weight", f"{weight:.3f}")
-                    return None
-        return Row(utt.id, utt.wav, duration, kind, text, tokens, weight)
+        return duration
 
-    def rows(self, utterances: list[Utterance], kind: int, desc: str) -> list[Row]:
+    def _target(self, utt: Utterance, kind: int, pool: str, duration: float) -> tuple[str, list[int], float] | None:
+        """Normalised text, token ids and CTC weight of a labeled or pseudo-labeled row."""
+        text = self.tokenizer.normalizer(utt.reference or "")
+        if not text:
+            self.skip(utt, pool, "empty_target")
+            return None
+        try:
+            tokens = self.tokenizer.encode(text)
+        except TextError as exc:
+            self.skip(utt, pool, "bad_text", str(exc))
+            return None
+        repeats = sum(1 for a, b in zip(tokens, tokens[1:], strict=False) if a == b)
+        if len(tokens) + repeats > int(duration / self.frame_shift):
+            self.skip(utt, pool, "target_too_long", f"{len(tokens)} tokens in {duration:.2f}s")
+            return None
+        if kind != KIND_PSEUDO:
+            return text, tokens, 1.0
+        weight = _weight(utt, self.config.weight_column)
+        if weight < self.config.min_weight:
+            self.skip(utt, pool, "low_weight", f"{weight:.3f}")
+            return None
+        return text, tokens, weight
+
+    def rows(self, utterances: list[Utterance], kind: int, pool: str, seen: set[str]) -> list[Row]:
+        """The usable rows of one pool; ``seen`` holds the IDs of earlier rows (shared across pools)."""
+        self.totals[pool] += len(utterances)
         rows = []
-        for utt in tqdm(utterances, desc=f"checking {desc}", leave=False, disable=len(utterances) < 200):
-            row = self.row(utt, kind)
+        for utt in tqdm(utterances, desc=f"checking {pool}", leave=False, disable=len(utterances) < 200):
+            row = self.row(utt, kind, pool, seen)
             if row is not None:
                 rows.append(row)
         return rows
@@ -161,18 +194,18 @@ def prepare_data(config: DataConfig, sample_rate: int, frame_shift: float) -> Pr
     texts = [u.reference for u in (labeled or pseudo) if u.reference]  # the alphabet of the labeled text
     tokenizer = build_tokenizer(config, texts)
     checker = _Checker(config, tokenizer, sample_rate, frame_shift)
-    train = checker.rows(labeled, KIND_LABELED, "labeled") + checker.rows(pseudo, KIND_PSEUDO, "pseudo")
-    train += checker.rows(unlabeled, KIND_UNLABELED, "unlabeled")
-    dev_rows = checker.rows(dev, KIND_LABELED, "dev")
-    ids = [r.id for r in train]
-    if len(set(ids)) != len(ids):
-        dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
-        raise ManifestError(f"utterance IDs repeat across training manifests, e.g. {dupes}")
-    if not any(r.kind != KIND_UNLABELED for r in train):
-        raise ManifestError("no usable labeled or pseudo-labeled utterance is left after checking")
+    seen: set[str] = set()  # IDs must be unique across the training pools (one dataset)
+    train = checker.rows(labeled, KIND_LABELED, "labeled", seen) + checker.rows(pseudo, KIND_PSEUDO, "pseudo", seen)
+    train += checker.rows(unlabeled, KIND_UNLABELED, "unlabeled", seen)
+    dev_rows = checker.rows(dev, KIND_LABELED, "dev", set())
     for reason, count in sorted(checker.skipped.items()):
         logger.warning("skipped %d row(s): %s", count, reason)
-    return PreparedData(train, dev_rows, tokenizer, checker.skipped, checker.skipped_rows)
+    for conversion, count in sorted(checker.converted.items()):
+        logger.info("%s: %d row(s) converted to the model's format", conversion, count)
+    if not any(r.kind != KIND_UNLABELED for r in train):
+        raise ManifestError("no usable labeled or pseudo-labeled utterance is left after checking")
+    return PreparedData(train, dev_rows, tokenizer, checker.skipped, checker.skipped_rows, checker.totals,
+                        checker.converted)
 
 
 def make_dataset(rows: list[Row], sample_rate: int):

@@ -307,6 +307,8 @@ def _finish(brain, checkpointer, prepared, config: TrainConfig, out: Path, start
         train_utterances=len(prepared.train),
         dev_utterances=len(prepared.dev),
         skipped=dict(prepared.skipped),
+        rows_read=dict(prepared.totals),
+        converted=dict(prepared.converted),
         ssl_cache={"hits": brain.cache.hits, "misses": brain.cache.misses, "utterances": len(brain.cache.store)},
     )
     atomic_write_json(out / "summary.json", dict(summary))

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from lm import LMBuildConfig, build_lm
 from selftrain.data.manifest import write_manifest
 from selftrain.decode import DecoderConfig, Shard, TeacherDecoder, decode_manifest, evaluate, merge_shards
-from selftrain.errors import ConfigError, DecodeError, ManifestError
+from selftrain.errors import ConfigError, DecodeError
 from selftrain.io import read_jsonl
 from selftrain.record import Utterance
 from tests.decode_helpers import LM_SENTENCES, FakeModel, make_corpus, write_lm_text
@@ -92,9 +92,11 @@ def test_interrupted_decode_resumes_without_duplicates_or_losses(setup) -> None:
     assert third.decoded == 0 and out.read_bytes() == full
 
 
-def test_duplicate_ids_are_rejected(setup, tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match="unique"):
-        decode_manifest(setup["model"], [setup["utts"][0]] * 2, setup["decoder"], tmp_path / "h.jsonl", progress=False)
+def test_a_repeated_id_is_decoded_once_and_reported(setup, tmp_path: Path) -> None:
+    out = tmp_path / "h.jsonl"
+    report = decode_manifest(setup["model"], [setup["utts"][0]] * 2, setup["decoder"], out, progress=False)
+    assert report.decoded == 1 and report.bad_audio == {"duplicate_id": 1}
+    assert [r["id"] for r in read_jsonl(out)] == [setup["utts"][0].id]
 
 
 def test_bad_audio_is_skipped_and_counted(setup, tmp_path: Path) -> None:

@@ -101,3 +101,34 @@ def test_a_rejected_student_leaves_its_teacher_in_charge(tmp_path):
     assert teacher_generation(workdir, 4) == 1
     finished(4, True, 1)
     assert teacher_generation(workdir, 5) == 4
+
+
+def _finished_teacher(root):
+    source = Workdir(root, {"x": 1})
+    for stage in ("train", "eval"):
+        source.run_stage(source.stage_dir(0, stage), lambda out, s=stage: (out / f"{s}.txt").write_text(s) and {})
+    source.run_stage(source.stage_dir(None, "lm"), lambda out: {"lm": "lm.bin"})
+    return source
+
+
+def test_adopted_stages_are_skipped_and_keep_their_files(tmp_path):
+    source = _finished_teacher(tmp_path / "main")
+    ablation = Workdir(tmp_path / "ablation", {"x": 2})
+    assert ablation.adopt(source.root, ["lm", "gen_000"]) == ["lm", "gen_000"]
+    assert (ablation.stage_dir(0, "train") / "train.txt").read_text() == "train"
+    calls = []
+    ablation.run_stage(ablation.stage_dir(0, "train"), lambda out: calls.append(out) or {})
+    assert calls == [] and ablation.is_done(ablation.stage_dir(None, "lm"))
+    assert ablation.adopt(source.root, ["gen_000"]) == []  # already there: left alone
+    assert not list(tmp_path.glob("ablation/*.adopting"))
+
+
+def test_adopting_unfinished_work_is_refused(tmp_path):
+    source = Workdir(tmp_path / "main", {"x": 1})
+    source.stage_dir(1, "decode").mkdir(parents=True)  # interrupted: no done marker
+    ablation = Workdir(tmp_path / "ablation", {"x": 2})
+    with pytest.raises(ConfigError, match="not finished"):
+        ablation.adopt(source.root, ["gen_001/decode"])
+    with pytest.raises(ConfigError, match="not finished"):
+        ablation.adopt(source.root, ["gen_007"])
+    assert not ablation.stage_dir(1, "decode").exists()

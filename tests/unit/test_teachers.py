@@ -15,7 +15,7 @@ import soundfile as sf
 from selftrain.agreement import AgreementConfig, compute_agreement, load_teacher_file, merge_teachers
 from selftrain.data.manifest import write_manifest
 from selftrain.decode import DecoderConfig, TeacherDecoder, decode_manifest
-from selftrain.errors import CheckpointError, ConfigError, ManifestError
+from selftrain.errors import CheckpointError, ConfigError
 from selftrain.io import read_jsonl
 from selftrain.record import Utterance
 from selftrain.teachers import (
@@ -103,8 +103,8 @@ def test_transcribe_manifest_resumes_and_counts_bad_audio(tmp_path: Path) -> Non
     assert teacher.seen == ["u0", "u1", "u2"]  # nothing transcribed twice
     records = [Utterance.from_dict(r) for r in read_jsonl(out)]
     assert [r.hypothesis("fake").text for r in records] == ["word one", "word two", "word three"]
-    with pytest.raises(ManifestError):
-        transcribe_manifest(teacher, [utts[0], utts[0]], tmp_path / "dup.jsonl", progress=False)
+    repeated = transcribe_manifest(teacher, [utts[0], utts[0]], tmp_path / "dup.jsonl", progress=False)
+    assert (repeated.transcribed, repeated.bad_audio) == (1, {"duplicate_id": 1})
 
 
 def test_ctc_teacher_equals_decode_and_agrees_with_an_external_file(tmp_path: Path) -> None:
