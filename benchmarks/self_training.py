@@ -45,6 +45,7 @@ from selftrain.data.manifest import read_manifest, write_speechbrain_csv
 from selftrain.generation import load_experiment_config
 from selftrain.generation.run import open_workdir, run_experiment
 from selftrain.generation.workdir import Workdir
+from selftrain.overrides import deep_merge
 from selftrain.synth import SynthConfig, build_corpus
 
 HERE = Path(__file__).resolve().parent
@@ -73,14 +74,6 @@ def load_scale(path: str | Path, name: str) -> dict[str, Any]:
     if name not in scales:
         raise SystemExit(f"unknown scale {name!r}; {path} has {', '.join(scales)}")
     return scales[name]
-
-
-def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``changes`` deep-merged into a copy."""
-    merged = dict(base)
-    for key, value in changes.items():
-        merged[key] = merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-    return merged
 
 
 def make_corpus(scale: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -153,32 +146,28 @@ def generation_rows(root: Path, arm: str, adopted: tuple[str, ...] = ()) -> list
     return rows
 
 
-def _main_fraction(main: Path) -> float:
-    return json.loads((main / "gen_001" / "generation.json").read_text(encoding="utf-8"))["selected_fraction"]
-
-
 def run_benchmark(scale: dict[str, Any], work: Path) -> dict[str, Any]:
     """Run every arm (resumable) and collect their rows."""
     corpus = make_corpus(scale, work / "corpus")
     paths = corpus["paths"]
-    base = merge(scale["experiment"], {"data": paths})
+    base = deep_merge(scale["experiment"], {"data": paths})
     ssl = {"ssl": scale["ssl"]}
     main = run_arm(work, "main", base)
     arms: dict[str, list[dict[str, Any]]] = {"main": generation_rows(main, "main")}
-    one = merge(base, {"generations": 1})
-    fraction = _main_fraction(main)
+    one = deep_merge(base, {"generations": 1})
+    fraction = next(r["kept_fraction"] for r in arms["main"] if r["generation"] == 1)
     ranked = {"threshold": {"mode": "fixed"}, "select": {"method": "entropy_tsallis_exp", "keep_fraction": fraction}}
     no_sanity = {"min_chars_per_second": None, "max_chars_per_second": None, "max_repeat": None, "max_length_ratio": None}
     variants = [
-        ("ssl_teacher", merge(base, {"generations": 0, "teacher_train": ssl}), None, None),
+        ("ssl_teacher", deep_merge(base, {"generations": 0, "teacher_train": ssl}), None, None),
         ("oracle", one, DECODED, plant_oracle_selection(paths["unlabeled_reference"], paths["unlabeled"])),
-        ("no_filter", merge(one, {"threshold": {"mode": "fixed"},
+        ("no_filter", deep_merge(one, {"threshold": {"mode": "fixed"},
                                   "select": {"method": "entropy_tsallis_exp", "keep_fraction": 1.0, "sanity": no_sanity}}),
          DECODED, None),
-        ("confidence_only", merge(one, ranked), DECODED, None),
-        ("agreement_only", merge(one, merge(ranked, {"select": {"rank_by": "agreement"}})), DECODED, None),
-        ("no_lm", merge(one, {"select": {"teacher": "greedy"}}), DECODED, None),
-        ("student_ssl", merge(one, {"student_train": ssl}), SELECTED, None),
+        ("confidence_only", deep_merge(one, ranked), DECODED, None),
+        ("agreement_only", deep_merge(one, deep_merge(ranked, {"select": {"rank_by": "agreement"}})), DECODED, None),
+        ("no_lm", deep_merge(one, {"select": {"teacher": "greedy"}}), DECODED, None),
+        ("student_ssl", deep_merge(one, {"student_train": ssl}), SELECTED, None),
     ]
     for name, overrides, adopt, before in variants:
         root = run_arm(work, name, overrides, main if adopt else None, adopt, before)
@@ -189,7 +178,7 @@ def run_benchmark(scale: dict[str, Any], work: Path) -> dict[str, Any]:
             continue
         name = f"labeled_{round(share * 100):03d}"
         subset, hours = labeled_subset(paths["labeled"], share, work / "subsets" / f"{name}.csv")
-        root = run_arm(work, name, merge(base, {"generations": scale["curve_generations"], "data": {"labeled": subset}}))
+        root = run_arm(work, name, deep_merge(base, {"generations": scale["curve_generations"], "data": {"labeled": subset}}))
         arms[name] = generation_rows(root, name)
         curve.append({"fraction": share, "labeled_hours": round(hours, 4), "arm": name})
     return {"corpus": {"hours": corpus["summary"]["hours"], "counts": corpus["summary"]["counts"],

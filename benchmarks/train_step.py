@@ -42,13 +42,6 @@ CONFIGS: dict[str, dict] = {
 }
 
 
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _merge(out.get(k, {}), v) if isinstance(v, dict) else v
-    return out
-
-
 def _tone_corpus(folder: Path, count: int = 48) -> str:
     """A manifest of noisy tone clips (2-4 s) when no real manifest is given."""
     import numpy as np
@@ -69,14 +62,15 @@ def _tone_corpus(folder: Path, count: int = 48) -> str:
 
 def _build(name: str, args, folder: Path):
     from selftrain.models.acoustic import SUBSAMPLING
+    from selftrain.overrides import deep_merge
     from selftrain.train.config import load_train_config
     from selftrain.train.data import prepare_data
     from selftrain.train.run import _run_options, build_run
 
-    overrides = _merge({"out": str(folder / name.replace("(", "_").replace(")", "")), "device": args.device,
-                        "precision": args.precision, "augment": {"specaugment": True},
-                        "data": {"labeled": [args.labeled], "batch_seconds": args.batch_seconds, "mix_labeled": 1.0}},
-                       CONFIGS[name])
+    overrides = deep_merge({"out": str(folder / name.replace("(", "_").replace(")", "")), "device": args.device,
+                            "precision": args.precision, "augment": {"specaugment": True},
+                            "data": {"labeled": [args.labeled], "batch_seconds": args.batch_seconds, "mix_labeled": 1.0}},
+                           CONFIGS[name])
     config = load_train_config(args.preset, overrides=overrides)
     prepared = prepare_data(config.data, 16000, SUBSAMPLING * config.model.features.hop_length_ms / 1000)
     run = build_run(config, prepared, _run_options(config))

@@ -18,6 +18,7 @@ from selftrain.data.manifest import read_manifest
 from selftrain.decode.evaluate import error_rates
 from selftrain.generation.config import ExperimentConfig
 from selftrain.generation.workdir import Workdir
+from selftrain.overrides import deep_merge
 from selftrain.record import Utterance
 
 __all__ = ["train_model", "build_language_model", "decode_teachers", "evaluate_generation", "select_pseudo_labels",
@@ -69,7 +70,7 @@ def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out
             overrides["teacher"] = {"init_encoder": str(model_dir(workdir, teacher_generation(workdir, generation))),
                                     "init_head": True}
     overrides["data"] = data
-    train_config = load_train_config(config.preset, overrides=_merge(overrides, extra))
+    train_config = load_train_config(config.preset, overrides=deep_merge(overrides, extra))
     model = train(train_config)
     return {"model": str(Path(model).relative_to(out))}
 
@@ -85,13 +86,6 @@ def _ssl_only_manifest(config: ExperimentConfig, selected: Path, out: Path) -> P
     path = out / "ssl_only.csv"
     write_speechbrain_csv([u for u in read_manifest(config.data.unlabeled) if u.id not in chosen], path)
     return path
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-    return merged
 
 
 def build_language_model(config: ExperimentConfig, workdir: Workdir, out: Path) -> dict[str, Any]:

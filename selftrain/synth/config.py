@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from selftrain.errors import ConfigError
+from selftrain.overrides import deep_merge
 
 __all__ = [
     "EffectsConfig",
@@ -271,17 +272,7 @@ class SynthConfig:
         """Build from nested dicts (e.g. a parsed YAML/JSON file); unknown keys raise :class:`ConfigError`."""
         if not isinstance(data, dict):
             raise ConfigError(f"config must be a mapping, got {type(data).__name__}")
-        return _build(cls, _merge(cls().to_dict(), data), "")
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``override`` into a copy of ``base`` (so a file may give only the keys it changes)."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            value = _merge(merged[key], value)
-        merged[key] = value
-    return merged
+        return _build(cls, deep_merge(cls().to_dict(), data), "")
 
 
 def _build(cls: type, data: Any, where: str) -> Any:

@@ -143,3 +143,41 @@ def iter_audio(utterances: Sequence[Utterance], sample_rate: int, bad_audio: Cou
         if wav is None:
             continue
         yield utt, wav.numpy()
+
+
+class AudioTeacher:
+    """Shared plumbing of the external recognizers that read audio (Whisper, PocketSphinx).
+
+    A subclass sets ``decoder`` (its name in hypotheses), ``sample_rate``, ``name`` and ``space``,
+    implements :meth:`transcribe_audio` and :meth:`_release`; reading the audio, skipping bad files
+    and the context-manager protocol live here once.
+    """
+
+    decoder = ""
+    sample_rate = 16000
+    name = ""
+    space: OutputSpace
+
+    def transcribe_audio(self, audio: np.ndarray, duration: float) -> Hypothesis:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def transcribe(self, utterances: Sequence[Utterance], bad_audio: Counter[str] | None = None,
+                   skip: Set[str] = frozenset(), progress: bool = True) -> Iterator[tuple[Utterance, Hypothesis]]:
+        """Yield ``(utterance, hypothesis)`` for each readable utterance not in ``skip``."""
+        bad_audio = Counter() if bad_audio is None else bad_audio
+        for utt, audio in iter_audio(utterances, self.sample_rate, bad_audio, skip, progress,
+                                     f"{self.decoder} {self.name}"):
+            yield utt, self.transcribe_audio(audio, len(audio) / self.sample_rate)
+
+    def close(self) -> None:
+        """Release the model."""
+        self._release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -8,14 +8,12 @@ are dropped and alternative pronunciations (``the(2)``) keep their word.
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Iterator, Sequence, Set
 from pathlib import Path
 
 import numpy as np
 
-from selftrain.record import Hypothesis, Utterance
-from selftrain.teachers.base import OutputSpace, TimedWord, build_hypothesis, iter_audio
+from selftrain.record import Hypothesis
+from selftrain.teachers.base import AudioTeacher, OutputSpace, TimedWord, build_hypothesis
 from selftrain.teachers.config import SPHINX_SAMPLE_RATE, PocketSphinxConfig
 from selftrain.teachers.errors import MissingExtraError, ModelFolderError
 
@@ -48,13 +46,14 @@ def _load_decoder(config: PocketSphinxConfig):
     return Decoder(**_decoder_options(config))
 
 
-class PocketSphinxTeacher:
+class PocketSphinxTeacher(AudioTeacher):
     """PocketSphinx transcripts with word times and word posteriors as confidences.
 
     ``external_sequence`` holds PocketSphinx's posterior probability of the whole hypothesis.
     """
 
     decoder = "pocketsphinx"
+    sample_rate = SPHINX_SAMPLE_RATE
 
     def __init__(self, config: PocketSphinxConfig | None = None, space: OutputSpace | None = None,
                  name: str = "pocketsphinx"):
@@ -77,20 +76,5 @@ class PocketSphinxTeacher:
         return build_hypothesis(self.name, self.decoder, timed, duration, self.space,
                                 best.hypstr if best else "", best.prob if best else None)
 
-    def transcribe(self, utterances: Sequence[Utterance], bad_audio: Counter[str] | None = None,
-                   skip: Set[str] = frozenset(), progress: bool = True) -> Iterator[tuple[Utterance, Hypothesis]]:
-        """Yield ``(utterance, hypothesis)`` for each readable utterance not in ``skip``."""
-        bad_audio = Counter() if bad_audio is None else bad_audio
-        for utt, audio in iter_audio(utterances, SPHINX_SAMPLE_RATE, bad_audio, skip, progress,
-                                     f"pocketsphinx {self.name}"):
-            yield utt, self.transcribe_audio(audio, len(audio) / SPHINX_SAMPLE_RATE)
-
-    def close(self) -> None:
-        """Release the decoder."""
+    def _release(self) -> None:
         self._decoder = None
-
-    def __enter__(self) -> PocketSphinxTeacher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

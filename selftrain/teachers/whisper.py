@@ -11,14 +11,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
-from collections import Counter
-from collections.abc import Iterator, Sequence, Set
 from pathlib import Path
 
 import numpy as np
 
-from selftrain.record import Hypothesis, Utterance
-from selftrain.teachers.base import OutputSpace, TimedWord, build_hypothesis, iter_audio
+from selftrain.record import Hypothesis
+from selftrain.teachers.base import AudioTeacher, OutputSpace, TimedWord, build_hypothesis
 from selftrain.teachers.config import WHISPER_SAMPLE_RATE, WhisperConfig
 from selftrain.teachers.errors import MissingExtraError, ModelFolderError
 
@@ -61,7 +59,7 @@ def _load_model(config: WhisperConfig):
                         cpu_threads=config.cpu_threads, num_workers=1, local_files_only=True)
 
 
-class WhisperTeacher:
+class WhisperTeacher(AudioTeacher):
     """Whisper transcripts with word times and word probabilities as confidences.
 
     Word probabilities go under the score ``external``; ``external_sequence`` is the exponent of the
@@ -72,6 +70,7 @@ class WhisperTeacher:
     """
 
     decoder = "faster-whisper"
+    sample_rate = WHISPER_SAMPLE_RATE
 
     def __init__(self, config: WhisperConfig | None = None, space: OutputSpace | None = None, name: str = "whisper"):
         self.config = config or WhisperConfig()
@@ -89,22 +88,8 @@ class WhisperTeacher:
         text = " ".join(s.text for s in segments)
         return build_hypothesis(self.name, self.decoder, timed, duration, self.space, text, _sequence_prob(segments))
 
-    def transcribe(self, utterances: Sequence[Utterance], bad_audio: Counter[str] | None = None,
-                   skip: Set[str] = frozenset(), progress: bool = True) -> Iterator[tuple[Utterance, Hypothesis]]:
-        """Yield ``(utterance, hypothesis)`` for each readable utterance not in ``skip``."""
-        bad_audio = Counter() if bad_audio is None else bad_audio
-        for utt, audio in iter_audio(utterances, WHISPER_SAMPLE_RATE, bad_audio, skip, progress, f"whisper {self.name}"):
-            yield utt, self.transcribe_audio(audio, len(audio) / WHISPER_SAMPLE_RATE)
-
-    def close(self) -> None:
-        """Release the model."""
+    def _release(self) -> None:
         self._model = None
-
-    def __enter__(self) -> WhisperTeacher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _sequence_prob(segments: list) -> float | None:

@@ -103,10 +103,15 @@ def test_a_rejected_student_leaves_its_teacher_in_charge(tmp_path):
     assert teacher_generation(workdir, 5) == 4
 
 
+def _write_stage_file(out):
+    (out / f"{out.name}.txt").write_text(out.name)
+    return {}
+
+
 def _finished_teacher(root):
     source = Workdir(root, {"x": 1})
     for stage in ("train", "eval"):
-        source.run_stage(source.stage_dir(0, stage), lambda out, s=stage: (out / f"{s}.txt").write_text(s) and {})
+        source.run_stage(source.stage_dir(0, stage), _write_stage_file)
     source.run_stage(source.stage_dir(None, "lm"), lambda out: {"lm": "lm.bin"})
     return source
 
