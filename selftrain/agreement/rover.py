@@ -165,7 +165,7 @@ def _winner(votes: list[_Vote]) -> tuple[list[tuple[Word, ...]], float, float]:
 def _merged_word(versions: list[Word], agreement: float, share: float) -> Word:
     """One combined word: the first voter's span, every score averaged over the voters that have it."""
     scores: dict[str, float] = {}
-    for key in {k for w in versions for k in w.scores}:
+    for key in sorted({k for w in versions for k in w.scores}):  # sorted: byte-identical output across runs
         values = [w.scores[key] for w in versions if key in w.scores]
         scores[key] = sum(values) / len(values)
     scores.update({"agreement": agreement, "rover": share})

@@ -42,6 +42,10 @@ __all__ = [
     "fit_temperature",
     "fit_isotonic",
     "fit_calibration",
+    "utterance_label",
+    "utterance_target",
+    "MIN_CORRECT_UTTERANCES",
+    "MIN_CORRECT_SHARE",
 ]
 
 CALIBRATED_SUFFIX = "_calibrated"
@@ -70,6 +74,43 @@ def word_correctness(hyp_words: list[str], reference: str) -> list[bool]:
     return correct
 
 
+# With fewer fully-right dev utterances than this (and under MIN_CORRECT_SHARE of dev), "the
+# utterance is right" cannot be fit (a weak teacher may get none right: every calibrated score was
+# then 0, the automatic threshold 0.0, and all pseudo-labels were kept). The utterance target then
+# becomes its word accuracy instead.
+MIN_CORRECT_UTTERANCES = 5
+MIN_CORRECT_SHARE = 0.1
+UTTERANCE_TARGETS = ("exact", "word_accuracy")
+
+
+def utterance_label(hyp_words: list[str], reference: str, target: str = "exact") -> float:
+    """The utterance-level calibration target: 1.0/0.0 for an exact match (``exact``), or the word
+    accuracy ``max(0, 1 - WER)`` (``word_accuracy``).
+
+    >>> utterance_label(["the", "cat"], "the hat", "word_accuracy")
+    0.5
+    """
+    ref_words = reference.split()
+    if target == "exact" or not ref_words:
+        return float(hyp_words == ref_words)
+    return max(0.0, 1.0 - jiwer.wer(" ".join(ref_words), " ".join(hyp_words) or "<empty>"))
+
+
+def utterance_target(utterances: Iterable[Utterance], teacher: str | None = None,
+                     normalizer: TextNormalizer | None = None) -> str:
+    """``exact`` when the dev set has at least :data:`MIN_CORRECT_UTTERANCES` fully right hypotheses, or
+    at least :data:`MIN_CORRECT_SHARE` of them right (a small dev set); else ``word_accuracy``."""
+    normalizer = normalizer or TextNormalizer()
+    right = labeled = 0
+    for utt in utterances:
+        hyp = pick_hypothesis(utt, teacher)
+        if hyp is not None and utt.reference is not None:
+            labeled += 1
+            right += hypothesis_words(hyp) == normalizer(utt.reference).split()
+    enough = right >= MIN_CORRECT_UTTERANCES or right >= MIN_CORRECT_SHARE * labeled
+    return "exact" if enough and right > 0 else "word_accuracy"
+
+
 def pick_hypothesis(utt: Utterance, teacher: str | None = None) -> Hypothesis | None:
     """The named teacher's hypothesis, or the first one when ``teacher`` is None."""
     if teacher is None:
@@ -78,12 +119,15 @@ def pick_hypothesis(utt: Utterance, teacher: str | None = None) -> Hypothesis | 
 
 
 def labeled_scores(utterances: Iterable[Utterance], method: str, level: str = "word",
-                   teacher: str | None = None, normalizer: TextNormalizer | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """``(scores, correct)`` of every word (``level="word"``) or utterance with a reference and a score."""
+                   teacher: str | None = None, normalizer: TextNormalizer | None = None,
+                   target: str = "exact") -> tuple[np.ndarray, np.ndarray]:
+    """``(scores, correct)`` of every word (``level="word"``) or utterance with a reference and a score.
+
+    Utterance labels follow ``target`` (:func:`utterance_label`): booleans for ``exact``, word
+    accuracies in [0, 1] for ``word_accuracy``."""
     normalizer = normalizer or TextNormalizer()
     scores: list[float] = []
-    labels: list[bool] = []
+    labels: list[float] = []
     for utt in utterances:
         hyp = pick_hypothesis(utt, teacher)
         if hyp is None or utt.reference is None:
@@ -93,13 +137,13 @@ def labeled_scores(utterances: Iterable[Utterance], method: str, level: str = "w
         if level == "utterance":
             if method in hyp.scores:
                 scores.append(hyp.scores[method])
-                labels.append(words == reference.split())
+                labels.append(utterance_label(words, reference, target))
             continue
         for word, ok in zip(hyp.words, word_correctness(words, reference), strict=False):
             if method in word.scores:
                 scores.append(word.scores[method])
                 labels.append(ok)
-    return np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
+    return np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.float64 if target != "exact" else bool)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -194,6 +238,7 @@ class Calibration:
     word: dict[str, Calibrator] = field(default_factory=dict)
     utterance: dict[str, Calibrator] = field(default_factory=dict)
     combiners: dict[str, Combiner] = field(default_factory=dict)  # level ("word"/"utterance") -> combiner
+    utterance_target: str = "exact"  # what the utterance maps estimate: see :func:`utterance_label`
 
     def apply(self, hyp: Hypothesis) -> None:
         """Add ``<method>_calibrated`` scores to ``hyp`` and its words for every fitted method present,
@@ -223,7 +268,8 @@ class Calibration:
         return {"format": "selftrain-calibration-1",
                 "word": {m: asdict(c) for m, c in self.word.items()},
                 "utterance": {m: asdict(c) for m, c in self.utterance.items()},
-                "combiners": {level: c.to_dict() for level, c in self.combiners.items()}}
+                "combiners": {level: c.to_dict() for level, c in self.combiners.items()},
+                "utterance_target": self.utterance_target}
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(path, self.to_dict())
@@ -234,7 +280,8 @@ class Calibration:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             return cls(word={m: Calibrator(**c) for m, c in data.get("word", {}).items()},
                        utterance={m: Calibrator(**c) for m, c in data.get("utterance", {}).items()},
-                       combiners={lv: Combiner(**c) for lv, c in data.get("combiners", {}).items()})
+                       combiners={lv: Combiner(**c) for lv, c in data.get("combiners", {}).items()},
+                       utterance_target=data.get("utterance_target", "exact"))
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise ConfigError(f"cannot read calibration {path}: {exc}") from exc
 
@@ -254,11 +301,11 @@ def _scored_methods(utterances: list[Utterance], teacher: str | None) -> tuple[s
 
 
 def _labeled_rows(utterances: list[Utterance], level: str, teacher: str | None,
-                  normalizer: TextNormalizer | None) -> tuple[list[dict[str, float]], list[bool]]:
-    """Every labeled word's (or utterance's) score dict with its correctness."""
+                  normalizer: TextNormalizer | None, target: str = "exact") -> tuple[list[dict[str, float]], list[float]]:
+    """Every labeled word's (or utterance's) score dict with its correctness (utterances: ``target``)."""
     normalizer = normalizer or TextNormalizer()
     rows: list[dict[str, float]] = []
-    labels: list[bool] = []
+    labels: list[float] = []
     for utt in utterances:
         hyp = pick_hypothesis(utt, teacher)
         if hyp is None or utt.reference is None:
@@ -266,7 +313,7 @@ def _labeled_rows(utterances: list[Utterance], level: str, teacher: str | None,
         reference = normalizer(utt.reference)
         if level == "utterance":
             rows.append(dict(hyp.scores))
-            labels.append(hypothesis_words(hyp) == reference.split())
+            labels.append(utterance_label(hypothesis_words(hyp), reference, target))
             continue
         for word, ok in zip(hyp.words, word_correctness(hypothesis_words(hyp), reference), strict=False):
             rows.append(dict(word.scores))
@@ -278,23 +325,27 @@ def fit_calibration(utterances: list[Utterance], kind: str = "isotonic", methods
                     teacher: str | None = None, normalizer: TextNormalizer | None = None,
                     combine: bool = True) -> Calibration:
     """Fit word- and utterance-level calibrators of ``kind`` for ``methods`` (default: every method seen),
-    and (``combine``) a word and an utterance :class:`~selftrain.confidence.combine.Combiner` of them."""
+    and (``combine``) a word and an utterance :class:`~selftrain.confidence.combine.Combiner` of them.
+
+    Utterance maps estimate P(utterance fully right), or its word accuracy when dev has too few
+    fully-right utterances to fit that (:func:`utterance_target`; recorded in the calibration)."""
     word_methods, utt_methods = _scored_methods(utterances, teacher)
     if methods is not None:
         word_methods &= set(methods)
         utt_methods &= set(methods)
-    calibration = Calibration()
+    calibration = Calibration(utterance_target=utterance_target(utterances, teacher, normalizer))
+    targets = {"word": "exact", "utterance": calibration.utterance_target}
     for method in sorted(word_methods | utt_methods):
-        for level, target in (("word", calibration.word), ("utterance", calibration.utterance)):
-            scores, correct = labeled_scores(utterances, method, level, teacher, normalizer)
+        for level, fitted in (("word", calibration.word), ("utterance", calibration.utterance)):
+            scores, correct = labeled_scores(utterances, method, level, teacher, normalizer, targets[level])
             if scores.size:
-                target[method] = Calibrator.fit(kind, scores, correct)
+                fitted[method] = Calibrator.fit(kind, scores, correct)
     if not calibration.word and not calibration.utterance:
         raise ConfigError("no labeled, scored hypotheses to calibrate on")
     if combine:
         for level, inputs in (("word", word_methods), ("utterance", utt_methods)):
-            rows, labels = _labeled_rows(utterances, level, teacher, normalizer)
+            rows, labels = _labeled_rows(utterances, level, teacher, normalizer, targets[level])
             present = sorted(m for m in inputs if sum(m in r for r in rows) >= 0.9 * len(rows)) if rows else []
-            if present and len(set(labels)) == 2:
+            if present and len(set(labels)) >= 2:
                 calibration.combiners[level] = fit_combiner(rows, labels, present)
     return calibration

@@ -49,9 +49,10 @@ class Combiner:
         return asdict(self)
 
 
-def fit_combiner(rows: list[dict[str, float]], correct: list[bool] | np.ndarray, inputs: list[str],
+def fit_combiner(rows: list[dict[str, float]], correct: list[bool] | list[float] | np.ndarray, inputs: list[str],
                  l2: float = 1.0) -> Combiner:
-    """Fit a :class:`Combiner` on items' score dicts ``rows`` and their correctness; rows missing an input are skipped."""
+    """Fit a :class:`Combiner` on items' score dicts ``rows`` and their correctness (booleans, or targets in
+    [0, 1] such as word accuracies); rows missing an input are skipped."""
     if not inputs:
         raise ConfigError("a combination needs at least one input method")
     usable = [(r, c) for r, c in zip(rows, correct, strict=True) if all(name in r for name in inputs)]

@@ -16,9 +16,12 @@ from typing import Any
 
 from selftrain.errors import ConfigError
 from selftrain.models.config import update_dataclass
+from selftrain.overrides import deep_merge
 
 __all__ = ["DataPaths", "TeachersConfig", "ThresholdConfig", "ExperimentConfig", "load_experiment_config",
-           "check_stage_overrides"]
+           "check_stage_overrides", "check_external_teachers"]
+
+_EXTERNAL_KEYS = ("external", "external_settings")
 
 
 @dataclass
@@ -41,12 +44,21 @@ class TeachersConfig:
     without the LM, an agreement partner that costs one more pass [True]. ``dropout_samples``:
     decodes with dropout on, for DUST-style agreement [0]. ``previous``: the previous generation's
     teacher also decodes (from generation 2 on) [False].
+
+    ``external``: external recognizers (``whisper``, ``pocketsphinx``: the extras of those names) that
+    also transcribe the unlabeled and dev audio, as extra teachers in agreement and in the dev
+    calibration; their output does not depend on the generation, so it is made once per experiment
+    (``W/external/``) [[]: none]. ``external_settings``: per external teacher, its settings (keys of
+    :class:`~selftrain.teachers.WhisperConfig` / :class:`~selftrain.teachers.PocketSphinxConfig`),
+    e.g. ``{whisper: {model_dir: DIR}}`` [{}: their defaults].
     """
 
     lm: bool = True
     greedy: bool = True
     dropout_samples: int = 0
     previous: bool = False
+    external: list[str] = field(default_factory=list)
+    external_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,7 +119,13 @@ class ExperimentConfig:
                 raise ConfigError(f"data.{name}: {value} does not exist")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The config as plain data (what the work folder's hash is made of)."""
+        values = asdict(self)
+        # Without external teachers the dict (and hash) is that of older versions: their folders still open.
+        for key in _EXTERNAL_KEYS:
+            if not values["teachers"][key]:
+                del values["teachers"][key]
+        return values
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -137,12 +155,40 @@ def check_stage_overrides(config: ExperimentConfig) -> None:
         update_dataclass(stage_config, getattr(config, name), name)
 
 
-def load_experiment_config(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Defaults, then a YAML/JSON file, then overrides (nested dicts); then :func:`check_stage_overrides`.
+def check_external_teachers(teachers: TeachersConfig) -> None:
+    """Each external teacher must be known, listed once, with valid settings, and its extra installed
+    (package and model folder, found without loading the model); else :class:`ConfigError`, now."""
+    from selftrain.teachers import check_external_teacher, external_teacher_config
 
-    Every problem is a :class:`ConfigError` naming the key (and the file, for the file's keys).
+    named = [name for name in teachers.external if not isinstance(name, str)]
+    if named:
+        raise ConfigError(f"teachers.external: teacher names expected (e.g. whisper), got {named[0]!r}")
+    repeated = sorted({name for name in teachers.external if teachers.external.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"teachers.external: {', '.join(repeated)} listed more than once")
+    unused = sorted(set(teachers.external_settings) - set(teachers.external))
+    if unused:
+        raise ConfigError(f"teachers.external_settings.{unused[0]}: not a teacher of teachers.external "
+                          f"({', '.join(map(str, teachers.external)) or 'empty'})")
+    for kind in teachers.external:
+        try:
+            settings = external_teacher_config(kind, teachers.external_settings.get(kind),
+                                               f"teachers.external_settings.{kind}")
+            check_external_teacher(kind, settings)
+        except ConfigError as exc:
+            raise ConfigError(f"teachers.external: {exc}") from exc
+
+
+def load_experiment_config(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Defaults, then a YAML/JSON file, then overrides (nested dicts); then :func:`check_stage_overrides`
+    and :func:`check_external_teachers`.
+
+    Overrides merge into the file's stage settings key by key (``teacher_train.max_minutes`` changes
+    that key and keeps the file's other training keys). Every problem is a :class:`ConfigError`
+    naming the key (and the file, for the file's keys).
     """
     config = ExperimentConfig()
+    values: dict[str, Any] = {}
     if config_file:
         values = _read_file(Path(config_file))
         try:
@@ -150,8 +196,10 @@ def load_experiment_config(config_file: str | Path | None = None, overrides: dic
         except ConfigError as exc:
             raise ConfigError(f"{config_file}: {exc}") from exc
     if overrides:
-        update_dataclass(config, overrides, "config")
+        # Stage settings are plain dicts, which a field update would replace whole: merge first.
+        update_dataclass(config, deep_merge(values, overrides), "config")
     config.__post_init__()
     config.threshold.__post_init__()
     check_stage_overrides(config)
+    check_external_teachers(config.teachers)
     return config

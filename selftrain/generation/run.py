@@ -16,10 +16,12 @@ from typing import Any
 from selftrain import __version__
 from selftrain.generation.config import ExperimentConfig
 from selftrain.generation.stages import (
+    EXTERNAL_STAGE,
     audit_generation,
     build_language_model,
     decode_teachers,
     evaluate_generation,
+    external_hypotheses,
     select_pseudo_labels,
     teacher_generation,
     train_model,
@@ -61,10 +63,13 @@ def run_generation(config: ExperimentConfig, workdir: Workdir, generation: int, 
         teacher_eval = workdir.stage_dir(teacher, "eval")
 
         def decode(out: Path) -> dict[str, Any]:
-            return {"teacher_generation": teacher,
-                    "unlabeled": decode_teachers(config, workdir, teacher, config.data.unlabeled, out, "unlabeled"),
-                    "dev": workdir.done_info(teacher_eval)["dev"],
-                    "dev_dir": str(teacher_eval.relative_to(workdir.root))}
+            result = {"teacher_generation": teacher,
+                      "unlabeled": decode_teachers(config, workdir, teacher, config.data.unlabeled, out, "unlabeled"),
+                      "dev": workdir.done_info(teacher_eval)["dev"],
+                      "dev_dir": str(teacher_eval.relative_to(workdir.root))}
+            # Made by the first generation (redone by its --force), reused by the later ones.
+            external = external_hypotheses(config, workdir, force and generation == 1)
+            return result if external is None else {**result, "external": external}
 
         stages["decode"] = workdir.run_stage(workdir.stage_dir(generation, "decode"), decode, force)
         stages["select"] = workdir.run_stage(workdir.stage_dir(generation, "select"),
@@ -156,6 +161,9 @@ def experiment_status(root: str | Path) -> list[str]:
         done = [n for n in names if workdir.is_done(workdir.stage_dir(generation, n))]
         state = "done" if len(done) == len(names) else (f"in progress ({', '.join(done)} done)" if done else "not started")
         lines.append(f"  gen_{generation:03d}: {state}")
+    if config.get("teachers", {}).get("external"):
+        state = "done" if workdir.is_done(workdir.stage_dir(None, EXTERNAL_STAGE)) else "not started"
+        lines.append(f"  external teachers ({', '.join(config['teachers']['external'])}): {state}")
     if (workdir.root / "summary.json").exists():
         lines.append(f"  summary: {workdir.root / 'summary.json'}")
     return lines

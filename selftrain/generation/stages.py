@@ -21,11 +21,13 @@ from selftrain.generation.workdir import Workdir
 from selftrain.overrides import deep_merge
 from selftrain.record import Utterance
 
-__all__ = ["train_model", "build_language_model", "decode_teachers", "evaluate_generation", "select_pseudo_labels",
-           "audit_generation", "model_dir", "teacher_generation", "LM_FILE"]
+__all__ = ["train_model", "build_language_model", "decode_teachers", "transcribe_external", "external_hypotheses",
+           "evaluate_generation", "selection_inputs", "select_pseudo_labels", "audit_generation", "model_dir",
+           "teacher_generation", "LM_FILE", "EXTERNAL_STAGE"]
 
 log = logging.getLogger(__name__)
 LM_FILE = "lm.bin"
+EXTERNAL_STAGE = "external"  # W/external/: the external teachers' hypotheses, made once per experiment
 SELECTION_FRACTIONS = tuple(round(0.05 * k, 2) for k in range(20, 0, -1))
 
 
@@ -136,6 +138,47 @@ def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generati
     return {"teachers": files}
 
 
+def transcribe_external(config: ExperimentConfig, workdir: Workdir, out: Path) -> dict[str, Any]:
+    """Transcribe the unlabeled and dev audio with every external teacher, in the words and frames of
+    the supervised teacher (generation 0's model folder); one JSONL per split and teacher, resumable."""
+    from selftrain.teachers import OutputSpace, external_teacher_config, load_external_teacher
+
+    space = OutputSpace.from_model_dir(model_dir(workdir, 0))
+    splits = {"unlabeled": config.data.unlabeled, "dev": config.data.dev}
+    files: dict[str, dict[str, Any]] = {split: {} for split in splits}
+    for kind in config.teachers.external:
+        settings = external_teacher_config(kind, config.teachers.external_settings.get(kind))
+        teacher = load_external_teacher(kind, settings, space)
+        try:
+            for split, manifest in splits.items():
+                files[split][kind] = _transcribe_split(teacher, manifest, out / f"{split}_{kind}.jsonl")
+        finally:
+            teacher.close()
+    return {split: {"teachers": teachers} for split, teachers in files.items()}
+
+
+def _transcribe_split(teacher: Any, manifest: str, path: Path) -> dict[str, Any]:
+    from selftrain.teachers import transcribe_manifest
+
+    report = transcribe_manifest(teacher, read_manifest(manifest), path)
+    return {"file": path.name, "decoded": report.transcribed + report.already_done, "bad_audio": report.bad_audio,
+            "real_time_factor": round(report.real_time_factor, 4)}
+
+
+def external_hypotheses(config: ExperimentConfig, workdir: Workdir, force: bool = False) -> dict[str, Any] | None:
+    """The external teachers' hypothesis files for a generation's decode stage (None without external teachers).
+
+    They do not change between generations: the first generation that asks runs the ``W/external/``
+    stage, later ones reuse it (``reused``). Returns ``{"dir", "unlabeled", "dev", "reused"}``.
+    """
+    if not config.teachers.external:
+        return None
+    stage = workdir.stage_dir(None, EXTERNAL_STAGE)
+    reused = workdir.is_done(stage) and not force
+    info = workdir.run_stage(stage, lambda out: transcribe_external(config, workdir, out), force)
+    return {"dir": EXTERNAL_STAGE, "unlabeled": info["unlabeled"], "dev": info["dev"], "reused": reused}
+
+
 def evaluate_hyps(hyps_file: Path, manifest: str, teacher: str | None = None) -> dict[str, Any]:
     """WER/CER of decoded hypotheses against a manifest's transcripts (normalised like training text)."""
     from selftrain.confidence.calibrate import pick_hypothesis
@@ -162,8 +205,22 @@ def evaluate_generation(config: ExperimentConfig, workdir: Workdir, generation: 
     return result
 
 
-def _hyp_files(decode_result: dict[str, Any], folder: Path) -> list[Path]:
+def _hyp_files(decode_result: dict[str, Any], folder: Path) -> list[str | Path]:
     return [folder / info["file"] for info in decode_result["teachers"].values()]
+
+
+def selection_inputs(workdir: Workdir, generation: int) -> dict[str, list[str | Path]]:
+    """Every teacher's hypothesis files that a generation's selection reads, by split (``unlabeled``,
+    ``dev``): the teacher's own (dev: from its evaluation), then the external teachers'."""
+    info = workdir.done_info(workdir.stage_dir(generation, "decode"))
+    folders = {"unlabeled": workdir.stage_dir(generation, "decode"), "dev": workdir.root / info["dev_dir"]}
+    external = info.get("external")
+    inputs = {}
+    for split, folder in folders.items():
+        inputs[split] = _hyp_files(info[split], folder)
+        if external:
+            inputs[split] += _hyp_files(external[split], workdir.root / external["dir"])
+    return inputs
 
 
 def _auto_threshold(config: ExperimentConfig, dev_records: list[Utterance]) -> tuple[float | None, dict[str, Any]]:
@@ -189,15 +246,13 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
     from selftrain.select import SelectConfig
     from selftrain.select.pipeline import run_selection
 
-    decode_dir = workdir.stage_dir(generation, "decode")
-    info = workdir.done_info(decode_dir)
-    dev_dir = workdir.root / info["dev_dir"]
+    inputs = selection_inputs(workdir, generation)
     agreement = AgreementConfig()
     update_dataclass(agreement, config.agreement, "agreement")
     select_config = SelectConfig(generation=generation)
     update_dataclass(select_config, config.select, "select")
     # Calibration and the automatic threshold come from the teacher's output on the transcribed dev set.
-    dev = run_selection(_hyp_files(info["dev"], dev_dir), out / "dev", replace(select_config, threshold=None, keep_fraction=None),
+    dev = run_selection(inputs["dev"], out / "dev", replace(select_config, threshold=None, keep_fraction=None),
                         agreement, manifest=config.data.dev)
     calibration_path = out / "calibration.json"
     # Calibrate the scores of the teacher whose hypotheses become the pseudo-labels.
@@ -208,7 +263,7 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
         # 4500 unlabeled utterances (fit on dev): pseudo-label WER 0.290 at 60 % kept and 0.246 at
         # 40 %, against 0.304 and 0.268 for the best single score (entropy_tsallis_exp).
         select_config = replace(select_config, method=COMBINED)
-    dev = run_selection(_hyp_files(info["dev"], dev_dir), out / "dev", replace(select_config, threshold=None, keep_fraction=None),
+    dev = run_selection(inputs["dev"], out / "dev", replace(select_config, threshold=None, keep_fraction=None),
                         agreement, calibration=calibration_path, manifest=config.data.dev)
     threshold_info: dict[str, Any] = {"mode": config.threshold.mode}
     if config.threshold.mode == "auto":
@@ -216,7 +271,7 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
         select_config = replace(select_config, threshold=threshold, keep_fraction=None, threshold_schedule=None,
                                 keep_fraction_schedule=None)
         threshold_info.update(details)
-    result = run_selection(_hyp_files(info["unlabeled"], decode_dir), out, select_config, agreement,
+    result = run_selection(inputs["unlabeled"], out, select_config, agreement,
                            calibration=calibration_path, manifest=config.data.unlabeled)
     kept = [u for u in result.utterances if u.decision is not None and u.decision.kept]
     total = len(result.utterances)

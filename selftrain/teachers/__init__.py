@@ -22,6 +22,9 @@ from selftrain.teachers.run import (
     EXTERNAL_TEACHERS,
     TranscribeReport,
     build_external_teacher,
+    check_external_teacher,
+    external_teacher_config,
+    load_external_teacher,
     transcribe_manifest,
 )
 
@@ -40,6 +43,9 @@ __all__ = [
     "EXTERNAL_TEACHERS",
     "TranscribeReport",
     "build_external_teacher",
+    "check_external_teacher",
+    "external_teacher_config",
+    "load_external_teacher",
     "transcribe_manifest",
     "CTCTeacher",
 ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from selftrain.errors import ConfigError
 
-__all__ = ["MissingExtraError", "ModelFolderError"]
+__all__ = ["MissingExtraError", "ModelFolderError", "require_module"]
 
 
 class MissingExtraError(ConfigError):
@@ -18,3 +20,9 @@ class MissingExtraError(ConfigError):
 
 class ModelFolderError(ConfigError):
     """A recognizer's local model folder is missing or incomplete (nothing is ever downloaded)."""
+
+
+def require_module(module: str, package: str, extra: str) -> None:
+    """Raise :class:`MissingExtraError` when ``module`` is not installed (found without importing it)."""
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(package, extra)

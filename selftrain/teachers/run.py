@@ -10,22 +10,26 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from selftrain.data.audio import SkipLog
 from selftrain.decode.run import screen_rows
 from selftrain.errors import ConfigError
 from selftrain.io import JsonlWriter
+from selftrain.models.config import update_dataclass
 from selftrain.record import Utterance
 from selftrain.teachers.base import OutputSpace, Teacher
 from selftrain.teachers.config import PocketSphinxConfig, WhisperConfig
 
-__all__ = ["EXTERNAL_TEACHERS", "TranscribeReport", "build_external_teacher", "transcribe_manifest"]
+__all__ = ["EXTERNAL_TEACHERS", "TranscribeReport", "external_teacher_config", "check_external_teacher",
+           "load_external_teacher", "build_external_teacher", "transcribe_manifest"]
 
 log = logging.getLogger(__name__)
 
 EXTERNAL_TEACHERS = ("whisper", "pocketsphinx")
+_CONFIGS = {"whisper": WhisperConfig, "pocketsphinx": PocketSphinxConfig}  # each teacher's settings
 
 
 @dataclass
@@ -48,23 +52,61 @@ class TranscribeReport:
         return self.seconds / self.audio_seconds if self.audio_seconds else 0.0
 
 
-def build_external_teacher(kind: str, model_dir: str | None = None, space: OutputSpace | None = None,
-                           name: str | None = None, beam_size: int | None = None) -> Teacher:
-    """A Whisper or PocketSphinx teacher with default settings except those given."""
+def external_teacher_config(kind: str, settings: dict[str, Any] | None = None,
+                            where: str = "settings") -> WhisperConfig | PocketSphinxConfig:
+    """The settings of the external teacher ``kind`` with ``settings`` (a mapping of its fields) applied.
+
+    An unknown kind, an unknown key (named ``<where>.<key>``) or a bad value raises :class:`ConfigError`.
+
+    >>> external_teacher_config("whisper", {"beam_size": 2}).beam_size
+    2
+    """
+    if kind not in _CONFIGS:
+        raise ConfigError(f"unknown teacher {kind!r}; choose one of {', '.join(EXTERNAL_TEACHERS)}")
+    config = _CONFIGS[kind]()
+    update_dataclass(config, settings or {}, where)
+    config.__post_init__()  # the checks of the constructor, on the updated values
+    return config
+
+
+def check_external_teacher(kind: str, config: WhisperConfig | PocketSphinxConfig) -> None:
+    """Raise a :class:`ConfigError` (:class:`MissingExtraError`, :class:`ModelFolderError`) when the teacher
+    could not be built: its package or model folder is missing. Loads no model, so it is cheap."""
+    if kind == "whisper":
+        from selftrain.teachers.whisper import check_whisper
+
+        check_whisper(config)  # type: ignore[arg-type]
+    elif kind == "pocketsphinx":
+        from selftrain.teachers.sphinx import check_pocketsphinx
+
+        check_pocketsphinx(config)  # type: ignore[arg-type]
+    else:
+        raise ConfigError(f"unknown teacher {kind!r}; choose one of {', '.join(EXTERNAL_TEACHERS)}")
+
+
+def load_external_teacher(kind: str, config: WhisperConfig | PocketSphinxConfig, space: OutputSpace | None = None,
+                          name: str | None = None) -> Teacher:
+    """Load the external teacher ``kind`` with its settings ``config`` (see :func:`external_teacher_config`)."""
     if kind == "whisper":
         from selftrain.teachers.whisper import WhisperTeacher
 
-        config = WhisperConfig(model_dir=model_dir)
-        if beam_size is not None:
-            config = replace(config, beam_size=beam_size)  # replace() validates again
-        return WhisperTeacher(config, space, name or kind)
+        return WhisperTeacher(config, space, name or kind)  # type: ignore[arg-type]
     if kind == "pocketsphinx":
         from selftrain.teachers.sphinx import PocketSphinxTeacher
 
-        if beam_size is not None:
-            raise ConfigError("a beam size applies to whisper only (pocketsphinx's beam is a pruning threshold)")
-        return PocketSphinxTeacher(PocketSphinxConfig(model_dir=model_dir), space, name or kind)
+        return PocketSphinxTeacher(config, space, name or kind)  # type: ignore[arg-type]
     raise ConfigError(f"unknown teacher {kind!r}; choose one of {', '.join(EXTERNAL_TEACHERS)}")
+
+
+def build_external_teacher(kind: str, model_dir: str | None = None, space: OutputSpace | None = None,
+                           name: str | None = None, beam_size: int | None = None) -> Teacher:
+    """A Whisper or PocketSphinx teacher with default settings except those given."""
+    if kind == "pocketsphinx" and beam_size is not None:
+        raise ConfigError("a beam size applies to whisper only (pocketsphinx's beam is a pruning threshold)")
+    settings: dict[str, Any] = {"model_dir": model_dir}
+    if beam_size is not None:
+        settings["beam_size"] = beam_size
+    return load_external_teacher(kind, external_teacher_config(kind, settings), space, name)
 
 
 def transcribe_manifest(teacher: Teacher, utterances: Sequence[Utterance], out: str | Path,

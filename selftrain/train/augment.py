@@ -42,7 +42,7 @@ class GeneratedNoise:
     def __call__(self, wavs: torch.Tensor, rel_lens: torch.Tensor) -> torch.Tensor:
         lengths = (rel_lens * wavs.shape[1]).round().clamp(min=1)
         valid = torch.arange(wavs.shape[1], device=wavs.device)[None, :] < lengths[:, None]
-        noise = self.noise(tuple(wavs.shape), wavs.device) * valid
+        noise = self.noise((wavs.shape[0], wavs.shape[1]), wavs.device) * valid
         signal_power = (wavs.pow(2) * valid).sum(1) / lengths
         noise_power = noise.pow(2).sum(1) / lengths
         snr = torch.empty(wavs.shape[0], device=wavs.device).uniform_(self.snr_low, self.snr_high)

@@ -170,13 +170,13 @@ def _load_teacher(config: TrainConfig, prepared):
 def build_run(config: TrainConfig, prepared, run_opts: dict) -> BuiltRun:
     """Model, SSL heads, combiner, scheduler, checkpointer and the Brain for ``prepared`` data."""
     from speechbrain.nnet.schedulers import WarmAndExpDecayLRSchedule
-    from speechbrain.utils.checkpoints import Checkpointer
     from speechbrain.utils.epoch_loop import EpochCounter
     from speechbrain.utils.train_logger import FileTrainLogger
 
     from selftrain.ssl.combine import build_combiner
     from selftrain.train.augment import StudentAugment
     from selftrain.train.brain import SelftrainBrain
+    from selftrain.train.checkpoints import AtomicCheckpointer
     from selftrain.train.data import make_dataset, make_train_sampler
     from selftrain.train.ema import EMATeacher
 
@@ -195,7 +195,7 @@ def build_run(config: TrainConfig, prepared, run_opts: dict) -> BuiltRun:
         recoverables["combiner"] = combiner
     if ema is not None:
         recoverables["ema"] = ema
-    checkpointer = Checkpointer(out / "save", recoverables=recoverables)
+    checkpointer = AtomicCheckpointer(out / "save", recoverables=recoverables)
     hparams = {
         "config": config, "tokenizer": prepared.tokenizer, "combiner": combiner,
         "augment": StudentAugment(config.augment, sample_rate), "lr_scheduler": scheduler,

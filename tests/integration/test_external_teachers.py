@@ -97,3 +97,30 @@ def test_pocketsphinx_cli_transcribes_and_resumes(speech, tmp_path: Path) -> Non
     for record, utt in zip(records, speech, strict=True):
         record.duration = utt.duration
     _check(records, "ps", max_wer=0.6)  # its general-domain LM is weak on these sentences (about 0.5 measured)
+
+
+def test_an_experiment_transcribes_with_whisper_once(speech, tmp_path: Path) -> None:
+    """The experiment's external stage with the real Whisper: unlabeled and dev, in the CTC teacher's frames."""
+    pytest.importorskip("faster_whisper")
+    from selftrain.errors import ConfigError
+    from selftrain.generation import Workdir, load_experiment_config
+    from selftrain.generation.stages import external_hypotheses, model_dir
+
+    paths = {"unlabeled": str(tmp_path / "unlabeled.csv"), "dev": str(tmp_path / "dev.csv")}
+    write_manifest(speech, paths["unlabeled"])
+    write_manifest(speech[:1], paths["dev"])
+    try:
+        config = load_experiment_config(overrides={"data": paths, "teachers": {"external": ["whisper"]}})
+    except ConfigError as exc:  # the model bundle is not installed
+        pytest.skip(str(exc))
+    workdir = Workdir(tmp_path / "w", config.to_dict())
+    model = model_dir(workdir, 0)
+    model.mkdir(parents=True)
+    (model / "tokenizer.json").write_text(json.dumps({"kind": "char", "chars": list(" 'abcdefghijklmnopqrstuvwxyz")}))
+    (model / "model.json").write_text(json.dumps({"format": 1, "frame_shift_seconds": FRAME_SHIFT}))
+    first = external_hypotheses(config, workdir)
+    assert first is not None and not first["reused"]
+    stage = workdir.root / first["dir"]
+    _check([Utterance.from_dict(r) for r in read_jsonl(stage / "unlabeled_whisper.jsonl")], "whisper", max_wer=0.1)
+    assert [r["id"] for r in read_jsonl(stage / "dev_whisper.jsonl")] == [speech[0].id]
+    assert external_hypotheses(config, workdir)["reused"]

@@ -7,12 +7,14 @@ import pytest
 
 from selftrain.confidence.calibrate import (
     CALIBRATED_SUFFIX,
+    MIN_CORRECT_UTTERANCES,
     Calibration,
     Calibrator,
     fit_calibration,
     fit_isotonic,
     fit_temperature,
     labeled_scores,
+    utterance_label,
     word_correctness,
 )
 from selftrain.confidence.metrics import auprc, auroc, ece, error_detection_metrics
@@ -150,3 +152,55 @@ def test_combiner_of_two_noisy_scores_beats_each_alone(tmp_path):
     Calibration.load(tmp_path / "cal.json").apply_all(utts)
     assert 0.0 < utts[0].hypotheses[0].words[0].scores[COMBINED] < 1.0
     assert COMBINED in utts[0].hypotheses[0].scores
+
+
+def _weak_teacher_dev(n: int = 60, exact: int = 0) -> list[Utterance]:
+    """Dev utterances of four reference words; utterance i gets ``i % 4`` of them wrong (``exact``
+    of them none), and an utterance score that rises with its word accuracy."""
+    utts = []
+    for i in range(n):
+        reference = ["one", "two", "three", "four"]
+        wrong = 0 if i < exact else 1 + i % 3
+        hyp = ["x"] * wrong + reference[wrong:]
+        score = 0.2 + 0.2 * (4 - wrong) + 0.01 * (i % 5)
+        words = [Word(w, k, k + 1, {"max_prob": score}) for k, w in enumerate(hyp)]
+        h = Hypothesis("lm", " ".join(hyp), words, scores={"max_prob": score, "nbest_posterior": score / 2})
+        utts.append(Utterance(f"u{i:02d}", "w.wav", 1.0, reference=" ".join(reference), hypotheses=[h]))
+    return utts
+
+
+def test_utterance_label_is_exact_match_or_word_accuracy():
+    assert utterance_label(["the", "cat"], "the cat") == 1.0
+    assert utterance_label(["the", "hat"], "the cat") == 0.0
+    assert utterance_label(["the", "hat"], "the cat", "word_accuracy") == pytest.approx(0.5)
+    assert utterance_label([], "the cat", "word_accuracy") == 0.0
+    assert utterance_label(["a", "b", "c", "d"], "the", "word_accuracy") == 0.0  # WER above 1 is clipped
+
+
+def test_calibration_of_a_teacher_that_gets_no_utterance_right_keeps_the_ranking():
+    dev = _weak_teacher_dev(exact=0)
+    calibration = fit_calibration(dev)
+    assert calibration.utterance_target == "word_accuracy"
+    calibration.apply_all(dev)
+    by_accuracy: dict[int, list[float]] = {}
+    for u in dev:
+        wrong = u.hypotheses[0].text.split().count("x")
+        by_accuracy.setdefault(wrong, []).append(u.hypotheses[0].scores["max_prob" + CALIBRATED_SUFFIX])
+    means = [np.mean(by_accuracy[w]) for w in sorted(by_accuracy)]
+    # Fitted on exact matches, every calibrated score was 0 (nothing is right), so a threshold kept all.
+    assert all(a > b for a, b in zip(means, means[1:], strict=False))
+    assert means[0] == pytest.approx(0.75, abs=0.05) and means[-1] == pytest.approx(0.25, abs=0.05)
+    assert "utterance" in calibration.combiners
+
+
+def test_calibration_uses_exact_matches_when_dev_has_enough(tmp_path):
+    dev = _weak_teacher_dev(exact=MIN_CORRECT_UTTERANCES)
+    calibration = fit_calibration(dev)
+    assert calibration.utterance_target == "exact"
+    calibration.save(tmp_path / "c.json")
+    assert Calibration.load(tmp_path / "c.json").utterance_target == "exact"
+    weak = fit_calibration(_weak_teacher_dev(exact=MIN_CORRECT_UTTERANCES - 1))  # 4 of 60: under 10 % too
+    weak.save(tmp_path / "w.json")
+    assert Calibration.load(tmp_path / "w.json").utterance_target == "word_accuracy"
+    small = fit_calibration(_weak_teacher_dev(n=20, exact=2))  # a small dev set with a tenth right
+    assert small.utterance_target == "exact"

@@ -78,6 +78,13 @@ def test_experiment_config_layers_and_errors(tmp_path):
         load_experiment_config().validate_paths()
 
 
+def test_an_override_changes_one_stage_key_and_keeps_the_files_others(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("teacher_train:\n  epochs: 20\n  max_minutes: 8\n  augment: {noise_prob: 0.5}\n")
+    config = load_experiment_config(path, {"teacher_train": {"max_minutes": "0", "augment": {"noise_color": "pink"}}})
+    assert config.teacher_train == {"epochs": 20, "max_minutes": "0", "augment": {"noise_prob": 0.5, "noise_color": "pink"}}
+
+
 def test_a_rejected_student_leaves_its_teacher_in_charge(tmp_path):
     import json
 
