@@ -25,36 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from self_training import plant_oracle_selection, run_arm  # noqa: E402
-
-from selftrain.data.manifest import write_speechbrain_csv  # noqa: E402
-from selftrain.generation.workdir import Workdir  # noqa: E402
-
-ADOPTED = ["lm", "gen_000"]
-
-
-def plant_empty_selections(generations: int):
-    """A ``before`` hook: generations 1..N select nothing (no decoding), so students see labeled data only."""
-
-    def plant(workdir: Workdir) -> None:
-        for generation in range(1, generations + 1):
-            _plant_decode(workdir, generation)
-            workdir.run_stage(workdir.stage_dir(generation, "select"), _empty_selection)
-            workdir.run_stage(workdir.stage_dir(generation, "audit"), lambda out: {"pseudo_label_wer": None})
-
-    return plant
-
-
-def _plant_decode(workdir: Workdir, generation: int) -> None:
-    """The decode stage of a generation whose selection is planted: nothing reads its hypotheses."""
-    workdir.run_stage(workdir.stage_dir(generation, "decode"),
-                      lambda out: {"teacher_generation": generation - 1, "planted": "control: no decoding"})
-
-
-def _empty_selection(out: Path) -> dict[str, Any]:
-    write_speechbrain_csv([], out / "selected.csv")
-    return {"threshold": None, "method": "control: nothing selected", "selected_utterances": 0,
-            "selected_hours": 0.0, "selected_fraction": 0.0}
+from self_training import TEACHER, plant_empty_selections, plant_oracle_selections, run_arm  # noqa: E402
 
 
 def summary_rows(root: Path) -> list[dict[str, Any]]:
@@ -71,17 +42,12 @@ def main() -> None:
     stored = json.loads((options.experiment / "experiment.json").read_text(encoding="utf-8"))["config"]
     generations = int(stored["generations"])
     rows = {"self_training": summary_rows(options.experiment)}
-    root = run_arm(options.out, "labeled_only", stored, options.experiment, ADOPTED, plant_empty_selections(generations))
+    root = run_arm(options.out, "labeled_only", stored, options.experiment, TEACHER, plant_empty_selections(generations))
     rows["labeled_only"] = summary_rows(root)
     if stored["data"].get("unlabeled_reference"):
         one = {**stored, "generations": 1}
-        oracle = plant_oracle_selection(stored["data"]["unlabeled_reference"], stored["data"]["unlabeled"])
-
-        def before(workdir: Workdir) -> None:
-            _plant_decode(workdir, 1)
-            oracle(workdir)
-
-        rows["oracle"] = summary_rows(run_arm(options.out, "oracle", one, options.experiment, ADOPTED, before))
+        oracle = plant_oracle_selections(stored["data"]["unlabeled_reference"], stored["data"]["unlabeled"], 1)
+        rows["oracle"] = summary_rows(run_arm(options.out, "oracle", one, options.experiment, TEACHER, oracle))
     for name, generations_rows in rows.items():
         cells = ", ".join(f"gen {r['generation']}: {r['dev_wer']:.3f} / {r['test_wer']:.3f}"
                           for r in generations_rows if r["test_wer"] is not None)

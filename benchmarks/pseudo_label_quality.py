@@ -10,9 +10,15 @@ another system) and the reference manifest, this writes ``pseudo_label_quality.j
   by their vote share; and combinations: best confidence x agreement, on the primary teacher's labels
   and on the ROVER labels (there with the best word-level method, the one ROVER words carry);
 * ``policy``: ``selftrain select`` itself (sanity filters + keep-fraction on the best method);
-* ``combined`` (2-fold): a logistic regression on all scores (word level, and utterance level), fit
-  on one half of the utterances and applied to the other, as ``selftrain select --fit-calibration``
-  would fit it on a labeled dev set; ``word-mean`` ranks by the mean combined word probability;
+* ``combined`` (2-fold): a logistic regression on all scores (word level, with each word's context:
+  its utterance's scores and lexical features; and utterance level), fit on one half of the
+  utterances and applied to the other, as ``selftrain select --fit-calibration`` would fit it on a
+  labeled dev set; ``word-mean`` ranks by the mean combined word probability;
+* with ``--dev-hyps``/``--dev-reference``: the same combination fit on that dev set (as a
+  ``selftrain run`` generation fits it) and measured here (``fit on dev``);
+* with ``--lm``: the LM word scores added to hypotheses decoded before they existed;
+* with two or more teachers, every hypothesis' words carry the peer scores (agreement with the
+  other teachers' aligned words), as in ``selftrain select``;
 * ``oracle``: ranking by the true utterance WER (the best any score could do);
 * word-level AUROC/AUPRC (detecting wrong words) and ECE before/after calibration (2-fold CV);
 * with ``--model DIR`` (the teacher that produced the primary hypotheses): the primary hypotheses
@@ -37,12 +43,15 @@ from pathlib import Path
 import numpy as np
 from _results import save_results
 
-from selftrain.agreement import AgreementConfig, compute_agreement, merge_teachers
+from selftrain.agreement import AgreementConfig, add_peer_scores, compute_agreement, merge_teachers
 from selftrain.confidence import (
     COMBINED,
     FRAME_MEASURES,
+    LM_SCORES,
     ConfidenceConfig,
+    add_lm_scores,
     aggregate,
+    fit_calibration,
     hypothesis_posterior,
     score_hypothesis,
     word_posteriors,
@@ -71,6 +80,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", default="pseudo_label_quality", help="results file stem")
     parser.add_argument("--model", help="teacher model folder: also sweep confidence variants on its posteriors")
     parser.add_argument("--blank", type=int, default=0, help="blank index of the model's output")
+    parser.add_argument("--lm", help="KenLM binary: add the LM word scores to hypotheses decoded without them")
+    parser.add_argument("--dev-hyps", action="append", default=[],
+                        help="the same teachers' hypotheses of a transcribed dev set (repeat per teacher): also fit the "
+                             "calibration and combination there, as `selftrain run` does, and measure them here")
+    parser.add_argument("--dev-reference", help="reference manifest of --dev-hyps")
     return parser.parse_args(argv)
 
 
@@ -165,12 +179,47 @@ def _combined_rows(items: list[Labeled], rows: dict, words: dict) -> None:
         rows["combined:word-mean (2-fold)"] = wer_at_fractions(combined_items, _mean_word(COMBINED), FRACTIONS)
 
 
-def evaluate(hyps: list[str], reference: str, teacher: str | None = None, model: str | None = None,
-             blank: int = 0) -> dict:
-    """All figures as one JSON-able dict (see module docstring)."""
+def _load(hyps: list[str], reference: str, lm_path: str | None) -> tuple[list, list[str], list[str]]:
+    """Merged, reference-attached utterances (LM scores added where missing; peer scores with 2+ teachers)."""
     utterances, report = merge_teachers(hyps)
     warnings = report.lines() + attach_manifest(utterances, reference)
+    if lm_path:
+        _add_missing_lm_scores(utterances, lm_path)
     teachers = sorted({h.teacher for u in utterances for h in u.hypotheses})
+    if len(teachers) >= 2:
+        for utt in utterances:  # peer scores before any calibration, as `selftrain select` does
+            add_peer_scores(utt, AgreementConfig())
+    return utterances, teachers, warnings
+
+
+def _dev_fit_rows(dev_hyps: list[str], dev_reference: str, lm_path: str | None, primary: str,
+                  items: list[Labeled], rows: dict, words: dict) -> None:
+    """The calibration and combination fit on the dev set (what a real run has), applied to ``items``."""
+    dev, _, _ = _load(dev_hyps, dev_reference, lm_path)
+    calibration = fit_calibration(dev, teacher=primary)
+    applied = [Labeled(i.utt, copy.deepcopy(i.hyp), i.reference) for i in items]
+    for item in applied:
+        calibration.apply(item.hyp)
+    words["combined (fit on dev)"] = word_detection(applied, COMBINED)
+    rows["combined:utterance (fit on dev)"] = wer_at_fractions(applied, lambda i: i.hyp.scores.get(COMBINED), FRACTIONS)
+    rows["combined:word-mean (fit on dev)"] = wer_at_fractions(applied, _mean_word(COMBINED), FRACTIONS)
+
+
+def _add_missing_lm_scores(utterances, lm_path: str) -> None:
+    from lm import load_kenlm
+
+    model = load_kenlm(lm_path)
+    for utt in utterances:
+        for hyp in utt.hypotheses:
+            if not all(name in hyp.scores for name in LM_SCORES):
+                add_lm_scores(hyp, model)
+
+
+def evaluate(hyps: list[str], reference: str, teacher: str | None = None, model: str | None = None,
+             blank: int = 0, lm_path: str | None = None, dev_hyps: list[str] | None = None,
+             dev_reference: str | None = None) -> dict:
+    """All figures as one JSON-able dict (see module docstring)."""
+    utterances, teachers, warnings = _load(hyps, reference, lm_path)
     primary = teacher or next(h.teacher for u in utterances for h in u.hypotheses)
     if len(teachers) >= 2:
         for utt in utterances:
@@ -181,6 +230,8 @@ def evaluate(hyps: list[str], reference: str, teacher: str | None = None, model:
     best = _best(rows)
     words = {m: word_detection(items, m) for m in word_methods}
     _combined_rows(items, rows, words)
+    if dev_hyps and dev_reference:
+        _dev_fit_rows(dev_hyps, dev_reference, lm_path, primary, items, rows, words)
     if len(teachers) >= 2:
         _agreement_rows(utterances, items, rows, words, word_methods, best)
     if best:
@@ -198,7 +249,8 @@ def evaluate(hyps: list[str], reference: str, teacher: str | None = None, model:
         "unfiltered_wer": unfiltered, "wer_at_kept_fraction": rows, "word_detection": words,
         "best_method_at_60": best_any, "best_confidence_method_at_60": best,
         "best_word_auroc": max(aurocs.items(), key=lambda kv: kv[1]) if aurocs else None,
-        "targets": _targets(unfiltered, rows.get(best_any or "", {}).get("0.6"), max(aurocs.values()) if aurocs else None),
+        "targets": _targets(unfiltered, rows.get(best_any or "", {}).get("0.6"), max(aurocs.values()) if aurocs else None,
+                            rows["oracle"]["0.6"] if items else None),
     }
 
 
@@ -281,9 +333,16 @@ def nbest_temperatures(items: list[Labeled]) -> dict[str, dict] | None:
     return results
 
 
-def _targets(unfiltered: float, best_at_60: float | None, best_auroc: float | None) -> dict:
+def _targets(unfiltered: float, best_at_60: float | None, best_auroc: float | None,
+             oracle_at_60: float | None = None) -> dict:
     ratio = best_at_60 / unfiltered if best_at_60 is not None and unfiltered > 0 else None
+    # The oracle (ranking by the true WER) bounds every ranking: when its ratio is above the target,
+    # no confidence score can meet it on these hypotheses.
+    oracle_ratio = oracle_at_60 / unfiltered if oracle_at_60 is not None and unfiltered > 0 else None
+    reachable = unfiltered - oracle_at_60 if oracle_at_60 is not None else None
+    share = (unfiltered - best_at_60) / reachable if reachable and best_at_60 is not None else None
     return {"wer_ratio_at_60": ratio, "wer_ratio_target": TARGET_RATIO,
+            "oracle_wer_ratio_at_60": oracle_ratio, "share_of_oracle_reduction_at_60": share,
             "wer_ratio_met": ratio is not None and ratio <= TARGET_RATIO,
             "best_word_auroc": best_auroc, "auroc_target": TARGET_AUROC,
             "auroc_met": best_auroc is not None and best_auroc >= TARGET_AUROC}
@@ -320,7 +379,10 @@ def to_markdown(result: dict, command: str) -> str:
     t = result["targets"]
     lines += ["", f"Best ranking at 60 % kept: {result['best_method_at_60']} (chosen on this data); WER ratio to "
               f"unfiltered {_fmt(t['wer_ratio_at_60'])} (target <= {TARGET_RATIO}: {'met' if t['wer_ratio_met'] else 'not met'}); "
-              f"best word AUROC {_fmt(t['best_word_auroc'])} (target >= {TARGET_AUROC}: {'met' if t['auroc_met'] else 'not met'}).", ""]
+              f"best word AUROC {_fmt(t['best_word_auroc'])} (target >= {TARGET_AUROC}: {'met' if t['auroc_met'] else 'not met'}).  ",
+              f"Oracle ranking (true utterance WER) at 60 % kept: ratio {_fmt(t.get('oracle_wer_ratio_at_60'))}, the floor for "
+              f"any ranking of these hypotheses; the best ranking achieves {_fmt(t.get('share_of_oracle_reduction_at_60'))} "
+              "of the oracle's WER reduction.", ""]
     return "\n".join(lines)
 
 
@@ -338,7 +400,10 @@ def _variants_markdown(variants: dict[str, dict]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    result = evaluate(args.hyps, args.reference, args.teacher, args.model, args.blank)
+    if bool(args.dev_hyps) != bool(args.dev_reference):
+        raise SystemExit("--dev-hyps and --dev-reference go together")
+    result = evaluate(args.hyps, args.reference, args.teacher, args.model, args.blank, args.lm, args.dev_hyps,
+                      args.dev_reference)
     print(save_results(result, "pseudo_label_quality.py", argv or sys.argv[1:], args.out_dir, args.name, to_markdown))
     return 0
 

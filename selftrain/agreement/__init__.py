@@ -1,7 +1,9 @@
 """Agreement between teachers: alignment, ROVER voting, pairwise agreement, DUST, hypothesis import."""
 
 from selftrain.agreement.rover import (
+    PEER_SCORES,
     AgreementConfig,
+    add_peer_scores,
     align_to_pivot,
     compute_agreement,
     dust_max_wer,
@@ -18,6 +20,8 @@ from selftrain.agreement.teachers import (
 
 __all__ = [
     "AgreementConfig",
+    "PEER_SCORES",
+    "add_peer_scores",
     "align_to_pivot",
     "compute_agreement",
     "dust_max_wer",

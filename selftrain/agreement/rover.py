@@ -19,6 +19,13 @@ per-word agreement of the combined hypothesis (1 when it is empty and every teac
 ``exact_match`` = weighted fraction of teachers whose text equals the combined text; and, with DUST
 configured, ``dust_max_wer`` = the largest WER of a dropout sample against the deterministic
 hypothesis (Khurana et al. 2021: keep an utterance when it is below a threshold).
+
+Per word of every teacher's own hypothesis (:func:`add_peer_scores`): ``peer_agreement`` = weighted
+share of the other teachers whose aligned word is the same word, ``peer_similarity`` = the same with
+partial credit, one minus the character error rate between the two words (0 where the other
+teacher has no word). They are ordinary word scores, so calibration and the learned combination
+use them: frame scores cannot see a word that the LM substituted for a confidently recognised one
+(the frames are sure, of other letters), the greedy teacher's word at that place can.
 """
 
 from __future__ import annotations
@@ -41,10 +48,13 @@ __all__ = [
     "pairwise_disagreement",
     "dust_max_wer",
     "compute_agreement",
+    "add_peer_scores",
+    "PEER_SCORES",
 ]
 
 
 _POSTERIORS = ("nbest_posterior", "acoustic_posterior")
+PEER_SCORES = ("peer_agreement", "peer_similarity")
 
 
 @dataclass
@@ -269,6 +279,52 @@ def _participants(utt: Utterance, config: AgreementConfig) -> list[Hypothesis]:
         return [h for h in utt.hypotheses if h.teacher in config.teachers]
     return [h for h in utt.hypotheses if h.teacher != config.combined_name
             and not (config.dust_reference and fnmatch.fnmatch(h.teacher, config.dust_samples))]
+
+
+def _char_similarity(word: str, other: str) -> float:
+    return max(0.0, 1.0 - jiwer.cer(word, other)) if word else float(word == other)
+
+
+def _peer_word_scores(hyp: Hypothesis, peers: list[Hypothesis], weights: list[float]) -> list[tuple[float, float]]:
+    """(agreement, similarity) of each word of ``hyp`` against ``peers``, weighted by ``weights``."""
+    words = [w.word for w in hyp.words]
+    totals = [[0.0, 0.0] for _ in words]
+    for peer, weight in zip(peers, weights, strict=True):
+        peer_words = peer.text.split()
+        matched, _ = align_to_pivot(words, peer_words)
+        for k, index in enumerate(matched):
+            if index is not None:
+                totals[k][0] += weight * (peer_words[index] == words[k])
+                totals[k][1] += weight * _char_similarity(words[k], peer_words[index])
+    norm = sum(weights) or 1.0
+    return [(a / norm, b / norm) for a, b in totals]
+
+
+def add_peer_scores(utt: Utterance, config: AgreementConfig | None = None) -> None:
+    """Add ``peer_agreement`` and ``peer_similarity`` (module docstring) to every word of every
+    participating teacher's hypothesis, and their means over the words to its utterance scores.
+
+    Nothing is added with fewer than two participants. An empty hypothesis scores the weighted share of
+    the other teachers that are empty too.
+    """
+    config = config or AgreementConfig()
+    hyps = _participants(utt, config)
+    if len(hyps) < 2:
+        return
+    for hyp in hyps:
+        peers = [h for h in hyps if h is not hyp]
+        weights = [config.teacher_weights.get(h.teacher, 1.0) for h in peers]
+        if not hyp.text.split():
+            empty = sum(w for h, w in zip(peers, weights, strict=True) if not h.text.split()) / (sum(weights) or 1.0)
+            hyp.scores.update(dict.fromkeys(PEER_SCORES, empty))
+            continue
+        if not hyp.words:  # text without word records: nothing to annotate
+            continue
+        scores = _peer_word_scores(hyp, peers, weights)
+        for word, values in zip(hyp.words, scores, strict=True):
+            word.scores.update(zip(PEER_SCORES, values, strict=True))
+        for k, name in enumerate(PEER_SCORES):
+            hyp.scores[name] = sum(v[k] for v in scores) / len(scores)
 
 
 def compute_agreement(utt: Utterance, config: AgreementConfig | None = None) -> Hypothesis | None:

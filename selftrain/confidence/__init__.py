@@ -15,6 +15,7 @@ from selftrain.confidence.calibrate import (
 )
 from selftrain.confidence.combine import COMBINED, Combiner, fit_combiner
 from selftrain.confidence.frames import FRAME_MEASURES, frame_measures
+from selftrain.confidence.lm_scores import LM_SCORES, add_lm_scores
 from selftrain.confidence.metrics import DetectionMetrics, auprc, auroc, ece, error_detection_metrics
 from selftrain.confidence.nbest import hypothesis_posterior, nbest_posteriors, score_margin, word_posteriors
 from selftrain.confidence.score import (
@@ -27,6 +28,8 @@ from selftrain.confidence.score import (
 
 __all__ = [
     "score_hypothesis",
+    "add_lm_scores",
+    "LM_SCORES",
     "ConfidenceConfig",
     "FRAME_MEASURES",
     "AGGREGATIONS",

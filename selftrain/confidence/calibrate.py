@@ -24,7 +24,16 @@ from pathlib import Path
 import jiwer
 import numpy as np
 
-from selftrain.confidence.combine import COMBINED, Combiner, fit_combiner
+from selftrain.confidence.combine import (
+    CALIBRATED_SUFFIX,
+    COMBINED,
+    CONTEXT_PREFIX,
+    LEXICAL_FEATURES,
+    Combiner,
+    fit_combiner,
+    is_raw_score,
+    word_feature_rows,
+)
 from selftrain.confidence.logistic import fit_logistic, sigmoid
 from selftrain.errors import ConfigError
 from selftrain.io import atomic_write_json
@@ -48,7 +57,6 @@ __all__ = [
     "MIN_CORRECT_SHARE",
 ]
 
-CALIBRATED_SUFFIX = "_calibrated"
 _EPS = 1e-6
 
 
@@ -244,12 +252,11 @@ class Calibration:
         """Add ``<method>_calibrated`` scores to ``hyp`` and its words for every fitted method present,
         and the learned ``combined`` score where a combiner was fit and its inputs are present."""
         word_combiner, utterance_combiner = self.combiners.get("word"), self.combiners.get("utterance")
-        for word in hyp.words:
-            raw = dict(word.scores)
+        for word, features in zip(hyp.words, word_feature_rows(hyp), strict=True):
             for method, calibrator in self.word.items():
-                if method in raw:
-                    word.scores[method + CALIBRATED_SUFFIX] = float(calibrator(raw[method]))
-            if word_combiner is not None and (value := word_combiner(raw)) is not None:
+                if method in features:
+                    word.scores[method + CALIBRATED_SUFFIX] = float(calibrator(features[method]))
+            if word_combiner is not None and (value := word_combiner(features)) is not None:
                 word.scores[COMBINED] = value
         raw = dict(hyp.scores)
         for method, calibrator in self.utterance.items():
@@ -296,7 +303,7 @@ def _scored_methods(utterances: list[Utterance], teacher: str | None) -> tuple[s
             utt_methods.update(hyp.scores)
             for word in hyp.words:
                 word_methods.update(word.scores)
-    raw = {m for m in word_methods | utt_methods if not m.endswith(CALIBRATED_SUFFIX) and m != COMBINED}
+    raw = {m for m in word_methods | utt_methods if is_raw_score(m)}
     return word_methods & raw, utt_methods & raw
 
 
@@ -315,8 +322,8 @@ def _labeled_rows(utterances: list[Utterance], level: str, teacher: str | None,
             rows.append(dict(hyp.scores))
             labels.append(utterance_label(hypothesis_words(hyp), reference, target))
             continue
-        for word, ok in zip(hyp.words, word_correctness(hypothesis_words(hyp), reference), strict=False):
-            rows.append(dict(word.scores))
+        for features, ok in zip(word_feature_rows(hyp), word_correctness(hypothesis_words(hyp), reference), strict=False):
+            rows.append(features)
             labels.append(ok)
     return rows, labels
 
@@ -343,7 +350,8 @@ def fit_calibration(utterances: list[Utterance], kind: str = "isotonic", methods
     if not calibration.word and not calibration.utterance:
         raise ConfigError("no labeled, scored hypotheses to calibrate on")
     if combine:
-        for level, inputs in (("word", word_methods), ("utterance", utt_methods)):
+        word_inputs = word_methods | {CONTEXT_PREFIX + m for m in utt_methods} | set(LEXICAL_FEATURES)
+        for level, inputs in (("word", word_inputs), ("utterance", utt_methods)):
             rows, labels = _labeled_rows(utterances, level, teacher, normalizer, targets[level])
             present = sorted(m for m in inputs if sum(m in r for r in rows) >= 0.9 * len(rows)) if rows else []
             if present and len(set(labels)) >= 2:

@@ -3,8 +3,11 @@
 Each method catches other errors (frame entropy: acoustic doubt; n-best word posterior: competing
 transcripts, LM included), so a weighted combination fit on a labeled dev set usually detects wrong
 words better than any one score and is calibrated by construction (it predicts P(right) directly).
-Word-level combiners use word scores; utterance-level ones use utterance scores (e.g.
-``nbest_posterior``, ``score_margin``, ``loglik_per_frame`` besides the aggregated word scores).
+Word-level combiners use word scores and the word's context (:func:`word_feature_rows`: its
+hypothesis' utterance scores and two lexical features: a word in a badly recognised utterance, or
+a short word, is more often wrong whatever its own scores say); utterance-level ones use utterance
+scores (e.g. ``nbest_posterior``, ``score_margin``, ``loglik_per_frame`` besides the aggregated
+word scores).
 """
 
 from __future__ import annotations
@@ -16,10 +19,34 @@ import numpy as np
 from selftrain.confidence.logistic import fit_logistic, sigmoid
 from selftrain.errors import ConfigError
 
-__all__ = ["COMBINED", "Combiner", "fit_combiner"]
+__all__ = ["COMBINED", "CALIBRATED_SUFFIX", "CONTEXT_PREFIX", "LEXICAL_FEATURES", "Combiner", "fit_combiner",
+           "word_feature_rows", "is_raw_score"]
 
 COMBINED = "combined"
+CALIBRATED_SUFFIX = "_calibrated"
+CONTEXT_PREFIX = "utterance:"  # word features that are the word's hypothesis' utterance scores
+LEXICAL_FEATURES = ("word_chars", "word_position")
 _EPS = 1e-6
+
+
+def is_raw_score(name: str) -> bool:
+    """A score a method computed (not a calibrated copy, not the combination itself)."""
+    return not name.endswith(CALIBRATED_SUFFIX) and name != COMBINED
+
+
+def word_feature_rows(hyp) -> list[dict[str, float]]:
+    """What a word-level combination sees of each word of ``hyp``: the word's scores, the raw utterance
+    scores of ``hyp`` (as ``utterance:<name>``), ``word_chars`` = 1 - 1/(1 + letters) and
+    ``word_position`` = where the word stands in the hypothesis, in (0, 1).
+
+    >>> from selftrain.record import Hypothesis, Word
+    >>> word_feature_rows(Hypothesis("t", "hi", [Word("hi", 0, 2, {"max_prob": 0.9})], scores={"max_prob": 0.8}))
+    [{'max_prob': 0.9, 'utterance:max_prob': 0.8, 'word_chars': 0.6666666666666667, 'word_position': 0.5}]
+    """
+    context = {CONTEXT_PREFIX + name: value for name, value in hyp.scores.items() if is_raw_score(name)}
+    count = len(hyp.words)
+    return [{**word.scores, **context, "word_chars": 1.0 - 1.0 / (1 + len(word.word)),
+             "word_position": (k + 0.5) / count} for k, word in enumerate(hyp.words)]
 
 
 def _features(columns: np.ndarray) -> np.ndarray:

@@ -130,6 +130,7 @@ class PyctcdecodeBackend:
 
         self.labels = labels
         self.config = config
+        self.kenlm_model = kenlm_model
         language_model = None
         if kenlm_model is not None:
             language_model = LanguageModel(kenlm_model, unigrams, alpha=config.alpha, beta=config.beta,

@@ -40,14 +40,17 @@ class _Job:
     teacher: str
     confidence: bool
     blank: int = BLANK_INDEX
+    kenlm_model: object | None = None  # the decoding LM, for the LM's word scores
 
     def __call__(self, log_probs: np.ndarray) -> Hypothesis:
         hyp = self.backend.decode(log_probs)
         hyp.teacher = self.teacher
         if self.confidence and log_probs.shape[0] > 0:
-            from selftrain.confidence import score_hypothesis
+            from selftrain.confidence import add_lm_scores, score_hypothesis
 
             score_hypothesis(log_probs, hyp, blank=self.blank)
+            if self.kenlm_model is not None:
+                add_lm_scores(hyp, self.kenlm_model)
         return hyp
 
 
@@ -91,8 +94,17 @@ class TeacherDecoder:
         self.labels = list(labels)
         self.lm_path = lm_path
         self.teacher = teacher
-        self._job = _Job(build_backend(config, self.labels, lm_path), teacher, config.confidence)
+        backend = build_backend(config, self.labels, lm_path)
+        self._job = _Job(backend, teacher, config.confidence, kenlm_model=self._scoring_lm(backend))
         self._pool: Pool | None = None
+
+    def _scoring_lm(self, backend: Backend):
+        """The KenLM model for LM word scores: the backend's own (pyctcdecode), else loaded (flashlight)."""
+        if self.lm_path is None or not self.config.confidence:
+            return None
+        from lm import load_kenlm
+
+        return getattr(backend, "kenlm_model", None) or load_kenlm(self.lm_path)
 
     @property
     def name(self) -> str:

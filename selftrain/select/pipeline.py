@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from selftrain.agreement import AgreementConfig, compute_agreement, merge_teachers
+from selftrain.agreement import AgreementConfig, add_peer_scores, compute_agreement, merge_teachers
 from selftrain.confidence.calibrate import CALIBRATED_SUFFIX, Calibration
 from selftrain.data.check import has_bad_encoding
 from selftrain.data.manifest import read_manifest
@@ -98,9 +98,11 @@ def run_selection(hyps: list[str | Path], out_dir: str | Path, config: SelectCon
     unusable: dict[str, str] = {}
     if manifest is not None:
         warnings += attach_manifest(utterances, manifest, unusable)
+    agreement = agreement or AgreementConfig()
+    for utt in utterances:  # before calibration: a learned combination may take the peer scores as inputs
+        add_peer_scores(utt, agreement)
     if calibration is not None:
         Calibration.load(calibration).apply_all(utterances)
-    agreement = agreement or AgreementConfig()
     for utt in tqdm(utterances, desc="agreement", disable=len(utterances) < 1000, unit="utt"):
         teachers = [h for h in utt.hypotheses if h.teacher != agreement.combined_name]
         if len(teachers) >= 2 or agreement.dust_reference:

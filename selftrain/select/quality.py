@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import jiwer
 import numpy as np
 
-from selftrain.confidence.calibrate import CALIBRATED_SUFFIX, Calibrator, hypothesis_words, word_correctness
-from selftrain.confidence.combine import COMBINED, fit_combiner
+from selftrain.confidence.calibrate import Calibrator, hypothesis_words, word_correctness
+from selftrain.confidence.combine import COMBINED, fit_combiner, is_raw_score, word_feature_rows
 from selftrain.confidence.metrics import error_detection_metrics
 from selftrain.record import Hypothesis, Utterance
 from selftrain.text import TextNormalizer
@@ -113,14 +113,14 @@ def word_detection(items: list[Labeled], method: str) -> dict[str, float] | None
 
 def _inputs(rows: list[dict[str, float]]) -> list[str]:
     """Score names present in at least 90 % of rows (raw scores only)."""
-    names = {k for r in rows for k in r if not k.endswith(CALIBRATED_SUFFIX) and k not in (COMBINED, "agreement", "rover")}
+    names = {k for r in rows for k in r if is_raw_score(k) and k not in ("agreement", "rover")}
     return sorted(n for n in names if sum(n in r for r in rows) >= 0.9 * len(rows))
 
 
 def cross_validated_combination(items: list[Labeled]) -> tuple[list[Labeled], dict[str, float] | None]:
     """Two-fold (by utterance) learned combinations: returns copies of ``items`` whose words and
     hypotheses carry a ``combined`` score fit on the other fold, and the word-level detection metrics."""
-    word_rows = [[dict(w.scores) for w in item.hyp.words] for item in items]
+    word_rows = [word_feature_rows(item.hyp) for item in items]
     word_labels = [word_correctness(hypothesis_words(item.hyp), item.reference)[:len(item.hyp.words)] for item in items]
     utt_rows = [dict(item.hyp.scores) for item in items]
     utt_labels = [hypothesis_words(item.hyp) == item.reference.split() for item in items]
@@ -135,8 +135,8 @@ def cross_validated_combination(items: list[Labeled]) -> tuple[list[Labeled], di
         if word_inputs and len(set(flat_labels)) == 2:
             combiner = fit_combiner(flat_rows, flat_labels, word_inputs)
             for k in test:
-                for word in out[k].hyp.words:
-                    if (value := combiner(word.scores)) is not None:
+                for word, features in zip(out[k].hyp.words, word_rows[k], strict=True):
+                    if (value := combiner(features)) is not None:
                         word.scores[COMBINED] = value
         utt_inputs = _inputs([utt_rows[k] for k in train])
         if utt_inputs and len({utt_labels[k] for k in train}) == 2:

@@ -32,6 +32,10 @@ EXTERNAL_TEACHERS = ("whisper", "pocketsphinx")
 _CONFIGS = {"whisper": WhisperConfig, "pocketsphinx": PocketSphinxConfig}  # each teacher's settings
 
 
+def _unknown_teacher(kind: str) -> ConfigError:
+    return ConfigError(f"unknown teacher {kind!r}; choose one of {', '.join(EXTERNAL_TEACHERS)}")
+
+
 @dataclass
 class TranscribeReport:
     """What a transcription run did: ``bad_audio`` counts the rows skipped, by reason (as decoding's
@@ -62,7 +66,7 @@ def external_teacher_config(kind: str, settings: dict[str, Any] | None = None,
     2
     """
     if kind not in _CONFIGS:
-        raise ConfigError(f"unknown teacher {kind!r}; choose one of {', '.join(EXTERNAL_TEACHERS)}")
+        raise _unknown_teacher(kind)
     config = _CONFIGS[kind]()
     update_dataclass(config, settings or {}, where)
     config.__post_init__()  # the checks of the constructor, on the updated values
@@ -81,7 +85,7 @@ def check_external_teacher(kind: str, config: WhisperConfig | PocketSphinxConfig
 
         check_pocketsphinx(config)  # type: ignore[arg-type]
     else:
-        raise ConfigError(f"unknown teacher {kind!r}; choose one of {', '.join(EXTERNAL_TEACHERS)}")
+        raise _unknown_teacher(kind)
 
 
 def load_external_teacher(kind: str, config: WhisperConfig | PocketSphinxConfig, space: OutputSpace | None = None,
@@ -95,7 +99,7 @@ def load_external_teacher(kind: str, config: WhisperConfig | PocketSphinxConfig,
         from selftrain.teachers.sphinx import PocketSphinxTeacher
 
         return PocketSphinxTeacher(config, space, name or kind)  # type: ignore[arg-type]
-    raise ConfigError(f"unknown teacher {kind!r}; choose one of {', '.join(EXTERNAL_TEACHERS)}")
+    raise _unknown_teacher(kind)
 
 
 def build_external_teacher(kind: str, model_dir: str | None = None, space: OutputSpace | None = None,

@@ -6,6 +6,7 @@ import pytest
 
 from selftrain.agreement import (
     AgreementConfig,
+    add_peer_scores,
     align_to_pivot,
     compute_agreement,
     dust_max_wer,
@@ -109,3 +110,36 @@ def test_combined_hypothesis_gets_utterance_only_scores_from_the_teachers():
     assert combined.scores["entropy_tsallis_exp"] == pytest.approx(1.0)
     empty = rover([_hyp("a", ""), _hyp("b", "")])
     assert empty.text == "" and empty.scores["agreement"] == 1.0
+
+
+def _peer_scores(hyp: Hypothesis) -> list[tuple[str, float, float]]:
+    return [(w.word, w.scores["peer_agreement"], round(w.scores["peer_similarity"], 4)) for w in hyp.words]
+
+
+def test_peer_scores_give_each_word_the_share_of_other_teachers_that_say_it():
+    lm, greedy, third = _hyp("lm", "the cat sat"), _hyp("greedy", "the hat sat down"), _hyp("t3", "the cat")
+    utt = Utterance("u", "u.wav", 1.0, hypotheses=[lm, greedy, third])
+    add_peer_scores(utt)
+    # "cat": greedy says "hat" (character similarity 2/3), t3 agrees; "sat": only greedy says it
+    assert _peer_scores(lm) == [("the", 1.0, 1.0), ("cat", 0.5, round((2 / 3 + 1) / 2, 4)), ("sat", 0.5, 0.5)]
+    assert lm.scores["peer_agreement"] == pytest.approx(2 / 3)
+    assert lm.scores["peer_similarity"] == pytest.approx((1 + 5 / 6 + 0.5) / 3)
+    # "down" is an insertion of greedy's that no other teacher has
+    assert _peer_scores(greedy)[3] == ("down", 0.0, 0.0)
+
+
+def test_peer_scores_follow_teacher_weights_and_leave_single_teachers_alone():
+    lm, greedy, other = _hyp("lm", "a b"), _hyp("greedy", "a c"), _hyp("other", "a b")
+    add_peer_scores(Utterance("u", "u.wav", 1.0, hypotheses=[lm, greedy, other]),
+                    AgreementConfig(teacher_weights={"greedy": 3.0}))
+    assert [w.scores["peer_agreement"] for w in lm.words] == [1.0, 0.25]
+    alone = _hyp("lm", "a b")
+    add_peer_scores(Utterance("v", "v.wav", 1.0, hypotheses=[alone]))
+    assert all("peer_agreement" not in w.scores for w in alone.words)
+
+
+def test_an_empty_hypothesis_scores_the_share_of_peers_that_are_empty_too():
+    empty, also_empty, talker = _hyp("lm", ""), _hyp("greedy", ""), _hyp("t3", "words here")
+    add_peer_scores(Utterance("u", "u.wav", 1.0, hypotheses=[empty, also_empty, talker]))
+    assert empty.scores["peer_agreement"] == 0.5
+    assert talker.scores["peer_agreement"] == 0.0

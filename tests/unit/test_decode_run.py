@@ -51,6 +51,8 @@ def test_full_decode_writes_records_with_hypotheses(setup) -> None:
         assert all(w.start < w.end <= hyp.num_frames for w in hyp.words)
         assert hyp.nbest and hyp.nbest[0].text == text and hyp.nbest[0].lm_score != 0.0
         assert hyp.scores and all(w.scores for w in hyp.words)
+        # the decoding LM's view of each word (confidence/lm_scores.py)
+        assert all(0.0 < w.scores["lm_word_prob"] <= 1.0 and 0.0 < w.scores["lm_context"] <= 1.0 for w in hyp.words)
 
 
 def test_sharded_then_merged_equals_unsharded(setup) -> None:
@@ -120,6 +122,7 @@ def test_other_backends_decode_the_manifest(setup, tmp_path: Path, decoder_name:
     records = [Utterance.from_dict(r) for r in read_jsonl(tmp_path / "h.jsonl")]
     assert [r.hypothesis("t1").text for r in records] == TEXTS
     assert {r.hypothesis("t1").decoder for r in records} == {decoder_name}
+    assert all("lm_word_prob" in w.scores for r in records for w in r.hypothesis("t1").words)
 
 
 def test_evaluate_reports_wer_and_cer(setup) -> None:

@@ -1,0 +1,85 @@
+"""The self-training benchmark's analysis on constructed results: gap recovery, control, targets, report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from self_training import analyse, to_markdown  # noqa: E402
+
+
+def _rows(arm: str, test_wers: list[float], accepted: list[bool] | None = None) -> list[dict]:
+    accepted = accepted or [True] * len(test_wers)
+    return [{"arm": arm, "generation": g, "test_wer": w, "test_cer": w / 2, "dev_wer": w, "pseudo_label_wer": None,
+             "kept_fraction": 0.5 if g else None, "selected_hours": 0.1, "accepted": ok, "wall_seconds": 10.0,
+             "stage_seconds": {}}
+            for g, (w, ok) in enumerate(zip(test_wers, accepted, strict=True))]
+
+
+def _result(**arms: list[dict]) -> dict:
+    curve = [{"fraction": 1.0, "labeled_hours": 0.8, "arm": "main"}]
+    return {"arms": arms, "curve": curve, "curve_generations": 1, "skipped": [],
+            "corpus": {"hours": {"labeled": 0.8, "unlabeled": 1.7, "dev": 0.2, "test": 0.3}}}
+
+
+def _meta() -> dict:
+    return {"scale": "test", "date": "today", "machine": "m", "cpus": 2, "stage_seconds_total": 60.0,
+            "invocation_seconds": 60.0}
+
+
+def test_gap_recovery_is_measured_against_the_labeled_only_control_after_as_many_generations():
+    result = _result(main=_rows("main", [0.50, 0.48, 0.46, 0.44]),
+                     labeled_only=[r for r in _rows("labeled_only", [0.50, 0.49, 0.48, 0.48])],
+                     oracle=_rows("oracle", [0.50, 0.45, 0.42, 0.40]))
+    analysis = analyse(result)
+    # control 0.48, final 0.44, oracle 0.40: half the gap recovered; against the teacher (0.50): 0.6
+    assert analysis["gap_recovery"] == pytest.approx(0.5)
+    assert analysis["gap_recovery_vs_teacher"] == pytest.approx(0.6)
+    assert analysis["labeled_only_test_wer"] == 0.48
+    assert analysis["oracle_generation_1_test_wer"] == 0.45
+    assert analysis["targets"]["final_model_better_than_labeled_only_control"] is True
+    assert analysis["targets"]["gap_recovery_at_least_0.6"] is False
+    assert analysis["targets"]["every_generation_at_least_as_good"] is True
+
+
+def test_a_chain_that_loses_to_its_control_fails_the_control_target_even_when_it_beats_the_teacher():
+    result = _result(main=_rows("main", [0.70, 0.68, 0.66]), labeled_only=_rows("labeled_only", [0.70, 0.66, 0.63]),
+                     oracle=_rows("oracle", [0.70, 0.62, 0.60]))
+    analysis = analyse(result)
+    assert analysis["targets"]["final_model_not_worse_than_supervised"] is True
+    assert analysis["targets"]["final_model_better_than_labeled_only_control"] is False
+    assert analysis["gap_recovery"] < 0
+
+
+def test_rejected_generations_do_not_count_as_the_final_model():
+    result = _result(main=_rows("main", [0.50, 0.47, 0.49], accepted=[True, True, False]),
+                     labeled_only=_rows("labeled_only", [0.50, 0.49, 0.48]), oracle=_rows("oracle", [0.50, 0.44, 0.43]))
+    analysis = analyse(result)
+    assert analysis["final_generation"] == 1
+    assert analysis["final_test_wer"] == 0.47
+
+
+def test_skipped_arms_drop_their_targets_and_the_report_names_them():
+    result = _result(main=_rows("main", [0.50, 0.48]))
+    result["skipped"] = ["labeled_only", "oracle", "ssl_teacher"]
+    analysis = analyse(result)
+    assert analysis["gap_recovery"] is None
+    assert not any("control" in name or "gap" in name for name in analysis["targets"])
+    result["analysis"], result["meta"] = analysis, _meta()
+    report = to_markdown(result, "python benchmarks/self_training.py --skip oracle")
+    assert "Arms left out of this run (`--skip`): labeled_only, oracle, ssl_teacher." in report
+    assert "| self-training, generation 1 | 0.480 |" in report
+
+
+def test_the_report_lists_the_control_and_oracle_chains_beside_self_training():
+    result = _result(main=_rows("main", [0.50, 0.48]), labeled_only=_rows("labeled_only", [0.50, 0.49]),
+                     oracle=_rows("oracle", [0.50, 0.45]))
+    result["analysis"], result["meta"] = analyse(result), _meta()
+    report = to_markdown(result, "cmd")
+    assert "| control: labeled only, generation 1 | 0.490 |" in report
+    assert "| oracle: true transcripts, generation 1 | 0.450 |" in report
+    assert "**0.250**" in report  # (0.49 - 0.48) / (0.49 - 0.45)
