@@ -15,7 +15,8 @@ another system) and the reference manifest, this writes ``pseudo_label_quality.j
   utterances and applied to the other, as ``selftrain select --fit-calibration`` would fit it on a
   labeled dev set; ``word-mean`` ranks by the mean combined word probability;
 * with ``--dev-hyps``/``--dev-reference``: the same combination fit on that dev set (as a
-  ``selftrain run`` generation fits it) and measured here (``fit on dev``);
+  ``selftrain run`` generation fits it) and measured here (``fit on dev``), and, to show what each
+  input adds, fit without the word context and with the earlier inputs only (no peer or LM scores);
 * with ``--lm``: the LM word scores added to hypotheses decoded before they existed;
 * with two or more teachers, every hypothesis' words carry the peer scores (agreement with the
   other teachers' aligned words), as in ``selftrain select``;
@@ -43,7 +44,13 @@ from pathlib import Path
 import numpy as np
 from _results import save_results
 
-from selftrain.agreement import AgreementConfig, add_peer_scores, compute_agreement, merge_teachers
+from selftrain.agreement import (
+    PEER_SCORES,
+    AgreementConfig,
+    add_peer_scores,
+    compute_agreement,
+    merge_teachers,
+)
 from selftrain.confidence import (
     COMBINED,
     FRAME_MEASURES,
@@ -192,17 +199,36 @@ def _load(hyps: list[str], reference: str, lm_path: str | None) -> tuple[list, l
     return utterances, teachers, warnings
 
 
+def _strip(hyps, names: tuple[str, ...]) -> None:
+    """Remove the scores ``names`` from ``hyps`` and their words, in place."""
+    for hyp in hyps:
+        for scores in [hyp.scores, *(w.scores for w in hyp.words)]:
+            for name in names:
+                scores.pop(name, None)
+
+
+# (row label, scores left out, word context) of the combinations fit on dev: the default, and the
+# inputs the combination had before the peer scores, the LM word scores and the word context
+DEV_FIT_VARIANTS = (("fit on dev", (), True),
+                    ("fit on dev, no word context", (), False),
+                    ("fit on dev, earlier inputs", (*PEER_SCORES, *LM_SCORES), False))
+
+
 def _dev_fit_rows(dev_hyps: list[str], dev_reference: str, lm_path: str | None, primary: str,
                   items: list[Labeled], rows: dict, words: dict) -> None:
     """The calibration and combination fit on the dev set (what a real run has), applied to ``items``."""
     dev, _, _ = _load(dev_hyps, dev_reference, lm_path)
-    calibration = fit_calibration(dev, teacher=primary)
-    applied = [Labeled(i.utt, copy.deepcopy(i.hyp), i.reference) for i in items]
-    for item in applied:
-        calibration.apply(item.hyp)
-    words["combined (fit on dev)"] = word_detection(applied, COMBINED)
-    rows["combined:utterance (fit on dev)"] = wer_at_fractions(applied, lambda i: i.hyp.scores.get(COMBINED), FRACTIONS)
-    rows["combined:word-mean (fit on dev)"] = wer_at_fractions(applied, _mean_word(COMBINED), FRACTIONS)
+    for label, left_out, context in DEV_FIT_VARIANTS:
+        fit_on = copy.deepcopy(dev)
+        _strip((h for u in fit_on for h in u.hypotheses), left_out)
+        calibration = fit_calibration(fit_on, teacher=primary, word_context=context)
+        applied = [Labeled(i.utt, copy.deepcopy(i.hyp), i.reference) for i in items]
+        _strip((i.hyp for i in applied), left_out)
+        for item in applied:
+            calibration.apply(item.hyp)
+        words[f"combined ({label})"] = word_detection(applied, COMBINED)
+        rows[f"combined:utterance ({label})"] = wer_at_fractions(applied, lambda i: i.hyp.scores.get(COMBINED), FRACTIONS)
+        rows[f"combined:word-mean ({label})"] = wer_at_fractions(applied, _mean_word(COMBINED), FRACTIONS)
 
 
 def _add_missing_lm_scores(utterances, lm_path: str) -> None:

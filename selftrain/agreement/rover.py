@@ -282,7 +282,9 @@ def _participants(utt: Utterance, config: AgreementConfig) -> list[Hypothesis]:
 
 
 def _char_similarity(word: str, other: str) -> float:
-    return max(0.0, 1.0 - jiwer.cer(word, other)) if word else float(word == other)
+    if word == other:
+        return 1.0
+    return max(0.0, 1.0 - jiwer.cer(word, other)) if word else 0.0
 
 
 def _peer_word_scores(hyp: Hypothesis, peers: list[Hypothesis], weights: list[float]) -> list[tuple[float, float]]:

@@ -330,9 +330,11 @@ def _labeled_rows(utterances: list[Utterance], level: str, teacher: str | None,
 
 def fit_calibration(utterances: list[Utterance], kind: str = "isotonic", methods: Iterable[str] | None = None,
                     teacher: str | None = None, normalizer: TextNormalizer | None = None,
-                    combine: bool = True) -> Calibration:
+                    combine: bool = True, word_context: bool = True) -> Calibration:
     """Fit word- and utterance-level calibrators of ``kind`` for ``methods`` (default: every method seen),
-    and (``combine``) a word and an utterance :class:`~selftrain.confidence.combine.Combiner` of them.
+    and (``combine``) a word and an utterance :class:`~selftrain.confidence.combine.Combiner` of them;
+    the word one also takes each word's context (:func:`~selftrain.confidence.combine.word_feature_rows`)
+    unless ``word_context`` is False.
 
     Utterance maps estimate P(utterance fully right), or its word accuracy when dev has too few
     fully-right utterances to fit that (:func:`utterance_target`; recorded in the calibration)."""
@@ -350,7 +352,8 @@ def fit_calibration(utterances: list[Utterance], kind: str = "isotonic", methods
     if not calibration.word and not calibration.utterance:
         raise ConfigError("no labeled, scored hypotheses to calibrate on")
     if combine:
-        word_inputs = word_methods | {CONTEXT_PREFIX + m for m in utt_methods} | set(LEXICAL_FEATURES)
+        context = {CONTEXT_PREFIX + m for m in utt_methods} | set(LEXICAL_FEATURES) if word_context else set()
+        word_inputs = word_methods | context
         for level, inputs in (("word", word_inputs), ("utterance", utt_methods)):
             rows, labels = _labeled_rows(utterances, level, teacher, normalizer, targets[level])
             present = sorted(m for m in inputs if sum(m in r for r in rows) >= 0.9 * len(rows)) if rows else []

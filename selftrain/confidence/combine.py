@@ -18,6 +18,7 @@ import numpy as np
 
 from selftrain.confidence.logistic import fit_logistic, sigmoid
 from selftrain.errors import ConfigError
+from selftrain.record import Hypothesis
 
 __all__ = ["COMBINED", "CALIBRATED_SUFFIX", "CONTEXT_PREFIX", "LEXICAL_FEATURES", "Combiner", "fit_combiner",
            "word_feature_rows", "is_raw_score"]
@@ -34,7 +35,7 @@ def is_raw_score(name: str) -> bool:
     return not name.endswith(CALIBRATED_SUFFIX) and name != COMBINED
 
 
-def word_feature_rows(hyp) -> list[dict[str, float]]:
+def word_feature_rows(hyp: Hypothesis) -> list[dict[str, float]]:
     """What a word-level combination sees of each word of ``hyp``: the word's scores, the raw utterance
     scores of ``hyp`` (as ``utterance:<name>``), ``word_chars`` = 1 - 1/(1 + letters) and
     ``word_position`` = where the word stands in the hypothesis, in (0, 1).

@@ -86,6 +86,8 @@ def test_the_word_combination_learns_from_the_utterance_context():
         utterances.append(Utterance(f"u{k}", "x.wav", 1.0, reference="a b c d", hypotheses=[hyp]))
     calibration = fit_calibration(utterances[:100], teacher="lm")
     assert "utterance:loglik_per_frame" in calibration.combiners["word"].inputs
+    without = fit_calibration(utterances[:100], teacher="lm", word_context=False)
+    assert without.combiners["word"].inputs == ["max_prob"]
     scores, wrong = [], []
     for utt in utterances[100:]:
         hyp = utt.hypotheses[0]
