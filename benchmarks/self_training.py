@@ -57,9 +57,10 @@ TARGET_GAP_RECOVERY = 0.6
 TEACHER = ["lm", "gen_000"]
 DECODED = [*TEACHER, "gen_001/decode"]
 SELECTED = [*DECODED, "gen_001/select", "gen_001/audit"]
-FILTERED_ARMS = ("confidence_only", "agreement_only", "no_lm", "student_ssl")
+FILTERED_ARMS = ("whole_utterances", "confidence_only", "agreement_only", "no_lm", "student_ssl")
 ABLATIONS = ("no_filter", *FILTERED_ARMS)
-OPTIONAL_ARMS = ("labeled_only", "oracle", *ABLATIONS, "curve", "ssl_teacher")
+OPTIONAL_ARMS = ("labeled_only", "oracle", *ABLATIONS, "explore", "curve", "ssl_teacher")
+EXPLORED = "explore:"  # arm-name prefix of the scale's ``explore`` variants
 
 log = logging.getLogger("self_training")
 
@@ -116,6 +117,13 @@ def run_arm(work: Path, name: str, overrides: dict[str, Any], adopt_from: Path |
     log.info("arm %s: %s", name, workdir.root)
     run_experiment(config, workdir.root)
     return workdir.root
+
+
+def teacher_overrides(base: dict[str, Any]) -> dict[str, Any]:
+    """The settings of generation 0 alone (data, model, LM, teacher training, its evaluation), so that
+    every arm shares one teacher and a change of the student or selection settings keeps it."""
+    keys = ("data", "seed", "preset", "lm_order", "teacher_train", "decode", "teachers")
+    return {**{key: base[key] for key in keys if key in base}, "generations": 0}
 
 
 def plant_decode(workdir: Workdir, generation: int) -> None:
@@ -186,8 +194,10 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ())
     base = deep_merge(scale["experiment"], {"data": paths})
     generations = int(base["generations"])
     ssl = {"ssl": scale["ssl"]}
-    main = run_arm(work, "main", base)
-    arms: dict[str, list[dict[str, Any]]] = {"main": generation_rows(main, "main")}
+    teacher = run_arm(work, "teacher", teacher_overrides(base))
+    main = run_arm(work, "main", base, teacher, TEACHER)
+    students = [r for r in generation_rows(main, "main", tuple(TEACHER)) if r["generation"] > 0]
+    arms: dict[str, list[dict[str, Any]]] = {"main": generation_rows(teacher, "main") + students}
     one = deep_merge(base, {"generations": 1})
     fraction = next(r["kept_fraction"] for r in arms["main"] if r["generation"] == 1)
     ranked = {"threshold": {"mode": "fixed"}, "select": {"method": "entropy_tsallis_exp", "keep_fraction": fraction}}
@@ -198,6 +208,7 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ())
         ("no_filter", deep_merge(one, {"threshold": {"mode": "fixed"},
                                   "select": {"method": "entropy_tsallis_exp", "keep_fraction": 1.0, "sanity": no_sanity}}),
          DECODED, None),
+        ("whole_utterances", deep_merge(one, {"select": {"segments": {"enabled": False}}}), DECODED, None),
         ("confidence_only", deep_merge(one, ranked), DECODED, None),
         ("agreement_only", deep_merge(one, deep_merge(ranked, {"select": {"rank_by": "agreement"}})), DECODED, None),
         ("no_lm", deep_merge(one, {"select": {"teacher": "greedy"}}), DECODED, None),
@@ -207,6 +218,9 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ())
         if name not in skip:
             root = run_arm(work, name, overrides, main, adopt, before)
             arms[name] = generation_rows(root, name, tuple(adopt))
+    for name, overrides in (scale.get("explore") or {}).items() if "explore" not in skip else []:
+        root = run_arm(work / "exp", name, deep_merge(one, overrides), main, DECODED)
+        arms[EXPLORED + name] = generation_rows(root, EXPLORED + name, tuple(DECODED))
     curve = [{"fraction": 1.0, "labeled_hours": corpus["summary"]["hours"]["labeled"], "arm": "main"}]
     for share in scale["labeled_fractions"] if "curve" not in skip else []:
         if share >= 1.0:
@@ -219,10 +233,63 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ())
     if "ssl_teacher" not in skip:
         root = run_arm(work, "ssl_teacher", deep_merge(base, {"generations": 0, "teacher_train": ssl}), main, ["lm"])
         arms["ssl_teacher"] = generation_rows(root, "ssl_teacher", ("lm",))
-    return {"corpus": {"hours": corpus["summary"]["hours"], "counts": corpus["summary"]["counts"],
+    return {"significance": significance(work, arms, paths["test"]),
+            "corpus": {"hours": corpus["summary"]["hours"], "counts": corpus["summary"]["counts"],
                        "seconds_this_run": corpus["seconds"]},
             "arms": arms, "curve": sorted(curve, key=lambda c: c["fraction"]),
             "curve_generations": scale["curve_generations"], "skipped": list(skip)}
+
+
+def utterance_errors(hyps_file: Path, manifest: str) -> dict[str, tuple[int, int]]:
+    """Per test utterance, (word errors, reference words) of the LM teacher's hypothesis."""
+    import jiwer
+
+    from selftrain.audit.inputs import attach_references, load_records
+    from selftrain.confidence.calibrate import pick_hypothesis
+    from selftrain.text import TextNormalizer
+
+    normalizer = TextNormalizer()
+    records = load_records(hyps_file)
+    attach_references(records, manifest)
+    errors = {}
+    for utt in records:
+        hyp, reference = pick_hypothesis(utt, "lm"), normalizer(utt.reference or "")
+        if hyp is not None and reference:
+            out = jiwer.process_words(reference, hyp.text or "<empty>")
+            errors[utt.id] = (out.substitutions + out.deletions + out.insertions, len(reference.split()))
+    return errors
+
+
+def paired_bootstrap(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]], samples: int = 2000,
+                     seed: int = 0) -> dict[str, float]:
+    """WER(a) - WER(b) on their shared utterances with a 95 % interval from resampling utterances
+    (paired: both systems are scored on the same resample). An interval that excludes 0 is a
+    difference the test set can tell apart from chance."""
+    import numpy as np
+
+    ids = sorted(set(a) & set(b))
+    counts = np.array([[a[i][0], b[i][0], a[i][1]] for i in ids], dtype=float)
+    picks = np.random.default_rng(seed).integers(0, len(ids), size=(samples, len(ids)))
+    sums = counts[picks].sum(axis=1)
+    diffs = (sums[:, 0] - sums[:, 1]) / sums[:, 2]
+    total = counts.sum(axis=0)
+    return {"difference": round(float((total[0] - total[1]) / total[2]), 4), "low": round(float(np.percentile(diffs, 2.5)), 4),
+            "high": round(float(np.percentile(diffs, 97.5)), 4), "utterances": len(ids)}
+
+
+def significance(work: Path, arms: dict[str, list[dict[str, Any]]], test: str) -> dict[str, dict[str, float]]:
+    """Paired bootstrap of the final self-training model against the teacher, the control and the oracle."""
+    def final_errors(arm: str) -> dict[str, tuple[int, int]] | None:
+        if not arms.get(arm):
+            return None
+        generation = final_generation(arms[arm])["generation"]
+        root = work / ("teacher" if arm == "main" and generation == 0 else arm)
+        return utterance_errors(root / f"gen_{generation:03d}" / "eval" / "test_lm.jsonl", test)
+
+    final = final_errors("main")
+    teacher = utterance_errors(work / "teacher" / "gen_000" / "eval" / "test_lm.jsonl", test)
+    compared = {"teacher": teacher, "labeled_only": final_errors("labeled_only"), "oracle": final_errors("oracle")}
+    return {name: paired_bootstrap(final, errors) for name, errors in compared.items() if errors and final}
 
 
 def _test(arms: dict, arm: str, generation: int) -> float | None:
@@ -287,7 +354,7 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
 
 LABELS = {
     "main": "self-training, default policy", "ssl_teacher": "supervised, CTC + SSL (BEST-RQ on all audio)",
-    "no_filter": "ablation: no filtering",
+    "no_filter": "ablation: no filtering", "whole_utterances": "ablation: whole utterances only (no segments)",
     "confidence_only": "ablation: confidence only", "agreement_only": "ablation: agreement only",
     "no_lm": "ablation: teacher without the LM (greedy labels)", "student_ssl": "ablation: SSL loss on in the student",
 }
@@ -322,6 +389,25 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _explored_lines(arms: dict[str, list[dict[str, Any]]]) -> list[str]:
+    rows = [r for name in arms if name.startswith(EXPLORED) for r in _first(arms, name)]
+    if not rows:
+        return []
+    return ["", "## Explored on the way (generation 1, same teacher and decoding; settings: the scale's `explore`)",
+            "", *_table(rows)]
+
+
+def _significance_lines(compared: dict[str, dict[str, float]]) -> list[str]:
+    if not compared:
+        return []
+    names = {"teacher": "the supervised teacher", "labeled_only": "the labeled-only control", "oracle": "the oracle"}
+    lines = ["Final self-training model against each, on the same test utterances (paired bootstrap, 2000 "
+             "resamples; an interval that excludes 0 is a real difference):", "",
+             "| against | test WER difference | 95 % interval |", "| --- | --- | --- |"]
+    lines += [f"| {names[name]} | {c['difference']:+.4f} | [{c['low']:+.4f}, {c['high']:+.4f}] |" for name, c in compared.items()]
+    return [*lines, ""]
+
+
 def _later(arms: dict, name: str) -> list[dict[str, Any]]:
     return [r for r in arms.get(name, []) if r["generation"] > 0]
 
@@ -349,9 +435,11 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         f"self-training generation {a['final_generation']} {_fmt(a['final_test_wer'])}, oracle {_fmt(a['oracle_test_wer'])}).  ",
         f"Against the teacher, (teacher - final) / (teacher - oracle), as earlier runs reported it: "
         f"{_fmt(a['gap_recovery_vs_teacher'])} (teacher {_fmt(a['supervised_test_wer'])}).", "",
+        *_significance_lines(result.get("significance") or {}),
         "## Ablations (generation 1, same teacher and decoding)", "", *_table(ablations), "",
         "| policy | test WER | better than no filtering by |", "| --- | --- | --- |",
         *[f"| {name} | {_fmt(v['test_wer'])} | {_fmt(v['better_than_no_filter_by'], 4)} |" for name, v in a["vs_no_filter"].items()],
+        *_explored_lines(arms),
         "", f"## Sample efficiency (self-training: generation {result['curve_generations']})", "",
         "| labeled | hours | supervised test WER | self-training test WER | final test WER (accepted) |",
         "| --- | --- | --- | --- | --- |",

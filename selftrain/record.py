@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-__all__ = ["Word", "NBestEntry", "Hypothesis", "Decision", "Utterance"]
+__all__ = ["Word", "NBestEntry", "Hypothesis", "Decision", "Segment", "Utterance"]
 
 
 @dataclass
@@ -72,6 +72,18 @@ class Decision:
 
 
 @dataclass
+class Segment:
+    """A part of an utterance that trains on its own: seconds ``[start, end)`` of the audio and the
+    pseudo-label words ``[first_word, last_word]`` of the labelling hypothesis spoken there."""
+
+    start: float
+    end: float
+    text: str
+    first_word: int
+    last_word: int
+
+
+@dataclass
 class Utterance:
     """An utterance: audio, reference when known, and every stage's result.
 
@@ -90,6 +102,7 @@ class Utterance:
     confidence: float | None = None
     decision: Decision | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    segments: list[Segment] = field(default_factory=list)  # when set, only these parts are pseudo-labeled
 
     def hypothesis(self, teacher: str) -> Hypothesis | None:
         """The hypothesis of the named teacher, if any."""
@@ -108,4 +121,5 @@ class Utterance:
         data["hypotheses"] = [Hypothesis.from_dict(h) for h in data.get("hypotheses", [])]
         if data.get("decision") is not None:
             data["decision"] = Decision(**data["decision"])
+        data["segments"] = [Segment(**s) for s in data.get("segments", [])]
         return cls(**data)

@@ -48,6 +48,18 @@ def _fractions(text: str | None) -> list[float] | None:
 @click.option("--max-cps", default=30.0, show_default=True, help="Maximum characters per second.")
 @click.option("--max-repeat", default=4, show_default=True, help="Drop when one word repeats this many times in a row.")
 @click.option("--max-length-ratio", default=2.0, show_default=True, help="Drop when teachers' lengths differ more (2+ teachers).")
+@click.option("--segments/--no-segments", default=False, show_default=True,
+              help="Also train on the confident runs of words of utterances the policy dropped (cut out of their audio).")
+@click.option("--segments-apply-to", type=click.Choice(["dropped", "all"]), default="dropped", show_default=True,
+              help="'all': kept utterances are cut to their confident runs too.")
+@click.option("--segment-method", default="combined", show_default=True,
+              help="Word score for segments (its calibrated value when a calibration gives one).")
+@click.option("--segment-threshold", default=0.8, show_default=True, type=click.FloatRange(0, 1),
+              help="A word is confident when its score >= this.")
+@click.option("--segment-min-words", default=3, show_default=True, type=click.IntRange(1),
+              help="Shortest run of confident words that becomes a segment.")
+@click.option("--segment-min-seconds", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="Shortest segment.")
 @click.option("--fit-calibration", type=click.Path(dir_okay=False, path_type=Path),
               help="Instead of selecting: fit a calibration on these (labeled) hypotheses and save it here.")
 @click.option("--calibration-kind", type=click.Choice(["isotonic", "temperature"]), default="isotonic", show_default=True,
@@ -56,12 +68,14 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
            threshold: float | None, keep_fraction: float | None, rank_by: str, agreement_threshold: float | None,
            agreement_key: str, dust_reference: str | None, dust_samples: str, dust_threshold: float | None,
            calibration: Path | None, generation: int, keep_fraction_schedule: str | None, threshold_schedule: str | None,
-           min_cps: float, max_cps: float, max_repeat: int, max_length_ratio: float, fit_calibration: Path | None,
-           calibration_kind: str) -> None:
+           min_cps: float, max_cps: float, max_repeat: int, max_length_ratio: float, segments: bool,
+           segments_apply_to: str, segment_method: str, segment_threshold: float, segment_min_words: int,
+           segment_min_seconds: float, fit_calibration: Path | None, calibration_kind: str) -> None:
     """Select pseudo-labels from one or more teachers' hypotheses (merged by utterance id).
 
     Policies combine with AND: sanity filters always; --threshold, --agreement, --dust-threshold when
-    given; --keep-fraction last. Every utterance's decision and reason goes to decisions.jsonl.
+    given; --keep-fraction last; then, with --segments, the confident runs of words of the utterances
+    dropped for their confidence. Every utterance's decision and reason goes to decisions.jsonl.
     """
     if fit_calibration is not None:
         _fit(hyps, manifest, fit_calibration, calibration_kind, method)
@@ -69,7 +83,7 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
     if out_dir is None:
         raise click.UsageError("--out is required (unless --fit-calibration is given)")
     from selftrain.agreement import AgreementConfig
-    from selftrain.select import SanityConfig, SelectConfig, run_selection
+    from selftrain.select import SanityConfig, SegmentConfig, SelectConfig, run_selection
 
     with user_errors():
         config = SelectConfig(
@@ -78,7 +92,10 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
             generation=generation, threshold_schedule=_fractions(threshold_schedule),
             keep_fraction_schedule=_fractions(keep_fraction_schedule),
             sanity=SanityConfig(min_chars_per_second=min_cps, max_chars_per_second=max_cps, max_repeat=max_repeat,
-                                max_length_ratio=max_length_ratio))
+                                max_length_ratio=max_length_ratio),
+            segments=SegmentConfig(enabled=segments, apply_to=segments_apply_to, method=segment_method,
+                                   threshold=segment_threshold, min_words=segment_min_words,
+                                   min_seconds=segment_min_seconds))
         agreement = AgreementConfig(confidence_method=method, dust_reference=dust_reference, dust_samples=dust_samples)
         result = run_selection(list(hyps), out_dir, config, agreement, calibration, manifest)
     for line in result.warnings:
@@ -90,8 +107,9 @@ def _echo_summary(summary_path: Path) -> None:
     import json
 
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    segmented = f", {summary['segmented']} in segments" if summary.get("segmented") else ""
     click.echo(f"kept {summary['kept']}/{summary['utterances']} ({summary['kept_fraction']:.1%}, "
-               f"{summary['kept_hours']:.2f} h) with policy {summary['policy']}")
+               f"{summary['kept_hours']:.2f} h{segmented}) with policy {summary['policy']}")
     for reason, count in summary["reasons"].items():
         click.echo(f"  {reason}: {count}")
     quality = summary["pseudo_label_quality"]

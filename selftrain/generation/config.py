@@ -151,8 +151,13 @@ def check_stage_overrides(config: ExperimentConfig) -> None:
             load_train_config(config.preset, overrides=getattr(config, name))
         except ConfigError as exc:
             raise ConfigError(f"{name}: {exc}") from exc
-    for name, stage_config in (("decode", DecoderConfig()), ("agreement", AgreementConfig()), ("select", SelectConfig())):
+    select = SelectConfig()
+    for name, stage_config in (("decode", DecoderConfig()), ("agreement", AgreementConfig()), ("select", select)):
         update_dataclass(stage_config, getattr(config, name), name)
+    try:  # update_dataclass sets fields without the dataclass' own checks
+        select.segments.__post_init__()
+    except ConfigError as exc:
+        raise ConfigError(f"select.{exc}") from exc
 
 
 def check_external_teachers(teachers: TeachersConfig) -> None:

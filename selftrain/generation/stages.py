@@ -20,6 +20,8 @@ from selftrain.generation.config import ExperimentConfig
 from selftrain.generation.workdir import Workdir
 from selftrain.overrides import deep_merge
 from selftrain.record import Utterance
+from selftrain.select.output import pseudo_label_wer
+from selftrain.select.segments import trained_seconds
 
 __all__ = ["train_model", "build_language_model", "decode_teachers", "transcribe_external", "external_hypotheses",
            "evaluate_generation", "selection_inputs", "select_pseudo_labels", "audit_generation", "model_dir",
@@ -68,9 +70,13 @@ def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out
         data["pseudo"] = [str(selected)]
         data["unlabeled"] = [str(_ssl_only_manifest(config, selected, out))]
         extra = config.student_train
+        teacher_model = str(model_dir(workdir, teacher_generation(workdir, generation)))
+        overrides["teacher"] = {}
         if config.student_init == "teacher":
-            overrides["teacher"] = {"init_encoder": str(model_dir(workdir, teacher_generation(workdir, generation))),
-                                    "init_head": True}
+            overrides["teacher"] = {"init_encoder": teacher_model, "init_head": True}
+        if extra.get("teacher", {}).get("distill_weight", 0) > 0:
+            # Distillation learns from the generation's teacher: its posteriors on every row, unlabeled ones too.
+            overrides["teacher"]["teacher_model"] = teacher_model
     overrides["data"] = data
     train_config = load_train_config(config.preset, overrides=deep_merge(overrides, extra))
     model = train(train_config)
@@ -252,8 +258,10 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
     select_config = SelectConfig(generation=generation)
     update_dataclass(select_config, config.select, "select")
     # Calibration and the automatic threshold come from the teacher's output on the transcribed dev set.
-    dev = run_selection(inputs["dev"], out / "dev", replace(select_config, threshold=None, keep_fraction=None),
-                        agreement, manifest=config.data.dev)
+    # On dev every utterance is kept whole: it is measured there, not trained on.
+    dev_config = replace(select_config, threshold=None, keep_fraction=None,
+                         segments=replace(select_config.segments, enabled=False))
+    dev = run_selection(inputs["dev"], out / "dev", dev_config, agreement, manifest=config.data.dev)
     calibration_path = out / "calibration.json"
     # Calibrate the scores of the teacher whose hypotheses become the pseudo-labels.
     calibration = fit_calibration(dev.utterances, teacher=None if select_config.teacher == "auto" else select_config.teacher)
@@ -263,7 +271,7 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
         # 4500 unlabeled utterances (fit on dev): pseudo-label WER 0.290 at 60 % kept and 0.246 at
         # 40 %, against 0.304 and 0.268 for the best single score (entropy_tsallis_exp).
         select_config = replace(select_config, method=COMBINED)
-    dev = run_selection(inputs["dev"], out / "dev", replace(select_config, threshold=None, keep_fraction=None),
+    dev = run_selection(inputs["dev"], out / "dev", replace(dev_config, method=select_config.method),
                         agreement, calibration=calibration_path, manifest=config.data.dev)
     threshold_info: dict[str, Any] = {"mode": config.threshold.mode}
     if config.threshold.mode == "auto":
@@ -279,7 +287,8 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
         "threshold": select_config.threshold,
         "method": select_config.method,
         "selected_utterances": len(kept),
-        "selected_hours": round(sum(u.duration for u in kept) / 3600, 4),
+        "selected_hours": round(sum(trained_seconds(u) for u in kept) / 3600, 4),
+        "segmented_utterances": sum(1 for u in kept if u.segments),
         "selected_fraction": round(len(kept) / total, 4) if total else 0.0,
         "threshold_choice": threshold_info,
         "warnings": result.warnings,
@@ -296,10 +305,6 @@ def audit_generation(config: ExperimentConfig, workdir: Workdir, generation: int
                 if (workdir.stage_dir(g, "audit") / "audit.json").exists()]
     write_audit(result, out, records, previous=previous)
     kept = [u for u in records if u.decision is not None and u.decision.kept and u.reference]
-    pseudo_label_wer = None
-    if kept:
-        from selftrain.text import TextNormalizer
-
-        normalizer = TextNormalizer()
-        pseudo_label_wer = round(error_rates([normalizer(u.reference or "") for u in kept], [u.pseudo_label or "" for u in kept])[0], 4)
-    return {"pseudo_label_wer": pseudo_label_wer, "with_reference": result.with_reference}
+    quality = pseudo_label_wer(kept)
+    pseudo_label_wer_kept = round(quality["wer"], 4) if quality else None
+    return {"pseudo_label_wer": pseudo_label_wer_kept, "with_reference": result.with_reference}

@@ -1,7 +1,7 @@
 """Pseudo-label selection: policies (threshold, keep-fraction, agreement, DUST, schedules, sanity
 filters), the decision of every utterance with its reason, and the selected training CSV."""
 
-from selftrain.select.config import SanityConfig, SelectConfig, linear_schedule
+from selftrain.select.config import SanityConfig, SegmentConfig, SelectConfig, linear_schedule
 from selftrain.select.output import (
     DECISIONS_JSONL,
     SELECTED_CSV,
@@ -21,6 +21,7 @@ from selftrain.select.policy import (
 
 __all__ = [
     "SanityConfig",
+    "SegmentConfig",
     "SelectConfig",
     "linear_schedule",
     "select_utterances",

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 from selftrain.errors import ConfigError
 
-__all__ = ["SelectConfig", "SanityConfig", "linear_schedule"]
+__all__ = ["SelectConfig", "SanityConfig", "SegmentConfig", "linear_schedule"]
 
 RANK_BY = ("confidence", "agreement", "product")
+SEGMENTS_APPLY_TO = ("dropped", "all")
 
 
 @dataclass
@@ -34,6 +35,45 @@ class SanityConfig:
 
 
 @dataclass
+class SegmentConfig:
+    """Sub-utterance pseudo-labels: runs of confident words cut out of their utterances (defaults in brackets).
+
+    A whole utterance trains only if every word of its label is right, which on audio unlike the
+    labeled set is rare: the utterance-level policy then keeps the easy, labeled-like part. Segments
+    keep the confident stretches of every utterance instead, hard ones included, and leave out the
+    words the teacher is unsure of (word confidence is far better at finding wrong words than
+    utterance confidence is at finding wrong utterances).
+
+    enabled: cut segments [False].
+    apply_to: ``dropped`` (utterances the utterance-level policy dropped; kept ones train whole) or
+        ``all`` (kept utterances are cut too, so their doubtful words leave as well) [dropped].
+    method: word score; its calibrated value is used when present [combined: the calibrated
+        logistic combination, P(word right)].
+    threshold: a word is confident when its score >= this [0.8].
+    min_words: shortest run of confident words that becomes a segment [3].
+    min_seconds: shortest segment [1.0].
+    Boundaries lie halfway between the run's outer words and their neighbours (the utterance's own
+    start or end at its edges); CTC's word spans are where the characters are emitted, so the
+    halfway point keeps each kept word's sounds and little of the dropped neighbour's.
+    """
+
+    enabled: bool = False
+    apply_to: str = "dropped"
+    method: str = "combined"
+    threshold: float = 0.8
+    min_words: int = 3
+    min_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.apply_to not in SEGMENTS_APPLY_TO:
+            raise ConfigError(f"segments.apply_to must be one of {SEGMENTS_APPLY_TO}, got {self.apply_to!r}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"segments.threshold must be in [0, 1], got {self.threshold}")
+        if self.min_words < 1 or self.min_seconds < 0:
+            raise ConfigError("segments.min_words must be >= 1 and segments.min_seconds >= 0")
+
+
+@dataclass
 class SelectConfig:
     """How pseudo-labels are selected (defaults in brackets). Policies combine with AND.
 
@@ -52,6 +92,7 @@ class SelectConfig:
         generation, the last value repeats) overriding threshold / keep_fraction, so later, better
         teachers keep more [0 / None / None].
     sanity: :class:`SanityConfig`.
+    segments: :class:`SegmentConfig` (sub-utterance pseudo-labels; off by default).
     """
 
     teacher: str = "auto"
@@ -66,10 +107,13 @@ class SelectConfig:
     threshold_schedule: list[float] | None = None
     keep_fraction_schedule: list[float] | None = None
     sanity: SanityConfig = field(default_factory=SanityConfig)
+    segments: SegmentConfig = field(default_factory=SegmentConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.sanity, dict):
             self.sanity = SanityConfig(**self.sanity)
+        if isinstance(self.segments, dict):
+            self.segments = SegmentConfig(**self.segments)
         for name in ("threshold", "keep_fraction", "agreement_threshold"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
@@ -106,6 +150,8 @@ class SelectConfig:
         if cfg.dust_threshold is not None:
             parts.append(f"dust<={cfg.dust_threshold:g}")
         parts.append("sanity")
+        if cfg.segments.enabled:
+            parts.append(f"segments({cfg.segments.apply_to},{cfg.segments.method}>={cfg.segments.threshold:g})")
         return f"{cfg.method}:" + "+".join(parts) + (f"@gen{cfg.generation}" if self.generation else "")
 
 

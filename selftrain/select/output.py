@@ -11,6 +11,7 @@ from selftrain.data.manifest import write_speechbrain_csv
 from selftrain.io import JsonlWriter, atomic_write_json
 from selftrain.record import Utterance
 from selftrain.select.policy import reason_counts
+from selftrain.select.segments import SEGMENT_AUDIO_DIR, label_pairs, trained_seconds, write_segment_audio
 from selftrain.text import TextNormalizer
 
 __all__ = ["SELECTED_CSV", "DECISIONS_JSONL", "SUMMARY_JSON", "write_selection", "pseudo_label_wer", "summarize"]
@@ -29,10 +30,11 @@ def _with_columns(utt: Utterance) -> Utterance:
 
 
 def pseudo_label_wer(utterances: list[Utterance], normalizer: TextNormalizer | None = None) -> dict[str, float] | None:
-    """WER and CER of the pseudo-labels of ``utterances`` that have a reference (None if none has)."""
+    """WER and CER of the pseudo-labels of ``utterances`` that have a reference (None if none has);
+    a segmented utterance counts its segments only (:func:`~selftrain.select.segments.label_pairs`)."""
     normalizer = normalizer or TextNormalizer()
-    pairs = [(normalizer(u.reference), u.pseudo_label or "") for u in utterances if u.reference is not None]
-    pairs = [(r, h) for r, h in pairs if r]
+    pairs = [pair for u in utterances if u.reference is not None
+             for pair in label_pairs(u, normalizer(u.reference)) if pair[0]]
     if not pairs:
         return None
     refs, hyps = zip(*pairs, strict=True)
@@ -48,23 +50,30 @@ def summarize(utterances: list[Utterance]) -> dict:
         "utterances": len(utterances),
         "kept": len(kept),
         "kept_fraction": len(kept) / len(utterances) if utterances else 0.0,
-        "kept_hours": sum(u.duration for u in kept) / 3600.0,
+        "kept_hours": sum(trained_seconds(u) for u in kept) / 3600.0,
+        "segmented": sum(1 for u in kept if u.segments),
         "mean_kept_confidence": sum(confidences) / len(confidences) if confidences else None,
         "reasons": reason_counts(utterances),
         "policy": next((u.decision.policy for u in utterances if u.decision), ""),
     }
     with_labels = [u for u in utterances if u.pseudo_label is not None]
-    summary["pseudo_label_quality"] = {"all": pseudo_label_wer(with_labels), "kept": pseudo_label_wer(kept)}
+    whole = [dataclasses.replace(u, segments=[]) for u in with_labels]
+    summary["pseudo_label_quality"] = {"all": pseudo_label_wer(whole), "kept": pseudo_label_wer(kept)}
     return summary
 
 
 def write_selection(utterances: list[Utterance], out_dir: str | Path, extra_summary: dict | None = None) -> dict[str, Path]:
     """Write ``selected.csv`` (kept pseudo-labels with confidence columns), ``decisions.jsonl`` and
-    ``summary.json`` (:func:`summarize` plus ``extra_summary``)."""
+    ``summary.json`` (:func:`summarize` plus ``extra_summary``). A kept utterance with segments trains
+    through its segments' audio, cut into ``segments/`` beside the CSV."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / SELECTED_CSV, "decisions": out_dir / DECISIONS_JSONL, "summary": out_dir / SUMMARY_JSON}
-    kept = [_with_columns(u) for u in utterances if u.decision is not None and u.decision.kept]
+    kept: list[Utterance] = []
+    for utt in utterances:
+        if utt.decision is not None and utt.decision.kept:
+            rows = write_segment_audio(utt, out_dir / SEGMENT_AUDIO_DIR) if utt.segments else [utt]
+            kept.extend(_with_columns(row) for row in rows)
     write_speechbrain_csv(kept, paths["csv"], use_pseudo_labels=True)
     tmp = paths["decisions"].with_name("." + DECISIONS_JSONL + ".partial")
     with JsonlWriter(tmp, resume=False) as writer:

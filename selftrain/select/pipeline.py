@@ -17,6 +17,7 @@ from selftrain.select.config import SelectConfig
 from selftrain.select.output import write_selection
 from selftrain.select.policy import chosen_hypothesis, select_utterances
 from selftrain.select.quality import labeled_items, word_detection
+from selftrain.select.segments import apply_segments
 
 __all__ = ["SelectionResult", "attach_manifest", "run_selection", "word_quality"]
 
@@ -107,7 +108,11 @@ def run_selection(hyps: list[str | Path], out_dir: str | Path, config: SelectCon
         teachers = [h for h in utt.hypotheses if h.teacher != agreement.combined_name]
         if len(teachers) >= 2 or agreement.dust_reference:
             compute_agreement(utt, agreement)
-    select_utterances([u for u in utterances if u.id not in unusable], config)
+    usable = [u for u in utterances if u.id not in unusable]
+    select_utterances(usable, config)
+    if config.segments.enabled:
+        labelling = {u.id: h for u in usable for h in [chosen_hypothesis(u, config.teacher)] if h is not None}
+        log.info("segments: %d utterance(s) train in part", apply_segments(usable, config.segments, labelling))
     for utt in utterances:
         if utt.id in unusable:
             utt.pseudo_label, utt.confidence = None, None

@@ -233,8 +233,9 @@ def train(config: TrainConfig) -> Path:
         ddp_init_group(run_opts)
     _seed(config.seed)
     frame_shift = SUBSAMPLING * config.model.features.hop_length_ms / 1000
-    if config.data.unlabeled and not config.ssl.objectives:
-        logger.warning("unlabeled manifests are ignored: no SSL objective is enabled (ssl.objectives)")
+    if config.data.unlabeled and not config.ssl.objectives and not config.teacher.distill_weight > 0:
+        logger.warning("unlabeled manifests are ignored: neither an SSL objective (ssl.objectives) nor "
+                       "distillation (teacher.distill_weight) learns from them")
         config = replace(config, data=replace(config.data, unlabeled=[]))
     prepared = prepare_data(config.data, config.model.features.sample_rate, frame_shift)
     if if_main_process():

@@ -83,3 +83,35 @@ def test_the_report_lists_the_control_and_oracle_chains_beside_self_training():
     assert "| control: labeled only, generation 1 | 0.490 |" in report
     assert "| oracle: true transcripts, generation 1 | 0.450 |" in report
     assert "**0.250**" in report  # (0.49 - 0.48) / (0.49 - 0.45)
+
+
+def test_paired_bootstrap_interval_brackets_the_difference_and_excludes_zero_only_for_a_real_one():
+    from self_training import paired_bootstrap
+
+    better = {f"u{i}": (1, 10) for i in range(200)}
+    worse = {f"u{i}": (3, 10) for i in range(200)}
+    noisy = {f"u{i}": (1 + (i % 3 == 0) - (i % 3 == 1), 10) for i in range(200)}
+    clear = paired_bootstrap(better, worse)
+    assert clear["difference"] == pytest.approx(-0.2) and clear["low"] <= -0.2 <= clear["high"] < 0
+    chance = paired_bootstrap(noisy, better)
+    assert chance["low"] < 0 < chance["high"] and chance["utterances"] == 200
+
+
+def test_teacher_overrides_keep_only_what_generation_zero_depends_on():
+    from self_training import teacher_overrides
+
+    base = {"data": {"labeled": "l.csv"}, "preset": "cpu-small", "generations": 3, "teacher_train": {"epochs": 40},
+            "student_train": {"epochs": 2}, "select": {"segments": {"enabled": True}}, "decode": {"alpha": 0.8}}
+    assert teacher_overrides(base) == {"data": {"labeled": "l.csv"}, "preset": "cpu-small",
+                                       "teacher_train": {"epochs": 40}, "decode": {"alpha": 0.8}, "generations": 0}
+
+
+def test_report_lists_explored_arms_and_the_significance_table():
+    result = _result(main=_rows("main", [0.50, 0.49]), labeled_only=_rows("labeled_only", [0.50, 0.50]),
+                     oracle=_rows("oracle", [0.50, 0.46]), **{"explore:lowlr": _rows("explore:lowlr", [0.50, 0.495])})
+    result["significance"] = {"labeled_only": {"difference": -0.01, "low": -0.02, "high": 0.001, "utterances": 300}}
+    result["analysis"] = analyse(result)
+    result["meta"] = _meta()
+    report = to_markdown(result, "python benchmarks/self_training.py")
+    assert "## Explored on the way" in report and "| explore:lowlr | 0.495 |" in report
+    assert "| the labeled-only control | -0.0100 | [-0.0200, +0.0010] |" in report

@@ -36,3 +36,35 @@ def test_a_teacher_with_ssl_objectives_also_learns_from_the_unlabeled_audio(tmp_
     trained = captured_train[0]
     assert trained.data.unlabeled == [config.data.unlabeled] and trained.ssl.objectives == ["best_rq"]
     assert result == {"model": "model"}
+
+
+def _student(tmp_path, captured_train, **student_train):
+    from selftrain.data.manifest import write_speechbrain_csv
+    from selftrain.record import Utterance
+
+    paths = {name: str(tmp_path / f"{name}.csv") for name in ("labeled", "unlabeled", "dev")}
+    write_speechbrain_csv([Utterance("u1", "u1.wav", 1.0), Utterance("u2", "u2.wav", 1.0)], paths["unlabeled"])
+    config = load_experiment_config(overrides={"data": paths, "student_train": student_train})
+    workdir = Workdir(tmp_path / "w", config.to_dict())
+    select = workdir.stage_dir(1, "select")
+    select.mkdir(parents=True)
+    write_speechbrain_csv([Utterance("u1", "u1.wav", 1.0, reference="a b")], select / "selected.csv")
+    train_model(config, workdir, 1, tmp_path / "out")
+    return captured_train[0], workdir
+
+
+def test_a_student_starts_from_its_teacher_and_distils_from_it_only_when_asked(tmp_path, captured_train):
+    trained, workdir = _student(tmp_path, captured_train)
+    teacher = str(workdir.stage_dir(0, "train") / "model")
+    assert trained.teacher.init_encoder == teacher and trained.teacher.init_head
+    assert trained.teacher.teacher_model == "" and trained.teacher.distill_weight == 0.0
+    # the unselected unlabeled audio is handed over (training uses it only for SSL or distillation)
+    from selftrain.data.manifest import read_manifest
+
+    assert [u.id for u in read_manifest(trained.data.unlabeled[0])] == ["u2"]
+
+
+def test_a_distilling_student_gets_its_teacher_as_the_distillation_model(tmp_path, captured_train):
+    trained, workdir = _student(tmp_path / "d", captured_train, teacher={"distill_weight": 1.0})
+    assert trained.teacher.teacher_model == str(workdir.stage_dir(0, "train") / "model")
+    assert trained.teacher.distill_weight == 1.0
