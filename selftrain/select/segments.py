@@ -19,10 +19,11 @@ from selftrain.confidence.calibrate import CALIBRATED_SUFFIX
 from selftrain.record import Decision, Hypothesis, Segment, Utterance
 from selftrain.select.config import SegmentConfig
 
-__all__ = ["SEGMENT_AUDIO_DIR", "confident_runs", "cut_segments", "apply_segments", "label_pairs",
+__all__ = ["SEGMENT_AUDIO_DIR", "WAS", "confident_runs", "cut_segments", "apply_segments", "label_pairs",
            "trained_seconds", "segment_rows", "write_segment_audio"]
 
 SEGMENT_AUDIO_DIR = "segments"
+WAS = "; was "  # a segmented utterance's reason ends with the decision it had before: "; was threshold: ..."
 
 
 def _word_score(scores: dict[str, float], method: str) -> float | None:
@@ -88,7 +89,8 @@ def apply_segments(utterances: Iterable[Utterance], config: SegmentConfig, label
         if utt.segments:
             with_segments += 1
             reason = (f"segments: {len(utt.segments)} run(s), {words} of {len(hyp.words)} words, "
-                      f"{seconds:.1f} of {utt.duration:.1f} s ({config.method} >= {config.threshold:g})")
+                      f"{seconds:.1f} of {utt.duration:.1f} s ({config.method} >= {config.threshold:g})"
+                      f"{WAS}{utt.decision.reason}")
             utt.decision = Decision(True, reason, utt.decision.policy)
         elif utt.decision.kept:
             utt.decision = Decision(False, f"segments: no run of {config.min_words} words with "

@@ -87,6 +87,7 @@ def test_apply_segments_cuts_confidence_drops_only():
     config = SegmentConfig(enabled=True, min_words=3, min_seconds=0.5)
     assert apply_segments(utts, config, labelling) == 1
     assert dropped.decision.kept and dropped.decision.reason.startswith("segments: 1 run(s), 4 of 4 words")
+    assert dropped.decision.reason.endswith("; was threshold: confidence 0.300 < 0.5")
     assert not insane.decision.kept and not insane.segments
     assert kept.decision.kept and not kept.segments  # apply_to: dropped leaves kept utterances whole
     assert apply_segments(utts, SegmentConfig(enabled=True, apply_to="all", min_words=3), labelling) == 1

@@ -114,10 +114,19 @@ def test_ssl_targets_are_cached_across_epochs(corpus, tmp_path):
     assert cache["utterances"] == 12 and cache["hits"] > 0
 
 
-def test_distillation_from_a_teacher_model(corpus, tmp_path):
-    teacher = train(_config(corpus, tmp_path / "teacher", epochs=1))
-    train(_config(corpus, tmp_path / "student", epochs=1, **{"teacher.teacher_model": str(teacher), "teacher.distill_weight": 0.5}))
+def _trained_unlabeled(run: Path) -> list[str]:
+    import yaml
+
+    return yaml.safe_load((run / "hyperparams.yaml").read_text())["data"]["unlabeled"]
+
+
+def test_distillation_from_a_teacher_model_also_learns_from_unlabeled_audio(corpus, tmp_path):
+    teacher = train(_config(corpus, tmp_path / "teacher", epochs=1, **{"data.unlabeled": [corpus["unlabeled"]]}))
+    assert _trained_unlabeled(tmp_path / "teacher") == []  # neither SSL nor distillation would use it
+    train(_config(corpus, tmp_path / "student", epochs=1, **{"teacher.teacher_model": str(teacher), "teacher.distill_weight": 0.5,
+                                                             "data.unlabeled": [corpus["unlabeled"]], "data.mix_unlabeled": 0.5}))
     assert (tmp_path / "student" / "model" / "model.pt").exists()
+    assert _trained_unlabeled(tmp_path / "student") == [corpus["unlabeled"]]
 
 
 def test_config_errors_before_any_work(corpus, tmp_path):
