@@ -289,7 +289,11 @@ def significance(work: Path, arms: dict[str, list[dict[str, Any]]], test: str) -
     final = final_errors("main")
     teacher = utterance_errors(work / "teacher" / "gen_000" / "eval" / "test_lm.jsonl", test)
     compared = {"teacher": teacher, "labeled_only": final_errors("labeled_only"), "oracle": final_errors("oracle")}
-    return {name: paired_bootstrap(final, errors) for name, errors in compared.items() if errors and final}
+    result = {name: paired_bootstrap(final, errors) for name, errors in compared.items() if errors and final}
+    for name in (n for n in arms if n.startswith(EXPLORED) and _first(arms, n)):  # each explored student against the teacher
+        student = utterance_errors(work / "exp" / name[len(EXPLORED):] / "gen_001" / "eval" / "test_lm.jsonl", test)
+        result[name] = paired_bootstrap(student, teacher)
+    return result
 
 
 def _test(arms: dict, arm: str, generation: int) -> float | None:
@@ -389,12 +393,15 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _explored_lines(arms: dict[str, list[dict[str, Any]]]) -> list[str]:
+def _explored_lines(arms: dict[str, list[dict[str, Any]]], compared: dict[str, dict[str, float]]) -> list[str]:
     rows = [r for name in arms if name.startswith(EXPLORED) for r in _first(arms, name)]
     if not rows:
         return []
-    return ["", "## Explored on the way (generation 1, same teacher and decoding; settings: the scale's `explore`)",
-            "", *_table(rows)]
+    lines = ["", "## Explored on the way (generation 1, same teacher and decoding; settings: the scale's `explore`)",
+             "", *_table(rows), "", "Each against the teacher (paired bootstrap, as above):", "",
+             "| row | test WER difference | 95 % interval |", "| --- | --- | --- |"]
+    return lines + [f"| {r['arm']} | {c['difference']:+.4f} | [{c['low']:+.4f}, {c['high']:+.4f}] |"
+                    for r in rows for c in [compared.get(r["arm"])] if c]
 
 
 def _significance_lines(compared: dict[str, dict[str, float]]) -> list[str]:
@@ -404,7 +411,8 @@ def _significance_lines(compared: dict[str, dict[str, float]]) -> list[str]:
     lines = ["Final self-training model against each, on the same test utterances (paired bootstrap, 2000 "
              "resamples; an interval that excludes 0 is a real difference):", "",
              "| against | test WER difference | 95 % interval |", "| --- | --- | --- |"]
-    lines += [f"| {names[name]} | {c['difference']:+.4f} | [{c['low']:+.4f}, {c['high']:+.4f}] |" for name, c in compared.items()]
+    lines += [f"| {names[name]} | {c['difference']:+.4f} | [{c['low']:+.4f}, {c['high']:+.4f}] |"
+              for name, c in compared.items() if name in names]
     return [*lines, ""]
 
 
@@ -439,7 +447,7 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         "## Ablations (generation 1, same teacher and decoding)", "", *_table(ablations), "",
         "| policy | test WER | better than no filtering by |", "| --- | --- | --- |",
         *[f"| {name} | {_fmt(v['test_wer'])} | {_fmt(v['better_than_no_filter_by'], 4)} |" for name, v in a["vs_no_filter"].items()],
-        *_explored_lines(arms),
+        *_explored_lines(arms, result.get("significance") or {}),
         "", f"## Sample efficiency (self-training: generation {result['curve_generations']})", "",
         "| labeled | hours | supervised test WER | self-training test WER | final test WER (accepted) |",
         "| --- | --- | --- | --- | --- |",

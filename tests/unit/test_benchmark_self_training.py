@@ -109,9 +109,11 @@ def test_teacher_overrides_keep_only_what_generation_zero_depends_on():
 def test_report_lists_explored_arms_and_the_significance_table():
     result = _result(main=_rows("main", [0.50, 0.49]), labeled_only=_rows("labeled_only", [0.50, 0.50]),
                      oracle=_rows("oracle", [0.50, 0.46]), **{"explore:lowlr": _rows("explore:lowlr", [0.50, 0.495])})
-    result["significance"] = {"labeled_only": {"difference": -0.01, "low": -0.02, "high": 0.001, "utterances": 300}}
+    result["significance"] = {"labeled_only": {"difference": -0.01, "low": -0.02, "high": 0.001, "utterances": 300},
+                              "explore:lowlr": {"difference": -0.005, "low": -0.015, "high": 0.004, "utterances": 300}}
     result["analysis"] = analyse(result)
     result["meta"] = _meta()
     report = to_markdown(result, "python benchmarks/self_training.py")
     assert "## Explored on the way" in report and "| explore:lowlr | 0.495 |" in report
     assert "| the labeled-only control | -0.0100 | [-0.0200, +0.0010] |" in report
+    assert "| explore:lowlr | -0.0050 | [-0.0150, +0.0040] |" in report
