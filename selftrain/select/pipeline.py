@@ -112,7 +112,7 @@ def run_selection(hyps: list[str | Path], out_dir: str | Path, config: SelectCon
     select_utterances(usable, config)
     if config.segments.enabled:
         labelling = {u.id: h for u in usable for h in [chosen_hypothesis(u, config.teacher)] if h is not None}
-        log.info("segments: %d utterance(s) train in part", apply_segments(usable, config.segments, labelling))
+        log.info("segments: %d utterance(s) kept through their confident runs", apply_segments(usable, config.segments, labelling))
     for utt in utterances:
         if utt.id in unusable:
             utt.pseudo_label, utt.confidence = None, None

@@ -70,12 +70,14 @@ def cut_segments(utt: Utterance, hyp: Hypothesis, config: SegmentConfig) -> list
 
 
 def apply_segments(utterances: Iterable[Utterance], config: SegmentConfig, labelling: dict[str, Hypothesis]) -> int:
-    """Give each eligible utterance its segments and a decision that says so; returns how many got any.
+    """Give each eligible utterance its segments and a decision that says so; returns how many of the
+    dropped or cut ones are kept through their runs.
 
     ``labelling`` maps utterance ids to the hypothesis that gave (or would give) the pseudo-label.
     Eligible: those the policy dropped for their confidence (``threshold``, ``keep_fraction``,
     ``agreement``, ``dust``; never those that failed a sanity filter) and, with ``apply_to: all``,
-    the kept ones. A kept utterance without a confident run is dropped (``segments: none``).
+    the kept ones. A kept utterance without a confident run is dropped (``segments: no run ...``);
+    one whose single run spans every word trains whole, from its own file.
     """
     config.__post_init__()
     with_segments = 0
@@ -83,12 +85,16 @@ def apply_segments(utterances: Iterable[Utterance], config: SegmentConfig, label
         hyp = labelling.get(utt.id)
         if hyp is None or utt.decision is None or not _eligible(utt.decision, config):
             continue
-        utt.segments = cut_segments(utt, hyp, config)
-        seconds = sum(s.end - s.start for s in utt.segments)
-        words = sum(s.last_word - s.first_word + 1 for s in utt.segments)
-        if utt.segments:
+        segments = cut_segments(utt, hyp, config)
+        seconds = sum(s.end - s.start for s in segments)
+        words = sum(s.last_word - s.first_word + 1 for s in segments)
+        # one run over every word is the whole utterance: it trains from its own file
+        utt.segments = [] if words == len(hyp.words) else segments
+        if segments and utt.decision.kept and not utt.segments:
+            continue
+        if segments:
             with_segments += 1
-            reason = (f"segments: {len(utt.segments)} run(s), {words} of {len(hyp.words)} words, "
+            reason = (f"segments: {len(segments)} run(s), {words} of {len(hyp.words)} words, "
                       f"{seconds:.1f} of {utt.duration:.1f} s ({config.method} >= {config.threshold:g})"
                       f"{WAS}{utt.decision.reason}")
             utt.decision = Decision(True, reason, utt.decision.policy)

@@ -87,11 +87,19 @@ def test_apply_segments_cuts_confidence_drops_only():
     config = SegmentConfig(enabled=True, min_words=3, min_seconds=0.5)
     assert apply_segments(utts, config, labelling) == 1
     assert dropped.decision.kept and dropped.decision.reason.startswith("segments: 1 run(s), 4 of 4 words")
+    assert dropped.segments == []  # every word in one run: it trains whole
     assert dropped.decision.reason.endswith("; was threshold: confidence 0.300 < 0.5")
     assert not insane.decision.kept and not insane.segments
     assert kept.decision.kept and not kept.segments  # apply_to: dropped leaves kept utterances whole
-    assert apply_segments(utts, SegmentConfig(enabled=True, apply_to="all", min_words=3), labelling) == 1
+    # 'dropped' (one run over all its words) is now kept whole: nothing to cut there
+    assert apply_segments(utts, SegmentConfig(enabled=True, apply_to="all", min_words=3), labelling) == 0
+    assert dropped.decision.kept and not dropped.segments
     assert not kept.decision.kept and kept.decision.reason.startswith("segments: no run of 3 words")
+    # a run over every word keeps the utterance whole, from its own audio file
+    part = _utt("part", _hyp([("p", 0.9), ("q", 0.9), ("r", 0.9), ("s", 0.1)]))
+    part.decision = Decision(False, "keep_fraction: below the cut", policy)
+    assert apply_segments([part], config, {"part": part.hypotheses[0]}) == 1
+    assert part.decision.kept and len(part.segments) == 1 and "3 of 4 words" in part.decision.reason
 
 
 def test_bad_segment_settings_are_config_errors():
