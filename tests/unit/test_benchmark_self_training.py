@@ -117,3 +117,28 @@ def test_report_lists_explored_arms_and_the_significance_table():
     assert "## Explored on the way" in report and "| explore:lowlr | 0.495 |" in report
     assert "| the labeled-only control | -0.0100 | [-0.0200, +0.0010] |" in report
     assert "| explore:lowlr | -0.0050 | [-0.0150, +0.0040] |" in report
+
+
+@pytest.mark.parametrize("scale_name", ["default", "followup", "quick"])
+def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
+    from self_training import load_scale, teacher_overrides
+
+    from selftrain.generation import load_experiment_config
+    from selftrain.overrides import deep_merge
+
+    scale = load_scale(Path(__file__).resolve().parents[2] / "benchmarks" / "self_training.yaml", scale_name)
+    base = scale["experiment"]
+    configs = {"main": load_experiment_config(overrides=base),
+               "teacher": load_experiment_config(overrides=teacher_overrides(base))}
+    one = deep_merge(base, {"generations": 1})
+    for name, overrides in (scale.get("explore") or {}).items():
+        configs[name] = load_experiment_config(overrides=deep_merge(one, overrides))
+    assert configs["teacher"].generations == 0
+    assert configs["main"].teacher_train["epochs"] == base["teacher_train"]["epochs"]
+    if scale_name == "followup":  # the default scale's corpus and teacher, one generation
+        default = load_scale(Path(__file__).resolve().parents[2] / "benchmarks" / "self_training.yaml", "default")
+        assert scale["corpus"] == default["corpus"]
+        assert teacher_overrides(base) == teacher_overrides(default["experiment"])
+        assert configs["main"].generations == 1
+        assert configs["lowlr_strict"].threshold.target_wer == 0.15
+        assert configs["lowlr_seg_all_06"].select["segments"]["apply_to"] == "all"
