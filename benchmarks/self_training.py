@@ -459,35 +459,68 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
-def plot(result: dict[str, Any], path: Path) -> None:
-    """Test WER per generation (with supervised and oracle lines) and the sample-efficiency curve."""
+def plot(result: dict[str, Any], path: Path) -> list[str]:
+    """Test WER per generation (control and oracle chains beside), every generation-1 arm against the
+    teacher, and the sample-efficiency curve when the run has more than one labeled amount; returns
+    the panels' titles."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    a, arms = result["analysis"], result["arms"]
+    curve = result["analysis"]["curve"]
+    panels = 3 if len(curve) > 1 else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2))
+    _plot_generations(axes[0], result)
+    _plot_first_generation(axes[1], result)
+    if panels == 3:
+        hours = [c["labeled_hours"] for c in curve]
+        axes[2].plot(hours, [c["supervised_test_wer"] for c in curve], "s--", label="supervised only")
+        axes[2].plot(hours, [c["self_training_test_wer"] for c in curve], "o-",
+                     label=f"self-training (generation {result['curve_generations']})")
+        axes[2].set(xlabel="labeled hours", ylabel="test WER", title="Sample efficiency")
+        axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [axis.get_title() for axis in axes]
+
+
+def _plot_generations(axis, result: dict[str, Any]) -> None:
+    arms = result["arms"]
     teacher = [r for r in arms["main"] if r["generation"] == 0]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, label, style in (("main", "self-training (default policy)", "o-"),
                                ("labeled_only", "control: labeled only", "s--"), ("oracle", "oracle: true transcripts", "^:")):
         chain = teacher + _later(arms, name)
         if len(chain) > 1:
-            left.plot([r["generation"] for r in chain], [r["test_wer"] for r in chain], style, label=label)
-    for name, value, style in (("no filtering (gen 1)", a["no_filter_test_wer"], "-."),):
-        if value is not None:
-            left.axhline(value, linestyle=style, color="gray", label=f"{name} {value:.3f}")
-    left.set(xlabel="generation", ylabel="test WER", title="Generations")
-    left.legend(fontsize=8)
-    hours = [c["labeled_hours"] for c in a["curve"]]
-    right.plot(hours, [c["supervised_test_wer"] for c in a["curve"]], "s--", label="supervised only")
-    right.plot(hours, [c["self_training_test_wer"] for c in a["curve"]], "o-",
-               label=f"self-training (generation {result['curve_generations']})")
-    right.set(xlabel="labeled hours", ylabel="test WER", title="Sample efficiency")
-    right.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+            axis.plot([r["generation"] for r in chain], [r["test_wer"] for r in chain], style, label=label)
+    no_filter = result["analysis"]["no_filter_test_wer"]
+    if no_filter is not None:
+        axis.axhline(no_filter, linestyle="-.", color="gray", label=f"no filtering (gen 1) {no_filter:.3f}")
+    axis.set_xticks(sorted({r["generation"] for rows in arms.values() for r in rows}))
+    axis.set(xlabel="generation", ylabel="test WER", title="Generations")
+    axis.legend(fontsize=8)
+
+
+def _plot_first_generation(axis, result: dict[str, Any]) -> None:
+    """One bar per generation-1 student (main, control, oracle, ablations, explored), teacher as a line;
+    hatched bars were rejected on dev."""
+    arms = result["arms"]
+    names = ["main", "labeled_only", "oracle", *ABLATIONS, *(n for n in arms if n.startswith(EXPLORED))]
+    rows = [r for name in names for r in _first(arms, name)]
+    labels = ["self-training" if r["arm"] == "main" else _row_name(r).replace(", generation 1", "") for r in rows]
+    bars = axis.barh(range(len(rows)), [r["test_wer"] for r in rows], color="tab:blue")
+    for bar, row in zip(bars, rows, strict=True):
+        if not row["accepted"]:
+            bar.set(hatch="//", alpha=0.5)
+    axis.axvline(result["analysis"]["supervised_test_wer"], color="black", linestyle="--",
+                 label=f"teacher {result['analysis']['supervised_test_wer']:.3f}")
+    axis.set_yticks(range(len(rows)), labels, fontsize=7)
+    axis.invert_yaxis()
+    values = [r["test_wer"] for r in rows] + [result["analysis"]["supervised_test_wer"]]
+    axis.set_xlim(min(values) - 0.02, max(values) + 0.01)
+    axis.set(xlabel="test WER", title="Generation 1 (hatched: rejected on dev)")
+    axis.legend(fontsize=8, loc="lower right")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -142,3 +142,19 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
         assert configs["main"].generations == 1
         assert configs["lowlr_strict"].threshold.target_wer == 0.15
         assert configs["lowlr_seg_all_06"].select["segments"]["apply_to"] == "all"
+
+
+def test_plot_shows_the_curve_only_when_the_run_measured_more_than_one_labeled_amount(tmp_path):
+    from self_training import plot
+
+    result = _result(main=_rows("main", [0.50, 0.49]), labeled_only=_rows("labeled_only", [0.50, 0.50]),
+                     oracle=_rows("oracle", [0.50, 0.46]), no_filter=_rows("no_filter", [0.50, 0.53], [True, False]))
+    result["analysis"] = analyse(result)
+    titles = plot(result, tmp_path / "one.png")
+    assert titles == ["Generations", "Generation 1 (hatched: rejected on dev)"]
+    assert (tmp_path / "one.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    result["arms"]["labeled_050"] = _rows("labeled_050", [0.70, 0.69])
+    result["curve"].insert(0, {"fraction": 0.5, "labeled_hours": 0.4, "arm": "labeled_050"})
+    result["analysis"] = analyse(result)
+    assert plot(result, tmp_path / "curve.png")[-1] == "Sample efficiency"
