@@ -290,10 +290,15 @@ def significance(work: Path, arms: dict[str, list[dict[str, Any]]], test: str) -
     teacher = utterance_errors(work / "teacher" / "gen_000" / "eval" / "test_lm.jsonl", test)
     compared = {"teacher": teacher, "labeled_only": final_errors("labeled_only"), "oracle": final_errors("oracle")}
     result = {name: paired_bootstrap(final, errors) for name, errors in compared.items() if errors and final}
-    for name in (n for n in arms if n.startswith(EXPLORED) and _first(arms, n)):  # each explored student against the teacher
-        student = utterance_errors(work / "exp" / name[len(EXPLORED):] / "gen_001" / "eval" / "test_lm.jsonl", test)
-        result[name] = paired_bootstrap(student, teacher)
+    for row in (r for n in arms if n.startswith(EXPLORED) for r in _later(arms, n)):  # every explored student against the teacher
+        folder = work / "exp" / row["arm"][len(EXPLORED):] / f"gen_{row['generation']:03d}"
+        result[_explored_name(row)] = paired_bootstrap(utterance_errors(folder / "eval" / "test_lm.jsonl", test), teacher)
     return result
+
+
+def _explored_name(row: dict[str, Any]) -> str:
+    """An explored student's name in the tables: the variant, and its generation after the first."""
+    return row["arm"] if row["generation"] == 1 else f"{row['arm']}, generation {row['generation']}"
 
 
 def _test(arms: dict, arm: str, generation: int) -> float | None:
@@ -380,6 +385,8 @@ def _row_name(row: dict[str, Any]) -> str:
     if row["arm"].startswith("labeled_"):
         kind = "supervised" if row["generation"] == 0 else f"self-training, generation {row['generation']}"
         return f"{int(row['arm'].split('_')[1])} % labeled: {kind}"
+    if row["arm"].startswith(EXPLORED):
+        return _explored_name(row)
     return LABELS.get(row["arm"], row["arm"])
 
 
@@ -394,14 +401,17 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _explored_lines(arms: dict[str, list[dict[str, Any]]], compared: dict[str, dict[str, float]]) -> list[str]:
-    rows = [r for name in arms if name.startswith(EXPLORED) for r in _first(arms, name)]
+    rows = [r for name in arms if name.startswith(EXPLORED) for r in _later(arms, name)]
     if not rows:
         return []
-    lines = ["", "## Explored on the way (generation 1, same teacher and decoding; settings: the scale's `explore`)",
-             "", *_table(rows), "", "Each against the teacher (paired bootstrap, as above):", "",
-             "| row | test WER difference | 95 % interval |", "| --- | --- | --- |"]
-    return lines + [f"| {r['arm']} | {c['difference']:+.4f} | [{c['low']:+.4f}, {c['high']:+.4f}] |"
-                    for r in rows for c in [compared.get(r["arm"])] if c]
+    lines = ["", "## Explored on the way (from the main run's teacher and generation-1 decoding; settings: the scale's `explore`)",
+             "", *_table(rows)]
+    against = [f"| {_explored_name(r)} | {c['difference']:+.4f} | [{c['low']:+.4f}, {c['high']:+.4f}] |"
+               for r in rows for c in [compared.get(_explored_name(r))] if c]
+    if against:
+        lines += ["", "Each against the teacher (paired bootstrap, as above):", "",
+                  "| row | test WER difference | 95 % interval |", "| --- | --- | --- |", *against]
+    return lines
 
 
 def _significance_lines(compared: dict[str, dict[str, float]]) -> list[str]:

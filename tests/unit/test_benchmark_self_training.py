@@ -158,3 +158,16 @@ def test_plot_shows_the_curve_only_when_the_run_measured_more_than_one_labeled_a
     result["curve"].insert(0, {"fraction": 0.5, "labeled_hours": 0.4, "arm": "labeled_050"})
     result["analysis"] = analyse(result)
     assert plot(result, tmp_path / "curve.png")[-1] == "Sample efficiency"
+
+
+def test_an_explored_variant_with_several_generations_reports_each_against_the_teacher():
+    result = _result(main=_rows("main", [0.50, 0.49]),
+                     **{"explore:chain": _rows("explore:chain", [0.50, 0.495, 0.48, 0.47], [True, True, True, False])})
+    result["significance"] = {"explore:chain": {"difference": -0.005, "low": -0.015, "high": 0.004, "utterances": 300},
+                              "explore:chain, generation 3": {"difference": -0.03, "low": -0.04, "high": -0.02,
+                                                              "utterances": 300}}
+    result["analysis"], result["meta"] = analyse(result), _meta()
+    report = to_markdown(result, "cmd")
+    assert "| explore:chain | 0.495 |" in report and "| explore:chain, generation 3 | 0.470 |" in report
+    assert "| explore:chain, generation 3 | -0.0300 | [-0.0400, -0.0200] |" in report
+    assert "| explore:chain, generation 2 | 0.480 |" in report
