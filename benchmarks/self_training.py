@@ -409,13 +409,13 @@ def _explored_lines(arms: dict[str, list[dict[str, Any]]], compared: dict[str, d
     against = [f"| {_explored_name(r)} | {c['difference']:+.4f} | [{c['low']:+.4f}, {c['high']:+.4f}] |"
                for r in rows for c in [compared.get(_explored_name(r))] if c]
     if against:
-        lines += ["", "Each against the teacher (paired bootstrap, as above):", "",
+        lines += ["", "Each against the teacher (paired bootstrap, 2000 resamples; an interval that excludes 0 is a real difference):", "",
                   "| row | test WER difference | 95 % interval |", "| --- | --- | --- |", *against]
     return lines
 
 
-def _significance_lines(compared: dict[str, dict[str, float]]) -> list[str]:
-    if not compared:
+def _significance_lines(compared: dict[str, dict[str, float]], a: dict[str, Any]) -> list[str]:
+    if not compared or a["final_generation"] == 0:  # no student was accepted: the final model is the teacher
         return []
     names = {"teacher": "the supervised teacher", "labeled_only": "the labeled-only control", "oracle": "the oracle"}
     lines = ["Final self-training model against each, on the same test utterances (paired bootstrap, 2000 "
@@ -434,10 +434,10 @@ def _first(arms: dict, name: str) -> list[dict[str, Any]]:
     return [r for r in arms.get(name, []) if r["generation"] == 1]
 
 
-def to_markdown(result: dict[str, Any], command: str) -> str:
+def to_markdown(result: dict[str, Any], command: str, name: str = "self_training") -> str:
+    """The results as Markdown; sections whose arms did not run (``--skip``) are left out."""
     a, arms, meta = result["analysis"], result["arms"], result["meta"]
     rows = arms["main"] + _later(arms, "labeled_only") + _later(arms, "oracle") + arms.get("ssl_teacher", [])
-    ablations = _first(arms, "labeled_only") + [r for name in ABLATIONS for r in _first(arms, name)]
     hours = result["corpus"]["hours"]
     skipped = result.get("skipped") or []
     lines = [
@@ -447,26 +447,49 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         f"test {hours['test']:.2f} h. Total wall time of the stages: {meta['stage_seconds_total'] / 60:.1f} min "
         f"(this invocation: {meta['invocation_seconds'] / 60:.1f} min).",
         *([f"Arms left out of this run (`--skip`): {', '.join(skipped)}."] if skipped else []), "",
-        "## Main result", "", *_table(rows), "",
-        f"Gap recovery against the labeled-only control, (control - final) / (control - oracle), each after its "
-        f"last accepted generation: **{_fmt(a['gap_recovery'])}** (control {_fmt(a['labeled_only_test_wer'])}, "
-        f"self-training generation {a['final_generation']} {_fmt(a['final_test_wer'])}, oracle {_fmt(a['oracle_test_wer'])}).  ",
-        f"Against the teacher, (teacher - final) / (teacher - oracle), as earlier runs reported it: "
-        f"{_fmt(a['gap_recovery_vs_teacher'])} (teacher {_fmt(a['supervised_test_wer'])}).", "",
-        *_significance_lines(result.get("significance") or {}),
-        "## Ablations (generation 1, same teacher and decoding)", "", *_table(ablations), "",
-        "| policy | test WER | better than no filtering by |", "| --- | --- | --- |",
-        *[f"| {name} | {_fmt(v['test_wer'])} | {_fmt(v['better_than_no_filter_by'], 4)} |" for name, v in a["vs_no_filter"].items()],
-        *_explored_lines(arms, result.get("significance") or {}),
-        "", f"## Sample efficiency (self-training: generation {result['curve_generations']})", "",
-        "| labeled | hours | supervised test WER | self-training test WER | final test WER (accepted) |",
-        "| --- | --- | --- | --- | --- |",
-        *[f"| {round(c['fraction'] * 100)} % | {c['labeled_hours']:.2f} | {_fmt(c['supervised_test_wer'])} | "
-          f"{_fmt(c['self_training_test_wer'])} | {_fmt(c['final_test_wer'])} |" for c in a["curve"]],
-        "", "## Targets", "", *[f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in a["targets"].items()],
-        "", "Plots: `self_training.png`. What the budget buys and what was tried: `benchmarks/README.md`.", "",
+        "## Main result", "", *_table(rows), "", *_recovery_lines(a), *_significance_lines(result.get("significance") or {}, a),
+        *_ablation_lines(arms, a), *_explored_lines(arms, result.get("significance") or {}), *_curve_lines(result),
+        "", "## Targets", "", *[f"- {target}: {'met' if ok else 'NOT met'}" for target, ok in a["targets"].items()],
+        "", f"Plots: `{name}.png`. What the budget buys and what was tried: `benchmarks/README.md`.", "",
     ]
     return "\n".join(lines)
+
+
+def _recovery_lines(a: dict[str, Any]) -> list[str]:
+    if a["oracle_test_wer"] is None:
+        return []
+    lines = [f"Against the teacher, (teacher - final) / (teacher - oracle), as earlier runs reported it: "
+             f"{_fmt(a['gap_recovery_vs_teacher'])} (teacher {_fmt(a['supervised_test_wer'])}).", ""]
+    if a["labeled_only_test_wer"] is None:
+        return lines
+    return [f"Gap recovery against the labeled-only control, (control - final) / (control - oracle), each after its "
+            f"last accepted generation: **{_fmt(a['gap_recovery'])}** (control {_fmt(a['labeled_only_test_wer'])}, "
+            f"self-training generation {a['final_generation']} {_fmt(a['final_test_wer'])}, "
+            f"oracle {_fmt(a['oracle_test_wer'])}).  ", *lines]
+
+
+def _ablation_lines(arms: dict[str, list[dict[str, Any]]], a: dict[str, Any]) -> list[str]:
+    ablations = [r for name in ABLATIONS for r in _first(arms, name)]
+    if not ablations:
+        return []
+    lines = ["## Ablations (generation 1, same teacher and decoding)", "",
+             *_table(_first(arms, "labeled_only") + ablations), ""]
+    if a["vs_no_filter"]:
+        lines += ["| policy | test WER | better than no filtering by |", "| --- | --- | --- |",
+                  *[f"| {policy} | {_fmt(v['test_wer'])} | {_fmt(v['better_than_no_filter_by'], 4)} |"
+                    for policy, v in a["vs_no_filter"].items()]]
+    return lines
+
+
+def _curve_lines(result: dict[str, Any]) -> list[str]:
+    curve = result["analysis"]["curve"]
+    if len(curve) < 2:
+        return []
+    return ["", f"## Sample efficiency (self-training: generation {result['curve_generations']})", "",
+            "| labeled | hours | supervised test WER | self-training test WER | final test WER (accepted) |",
+            "| --- | --- | --- | --- | --- |",
+            *[f"| {round(c['fraction'] * 100)} % | {c['labeled_hours']:.2f} | {_fmt(c['supervised_test_wer'])} | "
+              f"{_fmt(c['self_training_test_wer'])} | {_fmt(c['final_test_wer'])} |" for c in curve]]
 
 
 def plot(result: dict[str, Any], path: Path) -> list[str]:
@@ -548,7 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot(result, out / f"{name}.png")
-    print(save_results(result, "self_training.py", sys.argv[1:] if argv is None else argv, out, name, to_markdown))
+    print(save_results(result, "self_training.py", sys.argv[1:] if argv is None else argv, out, name,
+                       lambda result, command: to_markdown(result, command, name)))
     return 0
 
 

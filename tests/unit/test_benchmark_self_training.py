@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from self_training import analyse, to_markdown  # noqa: E402
+from self_training import ABLATIONS, analyse, to_markdown  # noqa: E402
 
 
 def _rows(arm: str, test_wers: list[float], accepted: list[bool] | None = None) -> list[dict]:
@@ -171,3 +171,15 @@ def test_an_explored_variant_with_several_generations_reports_each_against_the_t
     assert "| explore:chain | 0.495 |" in report and "| explore:chain, generation 3 | 0.470 |" in report
     assert "| explore:chain, generation 3 | -0.0300 | [-0.0400, -0.0200] |" in report
     assert "| explore:chain, generation 2 | 0.480 |" in report
+
+
+def test_a_run_of_main_and_explored_variants_only_reports_no_empty_sections():
+    result = _result(main=_rows("main", [0.49, 0.49], [True, False]),
+                     **{"explore:lowlr": _rows("explore:lowlr", [0.49, 0.486], [True, False])})
+    result["skipped"] = ["labeled_only", "oracle", *ABLATIONS, "curve", "ssl_teacher"]
+    result["significance"] = {"teacher": {"difference": 0.0, "low": 0.0, "high": 0.0, "utterances": 300}}
+    result["analysis"], result["meta"] = analyse(result), _meta()
+    report = to_markdown(result, "cmd", "self_training_followup")
+    assert "Gap recovery" not in report and "Ablations" not in report and "Sample efficiency" not in report
+    assert "the supervised teacher" not in report  # no student accepted: the final model is the teacher itself
+    assert "| explore:lowlr | 0.486 |" in report and "Plots: `self_training_followup.png`" in report
