@@ -60,6 +60,8 @@ def _fractions(text: str | None) -> list[float] | None:
               help="Shortest run of confident words that becomes a segment.")
 @click.option("--segment-min-seconds", default=1.0, show_default=True, type=click.FloatRange(0),
               help="Shortest segment.")
+@click.option("--segment-gap-share", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of the gap between a run's outer word and its dropped neighbour that the segment takes.")
 @click.option("--fit-calibration", type=click.Path(dir_okay=False, path_type=Path),
               help="Instead of selecting: fit a calibration on these (labeled) hypotheses and save it here.")
 @click.option("--calibration-kind", type=click.Choice(["isotonic", "temperature"]), default="isotonic", show_default=True,
@@ -70,7 +72,7 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
            calibration: Path | None, generation: int, keep_fraction_schedule: str | None, threshold_schedule: str | None,
            min_cps: float, max_cps: float, max_repeat: int, max_length_ratio: float, segments: bool,
            segments_apply_to: str, segment_method: str, segment_threshold: float, segment_min_words: int,
-           segment_min_seconds: float, fit_calibration: Path | None, calibration_kind: str) -> None:
+           segment_min_seconds: float, segment_gap_share: float, fit_calibration: Path | None, calibration_kind: str) -> None:
     """Select pseudo-labels from one or more teachers' hypotheses (merged by utterance id).
 
     Policies combine with AND: sanity filters always; --threshold, --agreement, --dust-threshold when
@@ -95,7 +97,7 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
                                 max_length_ratio=max_length_ratio),
             segments=SegmentConfig(enabled=segments, apply_to=segments_apply_to, method=segment_method,
                                    threshold=segment_threshold, min_words=segment_min_words,
-                                   min_seconds=segment_min_seconds))
+                                   min_seconds=segment_min_seconds, gap_share=segment_gap_share))
         agreement = AgreementConfig(confidence_method=method, dust_reference=dust_reference, dust_samples=dust_samples)
         result = run_selection(list(hyps), out_dir, config, agreement, calibration, manifest)
     for line in result.warnings:

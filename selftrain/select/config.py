@@ -52,9 +52,11 @@ class SegmentConfig:
     threshold: a word is confident when its score >= this [0.8].
     min_words: shortest run of confident words that becomes a segment [3].
     min_seconds: shortest segment [1.0].
-    Boundaries lie halfway between the run's outer words and their neighbours (the utterance's own
-    start or end at its edges); CTC's word spans are where the characters are emitted, so the
-    halfway point keeps each kept word's sounds and little of the dropped neighbour's.
+    gap_share: how much of the gap between a run's outer word and its dropped neighbour (from one's
+        last emitted character to the other's first) goes to the segment: 0 cuts at the outer word's
+        last character, 1 at the neighbour's first, 0.5 halfway [0.5]. At the utterance's edges
+        the segment runs to its start or end. Measured (``benchmarks/segment_edges.py``): where the
+        cut lies changes little; what hurts is the cut itself.
     """
 
     enabled: bool = False
@@ -63,12 +65,15 @@ class SegmentConfig:
     threshold: float = 0.8
     min_words: int = 3
     min_seconds: float = 1.0
+    gap_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.apply_to not in SEGMENTS_APPLY_TO:
             raise ConfigError(f"segments.apply_to must be one of {SEGMENTS_APPLY_TO}, got {self.apply_to!r}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"segments.threshold must be in [0, 1], got {self.threshold}")
+        if not 0.0 <= self.gap_share <= 1.0:
+            raise ConfigError(f"segments.gap_share must be in [0, 1], got {self.gap_share}")
         if self.min_words < 1 or self.min_seconds < 0:
             raise ConfigError("segments.min_words must be >= 1 and segments.min_seconds >= 0")
 

@@ -19,8 +19,8 @@ from selftrain.confidence.calibrate import CALIBRATED_SUFFIX
 from selftrain.record import Decision, Hypothesis, Segment, Utterance
 from selftrain.select.config import SegmentConfig
 
-__all__ = ["SEGMENT_AUDIO_DIR", "WAS", "confident_runs", "cut_segments", "apply_segments", "label_pairs",
-           "trained_seconds", "segment_rows", "write_segment_audio"]
+__all__ = ["SEGMENT_AUDIO_DIR", "WAS", "confident_runs", "cut_segments", "segment_bounds", "apply_segments",
+           "label_pairs", "trained_seconds", "segment_rows", "write_segment_audio"]
 
 SEGMENT_AUDIO_DIR = "segments"
 WAS = "; was "  # a segmented utterance's reason ends with the decision it had before: "; was threshold: ..."
@@ -52,21 +52,29 @@ def cut_segments(utt: Utterance, hyp: Hypothesis, config: SegmentConfig) -> list
     """The segments of ``utt`` whose words come from ``hyp`` (empty without word spans or a duration).
 
     Frame spans become seconds at ``duration / num_frames`` per frame (the model's output frame shift,
-    up to the last frame's rounding). A boundary lies halfway between the run's outer word and its
-    neighbour, or at the utterance's edge.
+    up to the last frame's rounding). A boundary takes ``config.gap_share`` of the gap between the
+    run's outer word and its neighbour, or lies at the utterance's edge.
     """
     words = hyp.words
     if not words or hyp.num_frames <= 0 or utt.duration <= 0:
         return []
-    shift = utt.duration / hyp.num_frames
     segments = []
     for first, last in confident_runs(hyp, config.method, config.threshold, config.min_words):
-        start = 0.0 if first == 0 else 0.5 * (words[first - 1].end + words[first].start) * shift
-        end = utt.duration if last == len(words) - 1 else min(utt.duration, 0.5 * (words[last].end + words[last + 1].start) * shift)
+        start, end = segment_bounds(hyp, first, last, utt.duration, config.gap_share)
         if end - start >= config.min_seconds:
             text = " ".join(w.word for w in words[first : last + 1])
             segments.append(Segment(round(start, 3), round(end, 3), text, first, last))
     return segments
+
+
+def segment_bounds(hyp: Hypothesis, first: int, last: int, duration: float, gap_share: float) -> tuple[float, float]:
+    """Start and end (seconds) of the audio of words ``first..last`` of ``hyp``: ``gap_share`` of the gap
+    to each neighbour's word span, or the utterance's edge where there is no neighbour."""
+    words, shift = hyp.words, duration / hyp.num_frames
+    start = 0.0 if first == 0 else (words[first].start - gap_share * (words[first].start - words[first - 1].end)) * shift
+    end = duration if last == len(words) - 1 else min(
+        duration, (words[last].end + gap_share * (words[last + 1].start - words[last].end)) * shift)
+    return start, end
 
 
 def apply_segments(utterances: Iterable[Utterance], config: SegmentConfig, labelling: dict[str, Hypothesis]) -> int:

@@ -65,6 +65,20 @@ def test_boundaries_lie_halfway_to_the_dropped_neighbours():
     assert segment.end == pytest.approx(0.5 * (48 + 50) * 0.04)
 
 
+@pytest.mark.parametrize("share, start_frame, end_frame", [(0.0, 14, 48), (0.25, 13.5, 48.5), (1.0, 12, 50)])
+def test_gap_share_moves_the_boundaries_between_the_outer_words_and_their_neighbours(share, start_frame, end_frame):
+    # "one" ends at frame 12, "two" starts at 14; "four" ends at 48, "five" starts at 50
+    hyp = _hyp([("one", 0.1), ("two", 0.9), ("three", 0.9), ("four", 0.9), ("five", 0.1)])
+    config = SegmentConfig(threshold=0.8, min_words=3, min_seconds=0.5, gap_share=share)
+    [segment] = cut_segments(_utt("u", hyp), hyp, config)
+    assert (segment.start, segment.end) == (pytest.approx(start_frame * 0.04), pytest.approx(end_frame * 0.04))
+
+
+def test_gap_share_outside_zero_to_one_is_a_config_error():
+    with pytest.raises(ConfigError, match="gap_share"):
+        SegmentConfig(gap_share=1.5)
+
+
 def test_runs_at_the_edges_reach_the_utterance_edges_and_short_ones_are_dropped():
     hyp = _hyp([("a", 0.9), ("b", 0.9), ("c", 0.9), ("d", 0.1), ("e", 0.9), ("f", 0.9), ("g", 0.9)])
     utt = _utt("u", hyp)
