@@ -49,7 +49,7 @@ def _fractions(text: str | None) -> list[float] | None:
 @click.option("--max-repeat", default=4, show_default=True, help="Drop when one word repeats this many times in a row.")
 @click.option("--max-length-ratio", default=2.0, show_default=True, help="Drop when teachers' lengths differ more (2+ teachers).")
 @click.option("--segments/--no-segments", default=False, show_default=True,
-              help="Also train on the confident runs of words of utterances the policy dropped (cut out of their audio).")
+              help="Also train on the confident runs of words of utterances the policy dropped (see --segment-context).")
 @click.option("--segments-apply-to", type=click.Choice(["dropped", "all"]), default="dropped", show_default=True,
               help="'all': kept utterances are cut to their confident runs too.")
 @click.option("--segment-method", default="combined", show_default=True,
@@ -62,6 +62,9 @@ def _fractions(text: str | None) -> list[float] | None:
               help="Shortest segment.")
 @click.option("--segment-gap-share", default=0.5, show_default=True, type=click.FloatRange(0, 1),
               help="Share of the gap between a run's outer word and its dropped neighbour that the segment takes.")
+@click.option("--segment-context", type=click.Choice(["cut", "whole"]), default="whole", show_default=True,
+              help="'cut': each run's audio trains as a file of its own; 'whole': the utterance trains whole, "
+                   "with CTC over its runs' frames only.")
 @click.option("--fit-calibration", type=click.Path(dir_okay=False, path_type=Path),
               help="Instead of selecting: fit a calibration on these (labeled) hypotheses and save it here.")
 @click.option("--calibration-kind", type=click.Choice(["isotonic", "temperature"]), default="isotonic", show_default=True,
@@ -72,7 +75,7 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
            calibration: Path | None, generation: int, keep_fraction_schedule: str | None, threshold_schedule: str | None,
            min_cps: float, max_cps: float, max_repeat: int, max_length_ratio: float, segments: bool,
            segments_apply_to: str, segment_method: str, segment_threshold: float, segment_min_words: int,
-           segment_min_seconds: float, segment_gap_share: float, fit_calibration: Path | None, calibration_kind: str) -> None:
+           segment_min_seconds: float, segment_gap_share: float, segment_context: str, fit_calibration: Path | None, calibration_kind: str) -> None:
     """Select pseudo-labels from one or more teachers' hypotheses (merged by utterance id).
 
     Policies combine with AND: sanity filters always; --threshold, --agreement, --dust-threshold when
@@ -97,7 +100,8 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
                                 max_length_ratio=max_length_ratio),
             segments=SegmentConfig(enabled=segments, apply_to=segments_apply_to, method=segment_method,
                                    threshold=segment_threshold, min_words=segment_min_words,
-                                   min_seconds=segment_min_seconds, gap_share=segment_gap_share))
+                                   min_seconds=segment_min_seconds, gap_share=segment_gap_share,
+                                   context=segment_context))
         agreement = AgreementConfig(confidence_method=method, dust_reference=dust_reference, dust_samples=dust_samples)
         result = run_selection(list(hyps), out_dir, config, agreement, calibration, manifest)
     for line in result.warnings:

@@ -11,7 +11,7 @@ from selftrain.data.manifest import write_speechbrain_csv
 from selftrain.io import JsonlWriter, atomic_write_json
 from selftrain.record import Utterance
 from selftrain.select.policy import reason_counts
-from selftrain.select.segments import SEGMENT_AUDIO_DIR, label_pairs, trained_seconds, write_segment_audio
+from selftrain.select.segments import SEGMENT_AUDIO_DIR, label_pairs, trained_seconds, training_rows
 from selftrain.text import TextNormalizer
 
 __all__ = ["SELECTED_CSV", "DECISIONS_JSONL", "SUMMARY_JSON", "write_selection", "pseudo_label_wer", "summarize"]
@@ -62,17 +62,19 @@ def summarize(utterances: list[Utterance]) -> dict:
     return summary
 
 
-def write_selection(utterances: list[Utterance], out_dir: str | Path, extra_summary: dict | None = None) -> dict[str, Path]:
+def write_selection(utterances: list[Utterance], out_dir: str | Path, extra_summary: dict | None = None,
+                    segment_context: str = "cut") -> dict[str, Path]:
     """Write ``selected.csv`` (kept pseudo-labels with confidence columns), ``decisions.jsonl`` and
     ``summary.json`` (:func:`summarize` plus ``extra_summary``). A kept utterance with segments trains
-    through its segments' audio, cut into ``segments/`` beside the CSV."""
+    through its segments' audio, cut into ``segments/`` beside the CSV (``segment_context: cut``),
+    or whole with its runs named (``whole``; :func:`~selftrain.select.segments.training_rows`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / SELECTED_CSV, "decisions": out_dir / DECISIONS_JSONL, "summary": out_dir / SUMMARY_JSON}
     kept: list[Utterance] = []
     for utt in utterances:
         if utt.decision is not None and utt.decision.kept:
-            rows = write_segment_audio(utt, out_dir / SEGMENT_AUDIO_DIR) if utt.segments else [utt]
+            rows = training_rows(utt, out_dir / SEGMENT_AUDIO_DIR, segment_context)
             kept.extend(_with_columns(row) for row in rows)
     write_speechbrain_csv(kept, paths["csv"], use_pseudo_labels=True)
     tmp = paths["decisions"].with_name("." + DECISIONS_JSONL + ".partial")

@@ -117,7 +117,8 @@ def run_selection(hyps: list[str | Path], out_dir: str | Path, config: SelectCon
         if utt.id in unusable:
             utt.pseudo_label, utt.confidence = None, None
             utt.decision = Decision(False, unusable[utt.id], config.resolved().describe())
-    paths = write_selection(utterances, out_dir, {"word_detection": word_quality(utterances, config), "warnings": warnings})
+    paths = write_selection(utterances, out_dir, {"word_detection": word_quality(utterances, config), "warnings": warnings},
+                            config.segments.context)
     for line in warnings:
         log.warning(line)
     return SelectionResult(utterances, paths, warnings)

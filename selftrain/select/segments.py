@@ -2,27 +2,35 @@
 
 Selection decides per utterance; :func:`apply_segments` then gives utterances (the dropped ones, or
 all) :class:`~selftrain.record.Segment` s, runs of at least ``min_words`` consecutive words whose
-word confidence reaches the threshold, and :func:`write_segment_audio` cuts their audio into files
-that train like any other pseudo-labeled utterance. No library of the field does this for CTC
-pseudo-labels (Kaldi's ``clean_and_segment_data`` does it for transcripts that exist), hence by hand.
+word confidence reaches the threshold. :func:`training_rows` turns them into training rows: with
+``context: cut``, :func:`write_segment_audio` cuts their audio into files that train like any other
+pseudo-labeled utterance; with ``context: whole``, :func:`in_context_row` keeps the utterance's
+audio whole and names its runs (seconds and words) in the ``runs`` column, and training takes the CTC
+loss over each run's frames only. No library of the field does this for CTC pseudo-labels (Kaldi's
+``clean_and_segment_data`` does it for transcripts that exist), hence by hand.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import jiwer
 
 from selftrain.confidence.calibrate import CALIBRATED_SUFFIX
+from selftrain.errors import ManifestError
 from selftrain.record import Decision, Hypothesis, Segment, Utterance
 from selftrain.select.config import SegmentConfig
 
 __all__ = ["SEGMENT_AUDIO_DIR", "WAS", "confident_runs", "cut_segments", "segment_bounds", "apply_segments",
-           "label_pairs", "trained_seconds", "segment_rows", "write_segment_audio"]
+           "label_pairs", "trained_seconds", "segment_rows", "write_segment_audio", "in_context_row",
+           "training_rows", "parse_runs", "RUNS_COLUMN"]
 
 SEGMENT_AUDIO_DIR = "segments"
+RUNS_COLUMN = "runs"  # JSON [[start_s, end_s, "words"], ...] of an utterance that trains its runs in context
 WAS = "; was "  # a segmented utterance's reason ends with the decision it had before: "; was threshold: ..."
 
 
@@ -178,3 +186,35 @@ def write_segment_audio(utt: Utterance, folder: Path) -> list[Utterance]:
         partial.replace(row.wav)
         row.duration = round(len(piece) / rate, 3)
     return rows
+
+
+def in_context_row(utt: Utterance) -> Utterance:
+    """The training row of ``utt`` whose runs train in context: its own audio, the runs' words as its
+    label (for reading) and the runs themselves in the ``runs`` column (what training uses)."""
+    runs = [[s.start, s.end, s.text] for s in utt.segments]
+    return dataclasses.replace(utt, pseudo_label=" ".join(s.text for s in utt.segments), segments=[], hypotheses=[],
+                               extra={**utt.extra, RUNS_COLUMN: json.dumps(runs, ensure_ascii=False)})
+
+
+def training_rows(utt: Utterance, folder: Path, context: str) -> list[Utterance]:
+    """The training rows of a kept utterance: itself; or, when it has segments, their cut audio
+    (``context: cut``, files under ``folder``) or itself with its runs named (``context: whole``)."""
+    if not utt.segments:
+        return [utt]
+    return write_segment_audio(utt, folder) if context == "cut" else [in_context_row(utt)]
+
+
+def parse_runs(utt: Utterance) -> list[tuple[float, float, str]]:
+    """The runs of a row's ``runs`` column as ``(start, end, words)`` (empty when it has none);
+    :class:`~selftrain.errors.ManifestError` when the column is not a list of runs inside the audio."""
+    value = utt.extra.get(RUNS_COLUMN, "")
+    if not value:
+        return []
+    try:
+        runs = [(float(start), float(end), str(words)) for start, end, words in json.loads(value)]
+    except (ValueError, TypeError) as exc:
+        raise ManifestError(f"{utt.id}: {RUNS_COLUMN}={value!r} is not a JSON list of [start, end, words]") from exc
+    for start, end, _ in runs:
+        if not (math.isfinite(start) and math.isfinite(end) and 0.0 <= start < end):
+            raise ManifestError(f"{utt.id}: run [{start}, {end}] is not a span of seconds")
+    return runs

@@ -9,6 +9,7 @@ DDP, autocast, checkpoint recovery, gradient clipping, optimizer stepping) is Sp
 from __future__ import annotations
 
 import logging
+import math
 import pickle
 import random
 import time
@@ -20,6 +21,7 @@ import speechbrain as sb
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import pad_sequence
 
 from selftrain.errors import CheckpointError
 from selftrain.models.acoustic import CTCModel, output_lengths
@@ -75,6 +77,38 @@ def weighted_ctc_loss(log_probs, frames, tokens, num_tokens, weights) -> torch.T
     losses = F.ctc_loss(lp, tokens[rows], frames[rows], num_tokens[rows], blank=0, reduction="none", zero_infinity=True)
     losses = losses / num_tokens[rows].clamp(min=1)
     return (losses * weights[rows]).sum() / rows.sum()
+
+
+def runs_ctc_loss(log_probs, frames, tokens, num_tokens, weights, spans) -> torch.Tensor:
+    """:func:`weighted_ctc_loss` for batches in which some rows train runs of their audio only
+    (``spans[b]``: ``(start, end, tokens)`` per run, start and end as fractions of the row's frames,
+    ``tokens`` the run's share of the row's tokens in order; empty: the whole row). Each run's frames
+    are aligned to its tokens alone, so the frames between runs train no character; a row's loss is
+    the sum over its runs divided by its tokens, so a row without spans weighs as in
+    :func:`weighted_ctc_loss`. CTC over spans of one utterance: by hand, no library does it."""
+    pieces, targets, owners = [], [], []
+    for b, row_spans in enumerate(spans):
+        count = int(num_tokens[b])
+        if count == 0 or float(weights[b]) <= 0:
+            continue
+        n, offset = int(frames[b]), 0
+        for start, end, run_tokens in row_spans or [(0.0, 1.0, count)]:
+            first = min(n - 1, math.floor(start * n))
+            last = max(first + 1, min(n, math.ceil(end * n)))
+            pieces.append(log_probs[b, first:last])
+            targets.append(tokens[b, offset : offset + run_tokens])
+            owners.append(b)
+            offset += run_tokens
+    if not pieces:
+        return log_probs.sum() * 0.0
+    input_lengths = torch.tensor([p.shape[0] for p in pieces], device=log_probs.device)
+    target_lengths = torch.tensor([t.shape[0] for t in targets], device=log_probs.device)
+    losses = F.ctc_loss(pad_sequence(pieces), pad_sequence(targets, batch_first=True), input_lengths, target_lengths,
+                        blank=0, reduction="none", zero_infinity=True)
+    owner = torch.tensor(owners, device=log_probs.device)
+    per_row = torch.zeros(len(spans), device=log_probs.device, dtype=losses.dtype).index_add(0, owner, losses)
+    rows = torch.unique(owner)
+    return (per_row[rows] / num_tokens[rows].clamp(min=1) * weights[rows]).sum() / len(rows)
 
 
 def greedy_decode(log_probs: torch.Tensor, frames: torch.Tensor) -> list[list[int]]:
@@ -185,7 +219,11 @@ class SelftrainBrain(sb.Brain):
         tokens, _ = batch.tokens
         num_tokens = torch.as_tensor(batch.num_tokens, device=self.device)
         weights = torch.as_tensor(batch.weight, dtype=torch.float32, device=self.device)
-        losses = {"ctc": weighted_ctc_loss(out["log_probs"], out["frames"], tokens, num_tokens, weights)}
+        spans = getattr(batch, "spans", None)
+        if spans is not None and any(spans):
+            losses = {"ctc": runs_ctc_loss(out["log_probs"], out["frames"], tokens, num_tokens, weights, spans)}
+        else:
+            losses = {"ctc": weighted_ctc_loss(out["log_probs"], out["frames"], tokens, num_tokens, weights)}
         if out["teacher"] is not None and config.teacher.distill_weight > 0:
             t = out["teacher"]
             steps = min(t.shape[1], out["log_probs"].shape[1])

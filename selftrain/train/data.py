@@ -8,6 +8,11 @@ durations out of range (``too_long`` is decided from the header, before reading)
 untokenizable targets, targets longer than the model's output frames (CTC cannot align them),
 pseudo-labels whose weight is below ``min_weight``. Audio at another sample rate or with several
 channels is resampled / downmixed and counted in ``PreparedData.converted``.
+
+A pseudo-labeled row with a ``runs`` column (segments trained in context,
+:func:`~selftrain.select.segments.in_context_row`) trains its runs only: its tokens are the runs'
+tokens one after another and ``Row.spans`` says where each run lies; a run too short for its words
+is dropped (``run_too_short``, counted, the row trains the others).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from selftrain.data.manifest import read_manifest
 from selftrain.data.tokenizer import CharTokenizer, Tokenizer, load_tokenizer
 from selftrain.errors import AudioError, ConfigError, ManifestError, TextError
 from selftrain.record import Utterance
+from selftrain.select.segments import RUNS_COLUMN, parse_runs
 from selftrain.train.config import DataConfig
 
 __all__ = ["KIND_LABELED", "KIND_PSEUDO", "KIND_UNLABELED", "Row", "PreparedData", "prepare_data", "make_dataset", "build_tokenizer"]
@@ -34,12 +40,15 @@ __all__ = ["KIND_LABELED", "KIND_PSEUDO", "KIND_UNLABELED", "Row", "PreparedData
 logger = logging.getLogger(__name__)
 
 KIND_LABELED, KIND_PSEUDO, KIND_UNLABELED = 0, 1, 2
+RUN_EDGE_SECONDS = 0.01  # a run this close to its audio's start or end lies at the edge (manifest rounding)
 KIND_NAMES = {KIND_LABELED: "labeled", KIND_PSEUDO: "pseudo", KIND_UNLABELED: "unlabeled"}
 
 
 @dataclass
 class Row:
-    """One usable utterance: audio path, kind, token ids (empty when unlabeled), CTC weight."""
+    """One usable utterance: audio path, kind, token ids (empty when unlabeled), CTC weight, and for a
+    row that trains runs of its audio, ``spans``: ``(start, end, tokens)`` per run, start and end as
+    fractions of the audio, ``tokens`` the run's share of ``tokens`` in order (empty: all of it)."""
 
     id: str
     wav: str
@@ -48,6 +57,7 @@ class Row:
     text: str
     tokens: list[int]
     weight: float = 1.0
+    spans: list[tuple[float, float, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -129,8 +139,50 @@ class _Checker:
             return None
         if kind == KIND_UNLABELED:
             return Row(utt.id, utt.wav, duration, kind, "", [])
+        if kind == KIND_PSEUDO and utt.extra.get(RUNS_COLUMN):
+            return self._runs_row(utt, pool, duration)
         target = self._target(utt, kind, pool, duration)
         return None if target is None else Row(utt.id, utt.wav, duration, kind, *target)
+
+    def _runs_row(self, utt: Utterance, pool: str, duration: float) -> Row | None:
+        """A row that trains the runs of its ``runs`` column; runs that CTC cannot fit are dropped."""
+        try:
+            runs = parse_runs(utt)
+        except ManifestError as exc:
+            self.skip(utt, pool, "bad_runs", str(exc))
+            return None
+        weight = _weight(utt, self.config.weight_column)
+        texts, tokens, spans = [], [], []
+        separator = " " in self.tokenizer.ctc_labels()
+        for start, end, words in runs:
+            end = min(end, duration)
+            text = self.tokenizer.normalizer(words)
+            # a run that borders other words ends in a word separator there, as it would in the whole
+            # label: without it, runs of a word or two taught the model to join words
+            inner_start, inner_end = start > RUN_EDGE_SECONDS, end < duration - RUN_EDGE_SECONDS
+            bordered = (" " if separator and inner_start else "") + text + (" " if separator and inner_end else "")
+            try:
+                run_tokens = self.tokenizer.encode(bordered) if text else []
+            except TextError as exc:
+                self.skip(utt, pool, "bad_text", str(exc))
+                return None
+            if not run_tokens or not self._fits(run_tokens, end - start):
+                self.skip(utt, pool, "run_too_short", f"[{start:.2f}, {end:.2f}] s for {words!r}")
+                continue
+            texts.append(text)
+            tokens.extend(run_tokens)
+            spans.append((start / duration, end / duration, len(run_tokens)))
+        if not spans:
+            return None
+        if weight < self.config.min_weight:
+            self.skip(utt, pool, "low_weight", f"{weight:.3f}")
+            return None
+        return Row(utt.id, utt.wav, duration, KIND_PSEUDO, " ".join(texts), tokens, weight, spans)
+
+    def _fits(self, tokens: list[int], seconds: float) -> bool:
+        """Whether CTC can align ``tokens`` (a blank between repeats) to ``seconds`` of output frames."""
+        repeats = sum(1 for a, b in zip(tokens, tokens[1:], strict=False) if a == b)
+        return len(tokens) + repeats <= int(seconds / self.frame_shift)
 
     def _duration(self, utt: Utterance, pool: str) -> float | None:
         """The audio's length at the model's rate, if it loads and lies within the duration limits."""
@@ -160,8 +212,7 @@ class _Checker:
         except TextError as exc:
             self.skip(utt, pool, "bad_text", str(exc))
             return None
-        repeats = sum(1 for a, b in zip(tokens, tokens[1:], strict=False) if a == b)
-        if len(tokens) + repeats > int(duration / self.frame_shift):
+        if not self._fits(tokens, duration):
             self.skip(utt, pool, "target_too_long", f"{len(tokens)} tokens in {duration:.2f}s")
             return None
         if kind != KIND_PSEUDO:
@@ -209,7 +260,7 @@ def prepare_data(config: DataConfig, sample_rate: int, frame_shift: float) -> Pr
 
 
 def make_dataset(rows: list[Row], sample_rate: int):
-    """A SpeechBrain ``DynamicItemDataset`` yielding ``id, sig, tokens, num_tokens, kind, weight``.
+    """A SpeechBrain ``DynamicItemDataset`` yielding ``id, sig, tokens, num_tokens, kind, weight, spans``.
 
     Audio that fails to load at training time (it was checked before) becomes 0.1 s of silence with
     weight 0 and kind unlabeled, so the batch still runs and the row teaches nothing.
@@ -217,27 +268,28 @@ def make_dataset(rows: list[Row], sample_rate: int):
     import speechbrain as sb
 
     data = {
-        r.id: {"wav": r.wav, "duration": r.duration, "kind": r.kind, "tok": r.tokens, "w": r.weight}
+        r.id: {"wav": r.wav, "duration": r.duration, "kind": r.kind, "tok": r.tokens, "w": r.weight, "spans": r.spans}
         for r in rows
     }
     dataset = sb.dataio.dataset.DynamicItemDataset(data)
 
-    @sb.utils.data_pipeline.takes("wav", "tok", "kind", "w")
-    @sb.utils.data_pipeline.provides("sig", "tokens", "num_tokens", "kind_id", "weight")
-    def pipeline(wav, tok, kind, w):
+    @sb.utils.data_pipeline.takes("wav", "tok", "kind", "w", "spans")
+    @sb.utils.data_pipeline.provides("sig", "tokens", "num_tokens", "kind_id", "weight", "spans")
+    def pipeline(wav, tok, kind, w, spans):
         try:
             sig = load_audio(wav, sample_rate)
         except AudioError as exc:
             logger.warning("audio failed at training time, row ignored: %s", exc)
-            sig, tok, kind, w = torch.zeros(sample_rate // 10), [], KIND_UNLABELED, 0.0
+            sig, tok, kind, w, spans = torch.zeros(sample_rate // 10), [], KIND_UNLABELED, 0.0, []
         yield sig
         yield torch.LongTensor(tok if tok else [0])
         yield len(tok)
         yield kind
         yield float(w)
+        yield [tuple(span) for span in spans]
 
     dataset.add_dynamic_item(pipeline)
-    dataset.set_output_keys(["id", "sig", "tokens", "num_tokens", "kind_id", "weight"])
+    dataset.set_output_keys(["id", "sig", "tokens", "num_tokens", "kind_id", "weight", "spans"])
     return dataset
 
 

@@ -182,7 +182,7 @@ def _rows(path) -> dict[str, dict[str, str]]:
 
 def test_run_selection_writes_segment_rows_and_measures_them(tmp_path):
     hyp_file, manifest, seconds = _selection_inputs(tmp_path)
-    config = SelectConfig(threshold=0.5, segments=SegmentConfig(enabled=True, min_words=3, min_seconds=0.5))
+    config = SelectConfig(threshold=0.5, segments=SegmentConfig(enabled=True, min_words=3, min_seconds=0.5, context="cut"))
     result = run_selection([hyp_file], tmp_path / "sel", config, manifest=manifest)
     rows = _rows(result.paths["csv"])
     assert set(rows) == {"whole", "parts__seg0"}
@@ -208,6 +208,10 @@ def test_select_cli_segments(tmp_path):
     result = CliRunner().invoke(main, [*args, "--segments"])
     assert result.exit_code == 0, result.output
     assert "kept 2/2" in result.output and "1 in segments" in result.output and "segments: 1" in result.output
+    rows = _rows(out / "selected.csv")
+    assert set(rows) == {"whole", "parts"} and rows["parts"]["runs"]  # runs train in context by default
+    result = CliRunner().invoke(main, [*args, "--segments", "--segment-context", "cut"])
+    assert result.exit_code == 0, result.output
     assert set(_rows(out / "selected.csv")) == {"whole", "parts__seg0"}
     result = CliRunner().invoke(main, [*args, "--segments", "--segment-threshold", "1.5"])
     assert result.exit_code == 2 and "segment-threshold" in result.output
@@ -222,3 +226,36 @@ def test_experiment_config_checks_segment_settings_when_it_loads():
         load_experiment_config(overrides={"select": {"segments": {"apply_to": "everything"}}})
     with pytest.raises(ConfigError, match="select.segments.min_seconds"):
         load_experiment_config(overrides={"select": {"segments": {"min_seconds": "long"}}})
+
+
+def test_runs_in_context_keep_the_utterance_whole_and_name_its_runs(tmp_path):
+    from selftrain.data.manifest import read_manifest
+    from selftrain.select.segments import parse_runs
+
+    hyp_file, manifest, seconds = _selection_inputs(tmp_path)
+    config = SelectConfig(threshold=0.5, segments=SegmentConfig(enabled=True, min_words=3, min_seconds=0.5,
+                                                                context="whole"))
+    result = run_selection([hyp_file], tmp_path / "sel", config, manifest=manifest)
+    rows = _rows(result.paths["csv"])
+    assert set(rows) == {"whole", "parts"}
+    assert rows["parts"]["wav"] == rows["whole"]["wav"].replace("whole", "parts") and rows["parts"]["wrd"] == "d e f"
+    assert rows["parts"]["wav"].endswith("/parts.wav")
+    assert not (tmp_path / "sel" / "segments").exists()  # no audio is cut
+    [(start, end, words)] = parse_runs(next(u for u in read_manifest(result.paths["csv"]) if u.id == "parts"))
+    assert (start, words) == (0.0, "d e f") and end == pytest.approx(0.5 * (36 + 38) * 0.04)
+    assert rows["whole"]["runs"] == ""  # kept whole, every word trains
+    summary = json.loads(result.paths["summary"].read_text())
+    assert summary["segmented"] == 1 and summary["kept_hours"] < seconds / 3600
+
+
+def test_malformed_runs_are_manifest_errors():
+    from selftrain.errors import ManifestError
+    from selftrain.select.segments import parse_runs
+
+    assert parse_runs(Utterance("u", "u.wav", 2.0)) == []
+    with pytest.raises(ManifestError, match="not a JSON list"):
+        parse_runs(Utterance("u", "u.wav", 2.0, extra={"runs": '[[0.0, "a b"]]'}))
+    with pytest.raises(ManifestError, match="not a span of seconds"):
+        parse_runs(Utterance("u", "u.wav", 2.0, extra={"runs": '[[1.5, 1.0, "a b"]]'}))
+    with pytest.raises(ConfigError, match="segments.context"):
+        SegmentConfig(context="padded")

@@ -101,3 +101,24 @@ def test_gradnorm_moves_weight_towards_the_task_with_the_smaller_gradient():
 def test_unknown_strategy_is_a_config_error():
     with pytest.raises(ConfigError, match="strategy"):
         build_combiner(CombineConfig(strategy="magic"))
+
+
+def test_runs_ctc_loss_trains_the_runs_frames_only_and_equals_whole_rows_without_runs():
+    from selftrain.train.brain import runs_ctc_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 40, 5, requires_grad=True)
+    log_probs = logits.log_softmax(-1)
+    frames, tokens = torch.tensor([40, 30]), torch.tensor([[1, 2, 3, 4], [2, 3, 0, 0]])
+    num_tokens, weights = torch.tensor([4, 2]), torch.tensor([1.0, 0.5])
+    whole = weighted_ctc_loss(log_probs, frames, tokens, num_tokens, weights)
+    assert runs_ctc_loss(log_probs, frames, tokens, num_tokens, weights, [[], []]).item() == pytest.approx(whole.item())
+    one_run = runs_ctc_loss(log_probs, frames, tokens, num_tokens, weights, [[(0.0, 1.0, 4)], []])
+    assert one_run.item() == pytest.approx(whole.item())
+
+    # row 0 trains two runs: frames [0, 10) against tokens 1 2, frames [30, 40) against 3 4
+    loss = runs_ctc_loss(log_probs, frames, tokens, num_tokens, weights, [[(0.0, 0.25, 2), (0.75, 1.0, 2)], []])
+    loss.backward()
+    per_frame = logits.grad[0].abs().sum(-1)
+    assert per_frame[10:30].sum() == 0  # the doubtful words' frames train nothing
+    assert per_frame[:10].sum() > 0 and per_frame[30:].sum() > 0

@@ -138,3 +138,27 @@ def test_train_sampler_needs_a_labeled_share(corpus):
     corpus.mix_labeled = corpus.mix_pseudo = 0.0
     with pytest.raises(ConfigError, match="no share"):
         make_train_sampler(data.train, corpus, 0)
+
+
+def test_pseudo_rows_with_runs_train_their_runs_only(corpus, tmp_path):
+    from dataclasses import replace
+
+    w = tmp_path / "wav"
+    runs = _csv(tmp_path / "runs.csv", [
+        # 2 s at 0.04 s per frame: runs of 0.5 s and 0.4 s; the 0.02 s one is too short for its words
+        {"ID": "r1", "wav": _wav(w / "r1.wav", 2.0), "wrd": "ab ba", "confidence": "0.9",
+         "runs": '[[0.0, 0.5, "Ab"], [1.2, 1.6, "ba"], [1.9, 1.92, "abab"]]'},
+        {"ID": "r2", "wav": _wav(w / "r2.wav", 1.0), "wrd": "ab", "runs": "[[0.5, 0.2, \"ab\"]]"},
+        {"ID": "r3", "wav": _wav(w / "r3.wav", 1.0), "wrd": "ab", "runs": "not json"},
+    ])
+    data = prepare_data(replace(corpus, pseudo=[runs], max_duration=3.0), 16000, 0.04)
+    row = next(r for r in data.train if r.id == "r1")
+    assert row.kind == KIND_PSEUDO and row.text == "ab ba" and row.weight == pytest.approx(0.9)
+    # a run that borders other words ends in a word separator there: "ab " from the start, " ba " inside
+    assert row.tokens == data.tokenizer.encode("ab ") + data.tokenizer.encode(" ba ")
+    assert row.spans == [(0.0, 0.25, 3), (0.6, 0.8, 4)]
+    assert data.skipped["pseudo:run_too_short"] == 1 and data.skipped["pseudo:bad_runs"] == 2
+    assert {"r2", "r3"} & {r.id for r in data.train} == set()
+
+    item = next(i for i in (make_dataset(data.train, 16000)[k] for k in range(len(data.train))) if i["id"] == "r1")
+    assert item["spans"] == [(0.0, 0.25, 3), (0.6, 0.8, 4)] and item["num_tokens"] == 7

@@ -183,3 +183,25 @@ def test_a_decided_stop_survives_an_interruption(corpus, tmp_path, monkeypatch):
     train(_config(corpus, tmp_path / "run", **settings))
     log = (tmp_path / "run" / "train_log.txt").read_text().splitlines()
     assert [line.split(",")[0] for line in log] == ["epoch: 1"]
+
+
+def test_pseudo_labels_that_train_their_runs_in_context(corpus, tmp_path, monkeypatch):
+    from selftrain.train import brain
+
+    spans_seen = []
+    real = brain.runs_ctc_loss
+
+    def spy(log_probs, frames, tokens, num_tokens, weights, spans):
+        spans_seen.extend(s for s in spans if s)
+        return real(log_probs, frames, tokens, num_tokens, weights, spans)
+
+    monkeypatch.setattr(brain, "runs_ctc_loss", spy)
+    # "ab ba" clips: 0.1 s silence, then 0.2 s per character; the run covers "ab" only, as if "ba" were doubtful
+    rows = [(f"r{i}", _clip(tmp_path / f"r{i}.wav", "ab ba", 400 + i), "ab") for i in range(4)]
+    runs = _manifest(tmp_path / "runs.csv", rows, {"runs": json.dumps([[0.0, 0.55, "ab"]])})
+    train(_config(corpus, tmp_path / "run", epochs=1, **{"data.pseudo": [runs], "data.mix_pseudo": 0.5}))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["optimizer_steps"] > 0 and summary["skipped"] == {}
+    assert summary["rows_read"]["pseudo"] == 4 and summary["train_utterances"] == 16
+    # each batch hands the loss the run as fractions of the 1.2 s clip, with its tokens "ab "
+    assert spans_seen and all([list(run) for run in s] == [[0.0, pytest.approx(0.55 / 1.2), 3]] for s in spans_seen)
