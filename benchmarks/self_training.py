@@ -27,6 +27,7 @@ same number of generations (and, as in earlier runs, against the teacher) and th
     python benchmarks/self_training.py                  # default scale (see benchmarks/README.md for its time)
     python benchmarks/self_training.py --scale quick    # ~9 min: checks every arm runs, for development
     python benchmarks/self_training.py --skip ssl_teacher   # leave out arms (the results say which)
+    python benchmarks/self_training.py --scale followup --report-only   # rewrite .md/.png from the .json
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import logging
 import os
 import platform
 import random
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -60,7 +62,11 @@ SELECTED = [*DECODED, "gen_001/select", "gen_001/audit"]
 FILTERED_ARMS = ("whole_utterances", "confidence_only", "agreement_only", "no_lm", "student_ssl")
 ABLATIONS = ("no_filter", *FILTERED_ARMS)
 OPTIONAL_ARMS = ("labeled_only", "oracle", *ABLATIONS, "explore", "curve", "ssl_teacher")
+# the generations panel shows at least this much WER, about a test set's 95 % interval, so that
+# differences within the noise do not fill the panel
+MIN_PLOTTED_WER_SPAN = 0.03
 EXPLORED = "explore:"  # arm-name prefix of the scale's ``explore`` variants
+EXPLORED_LABELS = ("pseudo", "oracle", "oracle_selected", "oracle_random")  # what an explored student trains on
 
 log = logging.getLogger("self_training")
 
@@ -74,6 +80,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", default=None, help="results file stem [self_training, quick: self_training_quick]")
     parser.add_argument("--skip", action="append", default=[], choices=OPTIONAL_ARMS,
                         help="leave an arm out of this invocation (repeatable); the results list what was left out")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rewrite the analysis, Markdown and plot from the results JSON, "
+                             "keeping its command, date and machine")
     return parser.parse_args(argv)
 
 
@@ -155,17 +164,65 @@ def plant_empty_selections(generations: int):
     return _plant_selections(generations, _empty_selection, None)
 
 
-def plant_oracle_selections(reference: str, unlabeled: str, generations: int):
-    """A ``before`` hook: generations 1..N select every unlabeled utterance with its true text (no decoding)."""
+def plant_oracle_selections(reference: str, unlabeled: str, generations: int, choose=None,
+                            method: str = "oracle (true transcripts)"):
+    """A ``before`` hook: generations 1..N select unlabeled utterances with their true text (no
+    decoding): every one, or those ``choose(truth)`` returns."""
 
     def select(out: Path) -> dict[str, Any]:
         truth = read_manifest(reference)
-        write_speechbrain_csv(truth, out / "selected.csv")
-        return {"threshold": None, "method": "oracle (true transcripts)", "selected_utterances": len(truth),
-                "selected_hours": round(sum(u.duration for u in truth) / 3600, 4),
-                "selected_fraction": round(len(truth) / len(read_manifest(unlabeled)), 4)}
+        chosen = choose(truth) if choose is not None else truth
+        write_speechbrain_csv(chosen, out / "selected.csv")
+        return {"threshold": None, "method": method, "selected_utterances": len(chosen),
+                "selected_hours": round(sum(u.duration for u in chosen) / 3600, 4),
+                "selected_fraction": round(len(chosen) / len(read_manifest(unlabeled)), 4)}
 
     return _plant_selections(generations, select, 0.0)
+
+
+def whole_utterances_selected(selected: Path, truth: list) -> list:
+    """The utterances of a selection that it kept whole (a segment's true text is unknown), with their true text."""
+    kept = {u.id for u in read_manifest(selected)}
+    return [u for u in truth if u.id in kept]
+
+
+def random_like(selected: Path, truth: list, seed: int = 0) -> list:
+    """Utterances drawn at random (seeded) until they add up to the hours of ``selected``'s whole
+    utterances: the same amount of audio without the selection's preference for easy audio."""
+    hours = sum(u.duration for u in whole_utterances_selected(selected, truth))
+    chosen, total = [], 0.0
+    for utt in random.Random(seed).sample(truth, len(truth)):
+        if total >= hours:
+            break
+        chosen.append(utt)
+        total += utt.duration
+    return sorted(chosen, key=lambda u: u.id)
+
+
+def split_variant(one: dict[str, Any], variant: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """An explored variant's experiment settings (over the one-generation ``one``) and its ``labels``
+    (a benchmark setting, not an experiment's; ``pseudo`` unless given)."""
+    labels = variant.get("labels", "pseudo")
+    if labels not in EXPLORED_LABELS:
+        raise SystemExit(f"unknown explored labels {labels!r}: expected one of {', '.join(EXPLORED_LABELS)}")
+    return deep_merge(one, {k: v for k, v in variant.items() if k != "labels"}), labels
+
+
+def explored_labels(kind: str, paths: dict[str, str], main: Path, generations: int):
+    """An explored variant's ``labels``: ``pseudo`` (its own selection from the main run's decoding:
+    returns None) or true transcripts of every unlabeled utterance (``oracle``), of the whole
+    utterances the main run's generation 1 kept (``oracle_selected``) or of as much audio drawn at
+    random (``oracle_random``): a ``before`` hook that plants them."""
+    selected = main / "gen_001" / "select" / "selected.csv"
+    choices = {"oracle": (None, "oracle (true transcripts)"),
+               "oracle_selected": (lambda truth: whole_utterances_selected(selected, truth),
+                                   "oracle: the main run's generation-1 whole utterances, true transcripts"),
+               "oracle_random": (lambda truth: random_like(selected, truth),
+                                 "oracle: random utterances, as many hours as the main run kept whole, true transcripts")}
+    if kind == "pseudo":
+        return None
+    choose, method = choices[kind]
+    return plant_oracle_selections(paths["unlabeled_reference"], paths["unlabeled"], generations, choose, method)
 
 
 def generation_rows(root: Path, arm: str, adopted: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -218,9 +275,12 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ())
         if name not in skip:
             root = run_arm(work, name, overrides, main, adopt, before)
             arms[name] = generation_rows(root, name, tuple(adopt))
-    for name, overrides in (scale.get("explore") or {}).items() if "explore" not in skip else []:
-        root = run_arm(work / "exp", name, deep_merge(one, overrides), main, DECODED)
-        arms[EXPLORED + name] = generation_rows(root, EXPLORED + name, tuple(DECODED))
+    for name, variant in (scale.get("explore") or {}).items() if "explore" not in skip else []:
+        overrides, labels = split_variant(one, variant)
+        plant = explored_labels(labels, paths, main, int(overrides["generations"]))
+        adopted = TEACHER if plant else DECODED
+        root = run_arm(work / "exp", name, overrides, main, adopted, plant)
+        arms[EXPLORED + name] = generation_rows(root, EXPLORED + name, tuple(adopted))
     curve = [{"fraction": 1.0, "labeled_hours": corpus["summary"]["hours"]["labeled"], "arm": "main"}]
     for share in scale["labeled_fractions"] if "curve" not in skip else []:
         if share >= 1.0:
@@ -526,12 +586,19 @@ def _plot_generations(axis, result: dict[str, Any]) -> None:
                                ("labeled_only", "control: labeled only", "s--"), ("oracle", "oracle: true transcripts", "^:")):
         chain = teacher + _later(arms, name)
         if len(chain) > 1:
-            axis.plot([r["generation"] for r in chain], [r["test_wer"] for r in chain], style, label=label)
+            line, = axis.plot([r["generation"] for r in chain], [r["test_wer"] for r in chain], style, label=label)
+            rejected = [r for r in chain if not r["accepted"]]
+            axis.plot([r["generation"] for r in rejected], [r["test_wer"] for r in rejected], style[0],
+                      markerfacecolor="white", color=line.get_color())
     no_filter = result["analysis"]["no_filter_test_wer"]
     if no_filter is not None:
         axis.axhline(no_filter, linestyle="-.", color="gray", label=f"no filtering (gen 1) {no_filter:.3f}")
     axis.set_xticks(sorted({r["generation"] for rows in arms.values() for r in rows}))
-    axis.set(xlabel="generation", ylabel="test WER", title="Generations")
+    low, high = axis.get_ylim()
+    if high - low < MIN_PLOTTED_WER_SPAN:
+        middle = (low + high) / 2
+        axis.set_ylim(middle - MIN_PLOTTED_WER_SPAN / 2, middle + MIN_PLOTTED_WER_SPAN / 2)
+    axis.set(xlabel="generation", ylabel="test WER", title="Generations (hollow: rejected on dev)")
     axis.legend(fontsize=8)
 
 
@@ -559,6 +626,10 @@ def _plot_first_generation(axis, result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = _parse(argv)
+    name = args.name or ("self_training" if args.scale == "default" else f"self_training_{args.scale}")
+    out = Path(args.out)
+    if args.report_only:
+        return rewrite_report(out, name)
     scale = load_scale(args.config, args.scale)
     started = time.time()
     result = run_benchmark(scale, Path(args.work) / args.scale, tuple(args.skip))
@@ -567,12 +638,26 @@ def main(argv: list[str] | None = None) -> int:
     result["meta"] = {"scale": args.scale, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                       "machine": platform.platform(), "cpus": os.cpu_count(),
                       "stage_seconds_total": round(stage_total, 1), "invocation_seconds": round(time.time() - started, 1)}
-    name = args.name or ("self_training" if args.scale == "default" else f"self_training_{args.scale}")
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    _write_report(result, sys.argv[1:] if argv is None else argv, out, name)
+    return 0
+
+
+def _write_report(result: dict[str, Any], argv: list[str], out: Path, name: str) -> None:
     plot(result, out / f"{name}.png")
-    print(save_results(result, "self_training.py", sys.argv[1:] if argv is None else argv, out, name,
+    print(save_results(result, "self_training.py", argv, out, name,
                        lambda result, command: to_markdown(result, command, name)))
+
+
+def rewrite_report(out: Path, name: str) -> int:
+    """Re-analyse a recorded run and rewrite its Markdown and plot (after a change to the report);
+    the measurements, command, date and machine stay as recorded."""
+    path = out / f"{name}.json"
+    if not path.exists():
+        raise SystemExit(f"no recorded run to report: {path} does not exist")
+    result = json.loads(path.read_text(encoding="utf-8"))
+    result["analysis"] = analyse(result)
+    _write_report(result, shlex.split(result["command"])[2:], out, name)
     return 0
 
 

@@ -121,7 +121,7 @@ def test_report_lists_explored_arms_and_the_significance_table():
 
 @pytest.mark.parametrize("scale_name", ["default", "followup", "quick"])
 def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
-    from self_training import load_scale, teacher_overrides
+    from self_training import load_scale, split_variant, teacher_overrides
 
     from selftrain.generation import load_experiment_config
     from selftrain.overrides import deep_merge
@@ -131,8 +131,8 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
     configs = {"main": load_experiment_config(overrides=base),
                "teacher": load_experiment_config(overrides=teacher_overrides(base))}
     one = deep_merge(base, {"generations": 1})
-    for name, overrides in (scale.get("explore") or {}).items():
-        configs[name] = load_experiment_config(overrides=deep_merge(one, overrides))
+    for name, variant in (scale.get("explore") or {}).items():
+        configs[name] = load_experiment_config(overrides=split_variant(one, variant)[0])
     assert configs["teacher"].generations == 0
     assert configs["main"].teacher_train["epochs"] == base["teacher_train"]["epochs"]
     if scale_name == "followup":  # the default scale's corpus and teacher, one generation
@@ -151,7 +151,7 @@ def test_plot_shows_the_curve_only_when_the_run_measured_more_than_one_labeled_a
                      oracle=_rows("oracle", [0.50, 0.46]), no_filter=_rows("no_filter", [0.50, 0.53], [True, False]))
     result["analysis"] = analyse(result)
     titles = plot(result, tmp_path / "one.png")
-    assert titles == ["Generations", "Generation 1 (hatched: rejected on dev)"]
+    assert titles == ["Generations (hollow: rejected on dev)", "Generation 1 (hatched: rejected on dev)"]
     assert (tmp_path / "one.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     result["arms"]["labeled_050"] = _rows("labeled_050", [0.70, 0.69])
@@ -183,3 +183,66 @@ def test_a_run_of_main_and_explored_variants_only_reports_no_empty_sections():
     assert "Gap recovery" not in report and "Ablations" not in report and "Sample efficiency" not in report
     assert "the supervised teacher" not in report  # no student accepted: the final model is the teacher itself
     assert "| explore:lowlr | 0.486 |" in report and "Plots: `self_training_followup.png`" in report
+
+
+def test_report_only_rewrites_the_report_of_a_recorded_run_keeping_its_command_and_date(tmp_path):
+    import json
+
+    from self_training import main
+
+    result = _result(main=_rows("main", [0.50, 0.49]), labeled_only=_rows("labeled_only", [0.50, 0.495]),
+                     oracle=_rows("oracle", [0.50, 0.46]))
+    result["analysis"] = {"stale": True}
+    result["meta"] = {**_meta(), "date": "2026-01-01 00:00 UTC"}
+    result["command"] = "python benchmarks/self_training.py --scale test --skip curve"
+    (tmp_path / "recorded.json").write_text(json.dumps(result), encoding="utf-8")
+
+    assert main(["--report-only", "--out", str(tmp_path), "--name", "recorded"]) == 0
+    rewritten = json.loads((tmp_path / "recorded.json").read_text(encoding="utf-8"))
+    assert rewritten["analysis"]["gap_recovery"] == pytest.approx(0.142857, abs=1e-3)  # (0.495-0.49)/(0.495-0.46)
+    assert rewritten["command"] == result["command"] and rewritten["meta"]["date"] == "2026-01-01 00:00 UTC"
+    report = (tmp_path / "recorded.md").read_text(encoding="utf-8")
+    assert "`python benchmarks/self_training.py --scale test --skip curve`" in report
+    assert (tmp_path / "recorded.png").exists()
+
+
+def test_report_only_without_a_recorded_run_says_what_is_missing(tmp_path):
+    from self_training import main
+
+    with pytest.raises(SystemExit, match="recorded.json does not exist"):
+        main(["--report-only", "--out", str(tmp_path), "--name", "recorded"])
+
+
+def _manifest(path: Path, rows: list[tuple[str, float, str]]) -> Path:
+    from selftrain.data.manifest import write_speechbrain_csv
+    from selftrain.record import Utterance
+
+    write_speechbrain_csv([Utterance(id=i, wav=f"{i}.wav", duration=d, reference=t) for i, d, t in rows], path)
+    return path
+
+
+def test_oracle_labels_of_a_selection_keep_its_whole_utterances_with_their_true_text(tmp_path):
+    from self_training import random_like, whole_utterances_selected
+
+    from selftrain.data.manifest import read_manifest
+
+    truth = read_manifest(_manifest(tmp_path / "truth.csv", [(f"u{i}", 1.0 + i % 3, f"true {i}") for i in range(30)]))
+    selected = _manifest(tmp_path / "selected.csv", [("u1", 2.0, "pseudo one"), ("u4", 2.0, "pseudo four"),
+                                                      ("u4__seg0", 0.5, "four")])
+    kept = whole_utterances_selected(selected, truth)
+    assert [(u.id, u.reference) for u in kept] == [("u1", "true 1"), ("u4", "true 4")]  # the segment is left out
+
+    drawn = random_like(selected, truth)
+    hours = sum(u.duration for u in drawn)
+    assert 4.0 <= hours < 4.0 + 3.0  # as much audio as the whole utterances kept, within one utterance
+    assert drawn == random_like(selected, truth)  # seeded
+    assert all(u.reference.startswith("true") for u in drawn)
+
+
+def test_an_explored_variant_with_unknown_labels_is_refused():
+    from self_training import split_variant
+
+    overrides, labels = split_variant({"generations": 1}, {"labels": "oracle_random", "seed": 1})
+    assert (overrides, labels) == ({"generations": 1, "seed": 1}, "oracle_random")
+    with pytest.raises(SystemExit, match="unknown explored labels 'truth'"):
+        split_variant({"generations": 1}, {"labels": "truth"})
