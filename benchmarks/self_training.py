@@ -48,6 +48,7 @@ import yaml
 from _results import save_results
 
 from selftrain.data.manifest import read_manifest, write_speechbrain_csv
+from selftrain.errors import ConfigError
 from selftrain.generation import load_experiment_config
 from selftrain.generation.run import open_workdir, run_experiment
 from selftrain.generation.workdir import Workdir
@@ -66,7 +67,7 @@ OPTIONAL_ARMS = ("labeled_only", "oracle", *ABLATIONS, "explore", "curve", "ssl_
 # differences within the noise do not fill the panel
 MIN_PLOTTED_WER_SPAN = 0.03
 EXPLORED = "explore:"  # arm-name prefix of the scale's ``explore`` variants
-EXPLORED_LABELS = ("pseudo", "oracle", "oracle_selected", "oracle_random")  # what an explored student trains on
+EXPLORED_LABELS = ("pseudo", "oracle", "oracle_selected", "oracle_random", "oracle_runs")  # what an explored student trains on
 
 log = logging.getLogger("self_training")
 
@@ -199,6 +200,44 @@ def random_like(selected: Path, truth: list, seed: int = 0) -> list:
     return sorted(chosen, key=lambda u: u.id)
 
 
+def oracle_runs(decoded: Path, reference: str, settings: dict[str, Any]):
+    """A ``select`` of :func:`_plant_selections`: every unlabeled utterance trains, in context, the runs
+    of words its LM-teacher hypothesis got right against the true transcript (``settings``: the
+    variant's ``select.segments``, for ``min_words`` and ``min_seconds``): what a perfect word
+    confidence would keep of the main run's generation-1 decoding."""
+    from selftrain.audit.inputs import attach_references, load_records
+    from selftrain.confidence.calibrate import pick_hypothesis, word_correctness
+    from selftrain.select.config import SegmentConfig
+    from selftrain.select.segments import cut_segments, in_context_row
+    from selftrain.text import TextNormalizer
+
+    config = SegmentConfig(**{**settings, "enabled": True, "apply_to": "all", "method": "right", "threshold": 0.5,
+                              "context": "whole"})
+    normalizer = TextNormalizer()
+
+    def select(out: Path) -> dict[str, Any]:
+        records = load_records(decoded)
+        attach_references(records, reference)
+        rows = []
+        for utt in records:
+            hyp = pick_hypothesis(utt, "lm")
+            if hyp is None or not hyp.words or utt.reference is None:
+                continue
+            right = word_correctness([w.word for w in hyp.words], normalizer(utt.reference))
+            for word, ok in zip(hyp.words, right, strict=True):
+                word.scores["right"] = float(ok)
+            utt.pseudo_label, utt.segments = hyp.text, cut_segments(utt, hyp, config)
+            if utt.segments:
+                rows.append(in_context_row(utt))
+        write_speechbrain_csv(rows, out / "selected.csv", use_pseudo_labels=True)
+        seconds = sum(end - start for utt in rows for start, end, _ in json.loads(utt.extra["runs"]))
+        return {"threshold": None, "method": "oracle runs: the words the teacher got right, in context",
+                "selected_utterances": len(rows), "selected_hours": round(seconds / 3600, 4),
+                "selected_fraction": round(len(rows) / len(records), 4)}
+
+    return select
+
+
 def split_variant(one: dict[str, Any], variant: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """An explored variant's experiment settings (over the one-generation ``one``) and its ``labels``
     (a benchmark setting, not an experiment's; ``pseudo`` unless given)."""
@@ -208,12 +247,18 @@ def split_variant(one: dict[str, Any], variant: dict[str, Any]) -> tuple[dict[st
     return deep_merge(one, {k: v for k, v in variant.items() if k != "labels"}), labels
 
 
-def explored_labels(kind: str, paths: dict[str, str], main: Path, generations: int):
+def explored_labels(kind: str, paths: dict[str, str], main: Path, generations: int,
+                    segments: dict[str, Any] | None = None):
     """An explored variant's ``labels``: ``pseudo`` (its own selection from the main run's decoding:
     returns None) or true transcripts of every unlabeled utterance (``oracle``), of the whole
     utterances the main run's generation 1 kept (``oracle_selected``) or of as much audio drawn at
-    random (``oracle_random``): a ``before`` hook that plants them."""
+    random (``oracle_random``), or the runs of words the teacher got right (``oracle_runs``, with the
+    variant's ``select.segments`` settings): a ``before`` hook that plants them."""
     selected = main / "gen_001" / "select" / "selected.csv"
+    if kind == "oracle_runs":
+        settings = {k: v for k, v in (segments or {}).items() if k in ("min_words", "min_seconds", "gap_share")}
+        select = oracle_runs(main / "gen_001" / "decode" / "unlabeled_lm.jsonl", paths["unlabeled_reference"], settings)
+        return _plant_selections(generations, select, 0.0)
     choices = {"oracle": (None, "oracle (true transcripts)"),
                "oracle_selected": (lambda truth: whole_utterances_selected(selected, truth),
                                    "oracle: the main run's generation-1 whole utterances, true transcripts"),
@@ -275,10 +320,17 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ())
         if name not in skip:
             root = run_arm(work, name, overrides, main, adopt, before)
             arms[name] = generation_rows(root, name, tuple(adopt))
+    unavailable: dict[str, str] = {}
     for name, variant in (scale.get("explore") or {}).items() if "explore" not in skip else []:
         overrides, labels = split_variant(one, variant)
-        plant = explored_labels(labels, paths, main, int(overrides["generations"]))
-        adopted = TEACHER if plant else DECODED
+        missing = missing_recognizer(overrides)
+        if missing is not None:
+            log.warning("explored variant %s not run: %s", name, missing)
+            unavailable[name] = missing
+            continue
+        plant = explored_labels(labels, paths, main, int(overrides["generations"]),
+                                (overrides.get("select") or {}).get("segments"))
+        adopted = TEACHER if plant or "teachers" in variant else DECODED  # other teachers decode anew
         root = run_arm(work / "exp", name, overrides, main, adopted, plant)
         arms[EXPLORED + name] = generation_rows(root, EXPLORED + name, tuple(adopted))
     curve = [{"fraction": 1.0, "labeled_hours": corpus["summary"]["hours"]["labeled"], "arm": "main"}]
@@ -297,7 +349,21 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ())
             "corpus": {"hours": corpus["summary"]["hours"], "counts": corpus["summary"]["counts"],
                        "seconds_this_run": corpus["seconds"]},
             "arms": arms, "curve": sorted(curve, key=lambda c: c["fraction"]),
-            "curve_generations": scale["curve_generations"], "skipped": list(skip)}
+            "curve_generations": scale["curve_generations"], "skipped": list(skip), "unavailable": unavailable}
+
+
+def missing_recognizer(overrides: dict[str, Any]) -> str | None:
+    """Why an experiment's external teachers cannot run here (their extra or model folder is
+    missing), or None: such a variant is left out and the results say why, not the whole run."""
+    from selftrain.teachers.errors import MissingExtraError, ModelFolderError
+
+    try:
+        load_experiment_config(overrides=overrides)
+    except ConfigError as exc:
+        if isinstance(exc.__cause__, MissingExtraError | ModelFolderError):
+            return str(exc)
+        raise
+    return None
 
 
 def utterance_errors(hyps_file: Path, manifest: str) -> dict[str, tuple[int, int]]:
@@ -506,7 +572,8 @@ def to_markdown(result: dict[str, Any], command: str, name: str = "self_training
         f"Corpus: labeled {hours['labeled']:.2f} h, unlabeled {hours['unlabeled']:.2f} h, dev {hours['dev']:.2f} h, "
         f"test {hours['test']:.2f} h. Total wall time of the stages: {meta['stage_seconds_total'] / 60:.1f} min "
         f"(this invocation: {meta['invocation_seconds'] / 60:.1f} min).",
-        *([f"Arms left out of this run (`--skip`): {', '.join(skipped)}."] if skipped else []), "",
+        *([f"Arms left out of this run (`--skip`): {', '.join(skipped)}."] if skipped else []),
+        *[f"Explored variant `{n}` not run: {why}." for n, why in (result.get("unavailable") or {}).items()], "",
         "## Main result", "", *_table(rows), "", *_recovery_lines(a), *_significance_lines(result.get("significance") or {}, a),
         *_ablation_lines(arms, a), *_explored_lines(arms, result.get("significance") or {}), *_curve_lines(result),
         "", "## Targets", "", *[f"- {target}: {'met' if ok else 'NOT met'}" for target, ok in a["targets"].items()],

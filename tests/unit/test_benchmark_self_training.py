@@ -121,7 +121,7 @@ def test_report_lists_explored_arms_and_the_significance_table():
 
 @pytest.mark.parametrize("scale_name", ["default", "followup", "quick"])
 def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
-    from self_training import load_scale, split_variant, teacher_overrides
+    from self_training import load_scale, missing_recognizer, split_variant, teacher_overrides
 
     from selftrain.generation import load_experiment_config
     from selftrain.overrides import deep_merge
@@ -132,7 +132,9 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
                "teacher": load_experiment_config(overrides=teacher_overrides(base))}
     one = deep_merge(base, {"generations": 1})
     for name, variant in (scale.get("explore") or {}).items():
-        configs[name] = load_experiment_config(overrides=split_variant(one, variant)[0])
+        overrides = split_variant(one, variant)[0]
+        if missing_recognizer(overrides) is None:  # else a recognizer's extra is not installed: the run leaves it out
+            configs[name] = load_experiment_config(overrides=overrides)
     assert configs["teacher"].generations == 0
     assert configs["main"].teacher_train["epochs"] == base["teacher_train"]["epochs"]
     if scale_name == "followup":  # the default scale's corpus and teacher, one generation
@@ -141,7 +143,7 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
         assert teacher_overrides(base) == teacher_overrides(default["experiment"])
         assert configs["main"].generations == 1
         assert configs["lowlr_strict"].threshold.target_wer == 0.15
-        assert configs["lowlr_seg_all_06"].select["segments"]["apply_to"] == "all"
+        assert configs["lowlr_seg_all_06"].select["segments"] == {"enabled": True, "apply_to": "all", "threshold": 0.6, "min_words": 2, "context": "cut"}
 
 
 def test_plot_shows_the_curve_only_when_the_run_measured_more_than_one_labeled_amount(tmp_path):
@@ -177,9 +179,11 @@ def test_a_run_of_main_and_explored_variants_only_reports_no_empty_sections():
     result = _result(main=_rows("main", [0.49, 0.49], [True, False]),
                      **{"explore:lowlr": _rows("explore:lowlr", [0.49, 0.486], [True, False])})
     result["skipped"] = ["labeled_only", "oracle", *ABLATIONS, "curve", "ssl_teacher"]
+    result["unavailable"] = {"lowlr_whisper": "the whisper extra is missing"}
     result["significance"] = {"teacher": {"difference": 0.0, "low": 0.0, "high": 0.0, "utterances": 300}}
     result["analysis"], result["meta"] = analyse(result), _meta()
     report = to_markdown(result, "cmd", "self_training_followup")
+    assert "Explored variant `lowlr_whisper` not run: the whisper extra is missing." in report
     assert "Gap recovery" not in report and "Ablations" not in report and "Sample efficiency" not in report
     assert "the supervised teacher" not in report  # no student accepted: the final model is the teacher itself
     assert "| explore:lowlr | 0.486 |" in report and "Plots: `self_training_followup.png`" in report
@@ -246,3 +250,45 @@ def test_an_explored_variant_with_unknown_labels_is_refused():
     assert (overrides, labels) == ({"generations": 1, "seed": 1}, "oracle_random")
     with pytest.raises(SystemExit, match="unknown explored labels 'truth'"):
         split_variant({"generations": 1}, {"labels": "truth"})
+
+
+def test_oracle_runs_keep_the_words_the_teacher_got_right_in_context(tmp_path):
+    import json
+
+    from self_training import oracle_runs
+
+    from selftrain.data.manifest import read_manifest
+    from selftrain.record import Hypothesis, Utterance, Word
+    from selftrain.select.segments import parse_runs
+
+    def hyp(words: list[str]) -> Hypothesis:  # 10 frames a word after 2 blank frames; 0.04 s a frame
+        spans = [Word(w, 2 + 12 * i, 12 + 12 * i, {}) for i, w in enumerate(words)]
+        return Hypothesis("lm", " ".join(words), spans, num_frames=2 + 12 * len(words))
+
+    decoded = {"u1": hyp(["the", "cat", "sat", "on", "mat"]), "u2": hyp(["a", "dog"]), "u3": hyp(["one", "two", "three"])}
+    truth = {"u1": "the cat sat in the mat", "u2": "my cat", "u3": "one two three"}
+    (tmp_path / "lm.jsonl").write_text("".join(
+        json.dumps(Utterance(i, f"{i}.wav", h.num_frames * 0.04, hypotheses=[h]).to_dict()) + "\n" for i, h in decoded.items()))
+    _manifest(tmp_path / "truth.csv", [(i, decoded[i].num_frames * 0.04, t) for i, t in truth.items()])
+
+    select = oracle_runs(tmp_path / "lm.jsonl", str(tmp_path / "truth.csv"), {"min_words": 2, "min_seconds": 0.5})
+    summary = select(tmp_path)
+    rows = {u.id: parse_runs(u) for u in read_manifest(tmp_path / "selected.csv")}
+    assert set(rows) == {"u1", "u3"}  # u2 has no run of two right words
+    assert [words for _, _, words in rows["u1"]] == ["the cat sat"]  # "on" is wrong, "mat" alone is too short
+    assert [words for _, _, words in rows["u3"]] == ["one two three"]
+    assert summary["selected_utterances"] == 2 and summary["selected_fraction"] == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_a_variant_whose_recognizer_is_not_installed_is_left_out_with_the_reason(monkeypatch):
+    from self_training import missing_recognizer
+
+    from selftrain.errors import ConfigError
+    from selftrain.teachers import errors
+
+    monkeypatch.setattr(errors.importlib.util, "find_spec", lambda module: None)
+    why = missing_recognizer({"teachers": {"external": ["whisper"]}})
+    assert why is not None and "pip install 'selftrain[whisper]'" in why
+    assert missing_recognizer({"generations": 1}) is None
+    with pytest.raises(ConfigError, match="unknown"):  # other config errors still stop the run
+        missing_recognizer({"teachers": {"external": ["wav2letter"]}})
