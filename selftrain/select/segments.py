@@ -206,7 +206,8 @@ def training_rows(utt: Utterance, folder: Path, context: str) -> list[Utterance]
 
 def parse_runs(utt: Utterance) -> list[tuple[float, float, str]]:
     """The runs of a row's ``runs`` column as ``(start, end, words)`` (empty when it has none);
-    :class:`~selftrain.errors.ManifestError` when the column is not a list of runs inside the audio."""
+    :class:`~selftrain.errors.ManifestError` when the column is not a JSON list of ``[start, end, words]``
+    with ``0 <= start < end`` (training clamps ``end`` to the audio and drops runs too short for their words)."""
     value = utt.extra.get(RUNS_COLUMN, "")
     if not value:
         return []
