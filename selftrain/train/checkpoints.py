@@ -48,6 +48,18 @@ def remove_partial_checkpoints(checkpoints_dir: str | Path) -> list[Path]:
     return removed
 
 
+def delete_unpublished_first(checkpoint, verbosity=logging.INFO) -> None:
+    """Delete a checkpoint folder so that a kill part-way leaves no folder that looks complete: its
+    meta file goes first (the folder is then partial, removed on the next open), then the rest."""
+    folder = Path(checkpoint.path)
+    if not (folder / METAFNAME).exists():
+        raise RuntimeError(f"{folder} does not look like a checkpoint; not deleting it")
+    (folder / METAFNAME).unlink()
+    _fsync(folder)
+    shutil.rmtree(folder)
+    log.log(verbosity, "deleted checkpoint %s", folder)
+
+
 class AtomicCheckpointer(Checkpointer):
     """A :class:`~speechbrain.utils.checkpoints.Checkpointer` whose saves are all-or-nothing.
 
@@ -68,6 +80,18 @@ class AtomicCheckpointer(Checkpointer):
         meta = super()._save_checkpoint_metafile(staged, meta_to_include or {}, end_of_epoch)
         self._pending_meta = (staged, fpath)
         return meta
+
+    def delete_checkpoints(self, *args, **kwargs):
+        """Delete like SpeechBrain, each folder through :func:`delete_unpublished_first`: SpeechBrain's
+        ``rmtree`` killed part-way left a folder with its meta file but without some of its state."""
+        # SpeechBrain calls the deletion through the class (Checkpointer._delete_checkpoint), so a
+        # subclass cannot override it; it is swapped for the duration of this call only.
+        original = Checkpointer.__dict__["_delete_checkpoint"]
+        Checkpointer._delete_checkpoint = staticmethod(delete_unpublished_first)
+        try:
+            return super().delete_checkpoints(*args, **kwargs)
+        finally:
+            Checkpointer._delete_checkpoint = original
 
     def load_checkpoint(self, checkpoint):
         """Load like SpeechBrain; a checkpoint that cannot be read raises :class:`CheckpointError` naming it.

@@ -87,3 +87,27 @@ def test_a_corrupt_complete_looking_checkpoint_is_named_in_the_error(tmp_path):
     target.write_bytes(target.read_bytes()[:40])  # cut short by something else (a copy, a full disk)
     with pytest.raises(CheckpointError, match="CKPT\\+only.*incomplete or corrupt"):
         AtomicCheckpointer(tmp_path, recoverables={"layer": layer}).recover_if_possible()
+
+
+def test_a_deletion_killed_part_way_leaves_no_complete_looking_checkpoint(tmp_path, monkeypatch):
+    import shutil
+
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    layer = torch.nn.Linear(3, 1)
+    checkpointer = AtomicCheckpointer(tmp_path, recoverables={"layer": layer, "counter": torch.nn.Linear(1, 1)})
+    checkpointer.save_checkpoint(meta={"score": 0.5})
+    (old,) = checkpointer.list_checkpoints()
+
+    def killed_rmtree(path, *args, **kwargs):  # dies after removing one state file
+        next(p for p in Path(path).iterdir() if p.suffix == ".ckpt").unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "rmtree", killed_rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        checkpointer.save_and_keep_only(meta={"score": 0.3}, num_to_keep=1, min_keys=["score"])
+    monkeypatch.undo()
+    assert old.path.exists() and not (old.path / "CKPT.yaml").exists()  # partial: not listed, removed on open
+    assert "_delete_checkpoint" in Checkpointer.__dict__ and Checkpointer._delete_checkpoint is not None
+    reopened = AtomicCheckpointer(tmp_path, recoverables={"layer": layer})
+    assert not old.path.exists() and len(reopened.list_checkpoints()) == 1
