@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from speechbrain.utils.checkpoints import CKPT_PREFIX, METAFNAME, Checkpointer
+from speechbrain.utils.distributed import main_process_only
 
 from selftrain.errors import CheckpointError
 
@@ -87,7 +88,7 @@ class AtomicCheckpointer(Checkpointer):
         # SpeechBrain calls the deletion through the class (Checkpointer._delete_checkpoint), so a
         # subclass cannot override it; it is swapped for the duration of this call only.
         original = Checkpointer.__dict__["_delete_checkpoint"]
-        Checkpointer._delete_checkpoint = staticmethod(delete_unpublished_first)
+        Checkpointer._delete_checkpoint = staticmethod(main_process_only(delete_unpublished_first))  # as SpeechBrain's
         try:
             return super().delete_checkpoints(*args, **kwargs)
         finally:
