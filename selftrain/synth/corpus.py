@@ -30,7 +30,7 @@ from selftrain.synth.config import SPLITS, SynthConfig
 from selftrain.synth.errors import SynthError
 from selftrain.synth.plan import UttPlan, plan_babble, plan_corpus
 from selftrain.synth.render import RenderSettings, default_workers, render_plans
-from selftrain.synth.sentences import assign_splits, load_sentences
+from selftrain.synth.sentences import assign_splits, load_sentences, unspoken_sentences
 from selftrain.synth.voices import Voice, check_tools, tool_versions
 
 __all__ = ["build_corpus", "CONFIG_STATE_FILE"]
@@ -39,11 +39,16 @@ CONFIG_STATE_FILE = ".synth_config.json"
 
 
 def _check_state(out_dir: Path, config: SynthConfig) -> None:
-    """Refuse to resume into a folder made with another config (its wavs would not match the plan)."""
+    """Refuse to resume into a folder made with another config (its wavs would not match the plan).
+
+    A key the saved config lacks (added to SynthConfig after the corpus was made) counts as its
+    default, so existing corpora stay resumable when a new option is left at its default.
+    """
     state = out_dir / CONFIG_STATE_FILE
     current = json.loads(json.dumps(config.to_dict()))
     if state.exists():
-        previous = json.loads(state.read_text(encoding="utf-8"))
+        defaults = json.loads(json.dumps(SynthConfig().to_dict()))
+        previous = {**defaults, **json.loads(state.read_text(encoding="utf-8"))}
         if previous != current:
             changed = sorted(k for k in current if previous.get(k) != current.get(k))
             raise SynthError(
@@ -52,6 +57,15 @@ def _check_state(out_dir: Path, config: SynthConfig) -> None:
             )
     else:
         atomic_write_json(state, current)
+
+
+def _lm_text(config: SynthConfig, lm_part: Sequence, plans: Mapping[str, Sequence[UttPlan]]) -> list[str]:
+    """The LM share's sentences, plus every unspoken fortunes sentence when ``lm_text_unspoken``."""
+    text = {s.text for s in lm_part}
+    if config.lm_text_unspoken:
+        spoken = {p.text for split_plans in plans.values() for p in split_plans}
+        text.update(unspoken_sentences(config.fortunes_dir, spoken))
+    return sorted(text)
 
 
 def _remove_stale_temporaries(out_dir: Path) -> None:
@@ -199,7 +213,7 @@ def build_corpus(
     settings = RenderSettings(str(out), config.sample_rate, config.seed, babble_wavs, config.babble_talkers)
     all_plans = [p for split in SPLITS for p in plans[split]]
     failures.update(_render(all_plans, settings, workers, "synth", progress, rendered))
-    lm_text = sorted(s.text for s in parts["lm"])
+    lm_text = _lm_text(config, parts["lm"], plans)
     rows = _write_outputs(out, plans, lm_text)
     # The last invocation only: a resumed run renders fewer wavs (all of them when started afresh).
     run = {"wall_seconds": round(time.monotonic() - start, 1), "workers": workers, "wavs_rendered": rendered}

@@ -27,7 +27,10 @@ __all__ = [
     "assign_splits",
     "load_sentences",
     "limit_vocabulary",
+    "unspoken_sentences",
 ]
+
+LM_MAX_WORDS = 60  # longest sentence :func:`unspoken_sentences` gives the LM text (longer ones are run-ons)
 
 # Characters a sentence may contain: anything else (digits, $, %, &, @, /, ...) would be spoken as a
 # word that the normalised transcript does not have.
@@ -191,3 +194,14 @@ def load_sentences(
     raw = (s for entry in read_fortune_entries(directory) for s in split_into_sentences(entry))
     sentences = clean_sentences(raw, normalizer, min_words, max_words)
     return limit_vocabulary(sentences, max_vocabulary) if max_vocabulary else sentences
+
+
+def unspoken_sentences(
+    directory: str | Path, spoken: Iterable[str], normalizer: TextNormalizer | None = None,
+    max_words: int = LM_MAX_WORDS,
+) -> list[str]:
+    """Transcripts of every speakable fortunes sentence (1..``max_words`` words, any vocabulary) that
+    is not in ``spoken``, sorted: LM text that no utterance of the corpus says."""
+    raw = (s for entry in read_fortune_entries(directory) for s in split_into_sentences(entry))
+    spoken = set(spoken)
+    return [s.text for s in clean_sentences(raw, normalizer, 1, max_words) if s.text not in spoken]

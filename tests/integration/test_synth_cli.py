@@ -119,3 +119,36 @@ def test_missing_fortunes_is_a_usage_error(tmp_path):
     )
     assert result.exit_code == 2
     assert "fortunes" in result.output and "apt-get install" in result.output
+
+
+def test_a_corpus_made_before_a_new_option_resumes_at_its_default(corpus, tmp_path):
+    older = tmp_path / "older"
+    shutil.copytree(corpus, older)
+    state = older / ".synth_config.json"
+    saved = json.loads(state.read_text())
+    del saved["lm_text_unspoken"]  # as written before the option existed
+    state.write_text(json.dumps(saved))
+    result = _run(older)
+    assert result.exit_code == 0, result.output
+    assert _digest(older) == _digest(corpus)
+
+
+def test_lm_text_unspoken_adds_every_unspoken_sentence_and_keeps_the_audio(corpus, tmp_path):
+    larger = tmp_path / "larger"
+    shutil.copytree(corpus, larger)
+    (larger / ".synth_config.json").unlink()  # the same plan under another config: nothing is re-rendered
+    config = tmp_path / "synth.yaml"
+    config.write_text("lm_text_unspoken: true\n")
+    result = _run(larger, "--config", str(config))
+    assert result.exit_code == 0, result.output
+    summary = json.loads((larger / "corpus.json").read_text())
+    assert summary["last_run"]["wavs_rendered"]["synth"] == 0
+    before, after = _digest(corpus), _digest(larger)
+    assert {k: v for k, v in after.items() if k != "lm_text.txt"} == {k: v for k, v in before.items() if k != "lm_text.txt"}
+    small = set((corpus / "lm_text.txt").read_text().splitlines())
+    large = set((larger / "lm_text.txt").read_text().splitlines())
+    assert small < large and len(large) > 3 * len(small)
+    assert summary["sentences"]["lm_text"] == len(large)
+    assert any(len(line.split()) > 20 or len(line.split()) < 4 for line in large)  # beyond the spoken lengths
+    spoken = {u.reference for name in CSVS if name != "unlabeled.csv" for u in read_manifest(larger / name)}
+    assert not spoken & large

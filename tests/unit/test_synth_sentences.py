@@ -108,3 +108,15 @@ def test_limit_vocabulary_keeps_sentences_of_frequent_words_only():
     # Counts: the 3, cat 2, sat 2, then singletons in alphabetical order ("a" first).
     assert [s.text for s in limit_vocabulary(sentences, 4)] == ["the cat sat"]
     assert [s.text for s in limit_vocabulary(sentences, 100)] == texts
+
+
+def test_unspoken_sentences_keep_any_length_and_leave_out_the_spoken(tmp_path):
+    from selftrain.synth.sentences import unspoken_sentences
+
+    (tmp_path / "quotes").write_text(
+        "The cat sat on the mat today.\n%\nGo!\n%\nA dog barked at the moon all night.\n%\n"
+        "Call 555 now.\n%\n", encoding="utf-8"
+    )
+    texts = unspoken_sentences(tmp_path, {"the cat sat on the mat today"})
+    assert texts == ["a dog barked at the moon all night", "go"]  # digits are not speakable text
+    assert unspoken_sentences(tmp_path, set(), max_words=1) == ["go"]
