@@ -95,6 +95,9 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    for path in (args.decisions, args.reference):
+        if not Path(path).is_file():
+            sys.exit(f"no such file: {path}")
     utterances = load_records(args.decisions)
     matched = attach_references(utterances, args.reference)
     if not matched:
