@@ -330,7 +330,7 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ())
             continue
         plant = explored_labels(labels, paths, main, int(overrides["generations"]),
                                 (overrides.get("select") or {}).get("segments"))
-        adopted = TEACHER if plant or "teachers" in variant else DECODED  # other teachers decode anew
+        adopted = explored_adoption(name, variant, plant is not None)
         root = run_arm(work / "exp", name, overrides, main, adopted, plant)
         arms[EXPLORED + name] = generation_rows(root, EXPLORED + name, tuple(adopted))
     curve = [{"fraction": 1.0, "labeled_hours": corpus["summary"]["hours"]["labeled"], "arm": "main"}]
@@ -350,6 +350,19 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ())
                        "seconds_this_run": corpus["seconds"]},
             "arms": arms, "curve": sorted(curve, key=lambda c: c["fraction"]),
             "curve_generations": scale["curve_generations"], "skipped": list(skip), "unavailable": unavailable}
+
+
+def explored_adoption(name: str, variant: dict[str, Any], planted: bool) -> list[str]:
+    """The main run's stages an explored variant reuses: its teacher always, its generation-1
+    decoding unless the variant plants its own labels or changes how the unlabeled audio is decoded.
+    A variant that changes the teacher itself (its data, model, LM or training) is refused: explored
+    variants differ from the main run after generation 0 only (change those in the scale's
+    ``experiment`` instead)."""
+    changes_teacher = sorted(set(variant) & {"data", "preset", "lm_order", "teacher_train"})
+    if changes_teacher:
+        raise SystemExit(f"explored variant {name!r} changes the teacher ({', '.join(changes_teacher)}); "
+                         "set those in the scale's `experiment` (a scale of its own) instead")
+    return TEACHER if planted or {"teachers", "decode"} & set(variant) else DECODED
 
 
 def missing_recognizer(overrides: dict[str, Any]) -> str | None:

@@ -292,3 +292,14 @@ def test_a_variant_whose_recognizer_is_not_installed_is_left_out_with_the_reason
     assert missing_recognizer({"generations": 1}) is None
     with pytest.raises(ConfigError, match="unknown"):  # other config errors still stop the run
         missing_recognizer({"teachers": {"external": ["wav2letter"]}})
+
+
+def test_an_explored_variant_decodes_anew_when_it_changes_decoding_and_may_not_change_the_teacher():
+    from self_training import DECODED, TEACHER, explored_adoption
+
+    assert explored_adoption("v", {"student_train": {"optim": {"lr": 3e-4}}}, planted=False) == DECODED
+    assert explored_adoption("v", {"labels": "oracle"}, planted=True) == TEACHER
+    assert explored_adoption("v", {"decode": {"beam_width": 128}}, planted=False) == TEACHER
+    assert explored_adoption("v", {"teachers": {"external": ["whisper"]}}, planted=False) == TEACHER
+    with pytest.raises(SystemExit, match="lm_order"):
+        explored_adoption("v", {"lm_order": 3}, planted=False)
