@@ -18,7 +18,7 @@ from selftrain.errors import ConfigError
 from selftrain.models.config import update_dataclass
 from selftrain.overrides import deep_merge
 
-__all__ = ["DataPaths", "TeachersConfig", "ThresholdConfig", "ExperimentConfig", "load_experiment_config",
+__all__ = ["DataPaths", "TeachersConfig", "ThresholdConfig", "AcceptanceConfig", "ExperimentConfig", "load_experiment_config",
            "check_stage_overrides", "check_external_teachers"]
 
 _EXTERNAL_KEYS = ("external", "external_settings")
@@ -83,6 +83,34 @@ class ThresholdConfig:
             raise ConfigError(f"threshold.mode must be auto or fixed, got {self.mode!r}")
 
 
+ACCEPTANCE_TESTS = ("dev_wer", "bootstrap")
+
+
+@dataclass
+class AcceptanceConfig:
+    """How a student is judged against its teacher on dev when ``keep_better_only`` is on.
+
+    ``test="dev_wer"``: accepted when its dev WER is not above the teacher's. ``test="bootstrap"``:
+    accepted unless dev shows it is worse: rejected only when a paired bootstrap over the dev
+    utterances (``resamples`` draws) puts the ``confidence`` interval of student WER minus teacher
+    WER wholly above 0. With a few hundred dev utterances, two trainings of one recipe differ by
+    about a point of WER, so ``dev_wer`` rejects students that are better on test as often as it
+    keeps them; ``bootstrap`` trades that for accepting students whose small loss dev cannot see.
+    """
+
+    test: str = "dev_wer"
+    confidence: float = 0.95
+    resamples: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.test not in ACCEPTANCE_TESTS:
+            raise ConfigError(f"acceptance.test must be one of {', '.join(ACCEPTANCE_TESTS)}, got {self.test!r}")
+        if not 0.0 < self.confidence < 1.0:
+            raise ConfigError(f"acceptance.confidence must be in (0, 1), got {self.confidence}")
+        if self.resamples < 100:
+            raise ConfigError(f"acceptance.resamples must be >= 100, got {self.resamples}")
+
+
 @dataclass
 class ExperimentConfig:
     """Everything `selftrain run` needs. Stage settings are overrides of each stage's own config."""
@@ -94,6 +122,7 @@ class ExperimentConfig:
     lm_order: int = 4
     student_init: str = "teacher"  # "teacher": start from the teacher's weights (fast on CPU); "scratch"
     keep_better_only: bool = True  # a student worse than its teacher on dev does not teach the next generation
+    acceptance: AcceptanceConfig = field(default_factory=AcceptanceConfig)  # what "worse on dev" means
     teachers: TeachersConfig = field(default_factory=TeachersConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     teacher_train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides, generation 0
@@ -125,6 +154,8 @@ class ExperimentConfig:
         for key in _EXTERNAL_KEYS:
             if not values["teachers"][key]:
                 del values["teachers"][key]
+        if self.acceptance == AcceptanceConfig():  # likewise for the acceptance test's defaults
+            del values["acceptance"]
         return values
 
 
@@ -205,6 +236,7 @@ def load_experiment_config(config_file: str | Path | None = None, overrides: dic
         update_dataclass(config, deep_merge(values, overrides), "config")
     config.__post_init__()
     config.threshold.__post_init__()
+    config.acceptance.__post_init__()
     check_stage_overrides(config)
     check_external_teachers(config.teachers)
     return config

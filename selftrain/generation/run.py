@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from selftrain import __version__
+from selftrain.audit.significance import Comparison, paired_bootstrap, utterance_errors
 from selftrain.generation.config import ExperimentConfig
 from selftrain.generation.stages import (
     EXTERNAL_STAGE,
@@ -90,15 +91,31 @@ def run_generation(config: ExperimentConfig, workdir: Workdir, generation: int, 
 
 def _acceptance(config: ExperimentConfig, workdir: Workdir, generation: int, teacher: int, dev_wer: float) -> dict[str, Any]:
     """Whether this generation's model becomes the next teacher: with ``keep_better_only``, only when
-    its dev WER is not above its teacher's (generation 0 is always accepted)."""
+    it is not worse than its teacher on dev by ``config.acceptance`` (generation 0 is always accepted)."""
     if generation == 0:
         return {"accepted": True, "teacher_generation": None}
     teacher_record = json.loads((workdir.generation_dir(teacher) / "generation.json").read_text(encoding="utf-8"))
-    accepted = not config.keep_better_only or dev_wer <= teacher_record["dev_wer"]
+    verdict: dict[str, Any] = {"teacher_generation": teacher}
+    if not config.keep_better_only:
+        accepted = True
+    elif config.acceptance.test == "bootstrap":
+        comparison = _dev_comparison(config, workdir, generation, teacher)
+        accepted = not comparison.significantly_worse
+        verdict["dev_comparison"] = comparison.to_dict()
+    else:
+        accepted = dev_wer <= teacher_record["dev_wer"]
     if not accepted:
-        log.warning("generation %d: student dev WER %.4f is worse than its teacher's (generation %d, %.4f); "
-                    "the teacher stays on", generation, dev_wer, teacher, teacher_record["dev_wer"])
-    return {"accepted": accepted, "teacher_generation": teacher}
+        log.warning("generation %d: student dev WER %.4f is worse than its teacher's (generation %d, %.4f; test: %s); "
+                    "the teacher stays on", generation, dev_wer, teacher, teacher_record["dev_wer"], config.acceptance.test)
+    return {"accepted": accepted, **verdict}
+
+
+def _dev_comparison(config: ExperimentConfig, workdir: Workdir, generation: int, teacher: int) -> Comparison:
+    """Student minus teacher dev WER, per dev utterance, with its bootstrap interval."""
+    student_errors, teacher_errors = (
+        utterance_errors(workdir.stage_dir(g, "eval") / "dev_lm.jsonl", config.data.dev) for g in (generation, teacher))
+    return paired_bootstrap(student_errors, teacher_errors, config.acceptance.resamples, config.seed,
+                            config.acceptance.confidence)
 
 
 def _generation_record(config: ExperimentConfig, generation: int, stages: dict[str, Any], seconds: float) -> dict[str, Any]:

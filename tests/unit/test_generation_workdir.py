@@ -144,3 +144,52 @@ def test_adopting_unfinished_work_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="not finished"):
         ablation.adopt(source.root, ["gen_007"])
     assert not ablation.stage_dir(1, "decode").exists()
+
+
+def _dev_generation(workdir, generation, wrong_words, dev_wer):
+    """A finished generation whose LM teacher gets ``wrong_words[i]`` of dev utterance i's two words wrong."""
+    import json
+
+    eval_dir = workdir.stage_dir(generation, "eval")
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    rows = [{"id": f"u{i}", "wav": "a.wav", "duration": 1.0,
+             "hypotheses": [{"teacher": "lm", "text": " ".join(["good", "day"][: 2 - wrong] + ["bad"] * wrong)}]}
+            for i, wrong in enumerate(wrong_words)]
+    (eval_dir / "dev_lm.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (workdir.generation_dir(generation) / "generation.json").write_text(json.dumps({"dev_wer": dev_wer}))
+
+
+@pytest.mark.parametrize(("student", "by_dev_wer", "by_bootstrap"), [
+    ([1, 1] + [0] * 98, False, True),  # one more wrong word in 200: worse on dev, but not beyond chance
+    ([2] * 50 + [0] * 50, False, False),  # 99 more wrong words: really worse
+    ([0] * 100, True, True),  # one fewer wrong word
+])
+def test_a_student_is_rejected_by_the_acceptance_test_the_config_names(tmp_path, student, by_dev_wer, by_bootstrap):
+    from selftrain.generation.config import AcceptanceConfig, DataPaths, ExperimentConfig
+    from selftrain.generation.run import _acceptance
+
+    dev = tmp_path / "dev.csv"
+    dev.write_text("ID,duration,wav,spk_id,wrd\n" + "".join(f"u{i},1.0,a.wav,s,good day\n" for i in range(100)))
+    workdir = Workdir(tmp_path / "exp", {"x": 1})
+    teacher = [1] + [0] * 99
+    _dev_generation(workdir, 0, teacher, sum(teacher) / 200)
+    _dev_generation(workdir, 1, student, sum(student) / 200)
+    for test, expected in (("dev_wer", by_dev_wer), ("bootstrap", by_bootstrap)):
+        config = ExperimentConfig(data=DataPaths(dev=str(dev)), acceptance=AcceptanceConfig(test=test))
+        verdict = _acceptance(config, workdir, 1, 0, sum(student) / 200)
+        assert verdict["accepted"] is expected and verdict["teacher_generation"] == 0
+        assert ("dev_comparison" in verdict) is (test == "bootstrap")
+    lenient = ExperimentConfig(data=DataPaths(dev=str(dev)), keep_better_only=False)
+    assert _acceptance(lenient, workdir, 1, 0, 1.0)["accepted"]
+
+
+def test_the_acceptance_settings_are_checked_and_leave_older_folders_hash_alone():
+    from selftrain.generation.workdir import experiment_hash
+
+    with pytest.raises(ConfigError, match="acceptance.test"):
+        load_experiment_config(overrides={"acceptance": {"test": "vibes"}})
+    default = load_experiment_config()
+    assert "acceptance" not in default.to_dict()  # folders made before the setting existed still open
+    bootstrap = load_experiment_config(overrides={"acceptance": {"test": "bootstrap"}})
+    assert bootstrap.to_dict()["acceptance"]["test"] == "bootstrap"
+    assert experiment_hash(bootstrap.to_dict()) != experiment_hash(default.to_dict())
