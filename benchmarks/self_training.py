@@ -7,8 +7,9 @@ each in its own resumable experiment folder under ``--work``:
 - ``main``: the supervised teacher (CTC only), then 3 generations with the default policy
   (confidence + agreement of the LM and greedy teachers, threshold chosen on dev);
 - ``labeled_only``: the control. The same generations from the same teacher with nothing selected,
-  so each student trains on the labeled audio alone with the same schedule and acceptance test:
-  what the extra training alone buys. Self-training helps only where it beats this chain;
+  so each student trains on the labeled audio alone, for as many optimizer steps as a self-training
+  student and with the same acceptance test: what the extra training alone buys. Self-training
+  helps only where it beats this chain;
 - ``oracle``: the same generations, each student trained on the TRUE transcripts of all the
   unlabeled audio (the topline);
 - ``ssl_teacher``: the teacher trained with CTC + SSL on the labeled and unlabeled audio;
@@ -47,6 +48,7 @@ from typing import Any
 import yaml
 from _results import save_results
 
+from selftrain.audit.significance import paired_bootstrap, utterance_errors
 from selftrain.data.manifest import read_manifest, write_speechbrain_csv
 from selftrain.errors import ConfigError
 from selftrain.generation import load_experiment_config
@@ -54,6 +56,7 @@ from selftrain.generation.run import open_workdir, run_experiment
 from selftrain.generation.workdir import Workdir
 from selftrain.overrides import deep_merge
 from selftrain.synth import SynthConfig, build_corpus
+from selftrain.train.config import load_train_config
 
 HERE = Path(__file__).resolve().parent
 TARGET_GAP_RECOVERY = 0.6
@@ -67,7 +70,7 @@ OPTIONAL_ARMS = ("labeled_only", "oracle", *ABLATIONS, "explore", "curve", "ssl_
 # differences within the noise do not fill the panel
 MIN_PLOTTED_WER_SPAN = 0.03
 EXPLORED = "explore:"  # arm-name prefix of the scale's ``explore`` variants
-EXPLORED_LABELS = ("pseudo", "oracle", "oracle_selected", "oracle_random", "oracle_runs")  # what an explored student trains on
+EXPLORED_LABELS = ("pseudo", "none", "oracle", "oracle_selected", "oracle_random", "oracle_runs")  # what an explored student trains on
 
 log = logging.getLogger("self_training")
 
@@ -93,6 +96,18 @@ def load_scale(path: str | Path, name: str) -> dict[str, Any]:
     if name not in scales:
         raise SystemExit(f"unknown scale {name!r}; {path} has {', '.join(scales)}")
     return scales[name]
+
+
+def teacher_home(scale: dict[str, Any], work: Path) -> Path:
+    """Where the scale's corpus and teacher live: its own work folder, or that of the scale named by
+    ``teacher_from`` (a scale that differs from it after generation 0 only, so the slowest stages are
+    shared; a different corpus or teacher config is refused by the corpus and the teacher's folder)."""
+    other = scale.get("teacher_from")
+    if other is None:
+        return work
+    if not isinstance(other, str) or other == work.name:
+        raise SystemExit(f"teacher_from must name another scale, got {other!r}")
+    return work.parent / other
 
 
 def make_corpus(scale: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -238,19 +253,41 @@ def oracle_runs(decoded: Path, reference: str, settings: dict[str, Any]):
     return select
 
 
+def step_matched_control(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The labeled-only control of an experiment, trained for as many optimizer steps as its
+    students: an epoch is one pass over the labeled audio, and a student's batches share their
+    seconds between the labeled and the pseudo-labeled pools, so with pseudo-labels an epoch has
+    (labeled + pseudo share) / labeled share times the steps. The control's epochs are scaled by
+    that ratio; without it the control trains half as long at a 50/50 mix, and the comparison
+    credits the pseudo-labels with what longer training of the teacher gives."""
+    config = load_experiment_config(overrides=overrides)
+    train = load_train_config(config.preset, overrides=config.student_train)
+    unlabeled = train.data.mix_unlabeled if train.ssl.objectives or train.teacher.distill_weight > 0 else 0.0
+    ratio = (train.data.mix_labeled + train.data.mix_pseudo + unlabeled) / (train.data.mix_labeled + unlabeled)
+    return deep_merge(overrides, {"student_train": {"epochs": max(1, round(train.epochs * ratio))}})
+
+
 def split_variant(one: dict[str, Any], variant: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """An explored variant's experiment settings (over the one-generation ``one``) and its ``labels``
-    (a benchmark setting, not an experiment's; ``pseudo`` unless given)."""
+    (a benchmark setting, not an experiment's; ``pseudo`` unless given). A ``labels: none`` variant
+    is a labeled-only control: it trains as many steps as a student (:func:`step_matched_control`)
+    unless it sets ``match_steps: false``."""
     labels = variant.get("labels", "pseudo")
     if labels not in EXPLORED_LABELS:
         raise SystemExit(f"unknown explored labels {labels!r}: expected one of {', '.join(EXPLORED_LABELS)}")
-    return deep_merge(one, {k: v for k, v in variant.items() if k != "labels"}), labels
+    if "match_steps" in variant and labels != "none":
+        raise SystemExit(f"match_steps is a setting of labeled-only controls (labels: none), not of labels {labels!r}")
+    overrides = deep_merge(one, {k: v for k, v in variant.items() if k not in ("labels", "match_steps")})
+    if labels == "none" and variant.get("match_steps", True):
+        overrides = step_matched_control(overrides)
+    return overrides, labels
 
 
 def explored_labels(kind: str, paths: dict[str, str], main: Path, generations: int,
                     segments: dict[str, Any] | None = None):
     """An explored variant's ``labels``: ``pseudo`` (its own selection from the main run's decoding:
-    returns None) or true transcripts of every unlabeled utterance (``oracle``), of the whole
+    returns None), ``none`` (the labeled audio alone, like the control chain: nothing is decoded) or
+    true transcripts of every unlabeled utterance (``oracle``), of the whole
     utterances the main run's generation 1 kept (``oracle_selected``) or of as much audio drawn at
     random (``oracle_random``), or the runs of words the teacher got right (``oracle_runs``, with the
     variant's ``select.segments`` settings): a ``before`` hook that plants them."""
@@ -266,6 +303,8 @@ def explored_labels(kind: str, paths: dict[str, str], main: Path, generations: i
                                  "oracle: random utterances, as many hours as the main run kept whole, true transcripts")}
     if kind == "pseudo":
         return None
+    if kind == "none":
+        return plant_empty_selections(generations)
     choose, method = choices[kind]
     return plant_oracle_selections(paths["unlabeled_reference"], paths["unlabeled"], generations, choose, method)
 
@@ -291,12 +330,13 @@ def generation_rows(root: Path, arm: str, adopted: tuple[str, ...] = ()) -> list
 
 def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run every arm not in ``skip`` (resumable), most important first, and collect their rows."""
-    corpus = make_corpus(scale, work / "corpus")
+    home = teacher_home(scale, work)
+    corpus = make_corpus(scale, home / "corpus")
     paths = corpus["paths"]
     base = deep_merge(scale["experiment"], {"data": paths})
     generations = int(base["generations"])
     ssl = {"ssl": scale["ssl"]}
-    teacher = run_arm(work, "teacher", teacher_overrides(base))
+    teacher = run_arm(home, "teacher", teacher_overrides(base))
     main = run_arm(work, "main", base, teacher, TEACHER)
     students = [r for r in generation_rows(main, "main", tuple(TEACHER)) if r["generation"] > 0]
     arms: dict[str, list[dict[str, Any]]] = {"main": generation_rows(teacher, "main") + students}
@@ -305,7 +345,7 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ())
     ranked = {"threshold": {"mode": "fixed"}, "select": {"method": "entropy_tsallis_exp", "keep_fraction": fraction}}
     no_sanity = {"min_chars_per_second": None, "max_chars_per_second": None, "max_repeat": None, "max_length_ratio": None}
     variants = [
-        ("labeled_only", base, TEACHER, plant_empty_selections(generations)),
+        ("labeled_only", step_matched_control(base), TEACHER, plant_empty_selections(generations)),
         ("oracle", base, TEACHER, plant_oracle_selections(paths["unlabeled_reference"], paths["unlabeled"], generations)),
         ("no_filter", deep_merge(one, {"threshold": {"mode": "fixed"},
                                   "select": {"method": "entropy_tsallis_exp", "keep_fraction": 1.0, "sanity": no_sanity}}),
@@ -345,7 +385,8 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ())
     if "ssl_teacher" not in skip:
         root = run_arm(work, "ssl_teacher", deep_merge(base, {"generations": 0, "teacher_train": ssl}), main, ["lm"])
         arms["ssl_teacher"] = generation_rows(root, "ssl_teacher", ("lm",))
-    return {"significance": significance(work, arms, paths["test"]),
+    return {"significance": significance(work, teacher, arms, paths["test"]),
+            "teacher_from": scale.get("teacher_from"),
             "corpus": {"hours": corpus["summary"]["hours"], "counts": corpus["summary"]["counts"],
                        "seconds_this_run": corpus["seconds"]},
             "arms": arms, "curve": sorted(curve, key=lambda c: c["fraction"]),
@@ -379,59 +420,22 @@ def missing_recognizer(overrides: dict[str, Any]) -> str | None:
     return None
 
 
-def utterance_errors(hyps_file: Path, manifest: str) -> dict[str, tuple[int, int]]:
-    """Per test utterance, (word errors, reference words) of the LM teacher's hypothesis."""
-    import jiwer
-
-    from selftrain.audit.inputs import attach_references, load_records
-    from selftrain.confidence.calibrate import pick_hypothesis
-    from selftrain.text import TextNormalizer
-
-    normalizer = TextNormalizer()
-    records = load_records(hyps_file)
-    attach_references(records, manifest)
-    errors = {}
-    for utt in records:
-        hyp, reference = pick_hypothesis(utt, "lm"), normalizer(utt.reference or "")
-        if hyp is not None and reference:
-            out = jiwer.process_words(reference, hyp.text or "<empty>")
-            errors[utt.id] = (out.substitutions + out.deletions + out.insertions, len(reference.split()))
-    return errors
-
-
-def paired_bootstrap(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]], samples: int = 2000,
-                     seed: int = 0) -> dict[str, float]:
-    """WER(a) - WER(b) on their shared utterances with a 95 % interval from resampling utterances
-    (paired: both systems are scored on the same resample). An interval that excludes 0 is a
-    difference the test set can tell apart from chance."""
-    import numpy as np
-
-    ids = sorted(set(a) & set(b))
-    counts = np.array([[a[i][0], b[i][0], a[i][1]] for i in ids], dtype=float)
-    picks = np.random.default_rng(seed).integers(0, len(ids), size=(samples, len(ids)))
-    sums = counts[picks].sum(axis=1)
-    diffs = (sums[:, 0] - sums[:, 1]) / sums[:, 2]
-    total = counts.sum(axis=0)
-    return {"difference": round(float((total[0] - total[1]) / total[2]), 4), "low": round(float(np.percentile(diffs, 2.5)), 4),
-            "high": round(float(np.percentile(diffs, 97.5)), 4), "utterances": len(ids)}
-
-
-def significance(work: Path, arms: dict[str, list[dict[str, Any]]], test: str) -> dict[str, dict[str, float]]:
+def significance(work: Path, teacher_root: Path, arms: dict[str, list[dict[str, Any]]], test: str) -> dict[str, dict[str, float]]:
     """Paired bootstrap of the final self-training model against the teacher, the control and the oracle."""
     def final_errors(arm: str) -> dict[str, tuple[int, int]] | None:
         if not arms.get(arm):
             return None
         generation = final_generation(arms[arm])["generation"]
-        root = work / ("teacher" if arm == "main" and generation == 0 else arm)
+        root = teacher_root if arm == "main" and generation == 0 else work / arm
         return utterance_errors(root / f"gen_{generation:03d}" / "eval" / "test_lm.jsonl", test)
 
     final = final_errors("main")
-    teacher = utterance_errors(work / "teacher" / "gen_000" / "eval" / "test_lm.jsonl", test)
+    teacher = utterance_errors(teacher_root / "gen_000" / "eval" / "test_lm.jsonl", test)
     compared = {"teacher": teacher, "labeled_only": final_errors("labeled_only"), "oracle": final_errors("oracle")}
-    result = {name: paired_bootstrap(final, errors) for name, errors in compared.items() if errors and final}
+    result = {name: paired_bootstrap(final, errors).to_dict() for name, errors in compared.items() if errors and final}
     for row in (r for n in arms if n.startswith(EXPLORED) for r in _later(arms, n)):  # every explored student against the teacher
         folder = work / "exp" / row["arm"][len(EXPLORED):] / f"gen_{row['generation']:03d}"
-        result[_explored_name(row)] = paired_bootstrap(utterance_errors(folder / "eval" / "test_lm.jsonl", test), teacher)
+        result[_explored_name(row)] = paired_bootstrap(utterance_errors(folder / "eval" / "test_lm.jsonl", test), teacher).to_dict()
     return result
 
 
@@ -585,6 +589,8 @@ def to_markdown(result: dict[str, Any], command: str, name: str = "self_training
         f"Corpus: labeled {hours['labeled']:.2f} h, unlabeled {hours['unlabeled']:.2f} h, dev {hours['dev']:.2f} h, "
         f"test {hours['test']:.2f} h. Total wall time of the stages: {meta['stage_seconds_total'] / 60:.1f} min "
         f"(this invocation: {meta['invocation_seconds'] / 60:.1f} min).",
+        *([f"Corpus and teacher: the `{result['teacher_from']}` scale's (trained by its run; their stage "
+           "times are in the total)."] if result.get("teacher_from") else []),
         *([f"Arms left out of this run (`--skip`): {', '.join(skipped)}."] if skipped else []),
         *[f"Explored variant `{n}` not run: {why}." for n, why in (result.get("unavailable") or {}).items()], "",
         "## Main result", "", *_table(rows), "", *_recovery_lines(a), *_significance_lines(result.get("significance") or {}, a),

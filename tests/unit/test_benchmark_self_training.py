@@ -85,18 +85,6 @@ def test_the_report_lists_the_control_and_oracle_chains_beside_self_training():
     assert "**0.250**" in report  # (0.49 - 0.48) / (0.49 - 0.45)
 
 
-def test_paired_bootstrap_interval_brackets_the_difference_and_excludes_zero_only_for_a_real_one():
-    from self_training import paired_bootstrap
-
-    better = {f"u{i}": (1, 10) for i in range(200)}
-    worse = {f"u{i}": (3, 10) for i in range(200)}
-    noisy = {f"u{i}": (1 + (i % 3 == 0) - (i % 3 == 1), 10) for i in range(200)}
-    clear = paired_bootstrap(better, worse)
-    assert clear["difference"] == pytest.approx(-0.2) and clear["low"] <= -0.2 <= clear["high"] < 0
-    chance = paired_bootstrap(noisy, better)
-    assert chance["low"] < 0 < chance["high"] and chance["utterances"] == 200
-
-
 def test_teacher_overrides_keep_only_what_generation_zero_depends_on():
     from self_training import teacher_overrides
 
@@ -119,7 +107,7 @@ def test_report_lists_explored_arms_and_the_significance_table():
     assert "| explore:lowlr | -0.0050 | [-0.0150, +0.0040] |" in report
 
 
-@pytest.mark.parametrize("scale_name", ["default", "followup", "quick"])
+@pytest.mark.parametrize("scale_name", ["default", "followup", "quick", "strong_lm", "strong_lm_1500", "strong_lm_1500_chain"])
 def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
     from self_training import load_scale, missing_recognizer, split_variant, teacher_overrides
 
@@ -144,6 +132,21 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
         assert configs["main"].generations == 1
         assert configs["lowlr_strict"].threshold.target_wer == 0.15
         assert configs["lowlr_seg_all_06"].select["segments"] == {"enabled": True, "apply_to": "all", "threshold": 0.6, "min_words": 2, "context": "cut"}
+    if "teacher_from" in scale:  # it runs from that scale's corpus and teacher: they must be the same
+        other = load_scale(Path(__file__).resolve().parents[2] / "benchmarks" / "self_training.yaml", scale["teacher_from"])
+        assert scale["corpus"] == other["corpus"]
+        assert teacher_overrides(base) == teacher_overrides(other["experiment"])
+
+
+def test_a_scale_runs_from_its_own_teacher_or_from_the_one_of_the_scale_it_names(tmp_path):
+    from self_training import teacher_home
+
+    work = tmp_path / "chain"
+    assert teacher_home({}, work) == work
+    assert teacher_home({"teacher_from": "base"}, work) == tmp_path / "base"
+    for wrong in ("chain", ["base"]):
+        with pytest.raises(SystemExit, match="teacher_from must name another scale"):
+            teacher_home({"teacher_from": wrong}, work)
 
 
 def test_plot_shows_the_curve_only_when_the_run_measured_more_than_one_labeled_amount(tmp_path):
@@ -250,6 +253,40 @@ def test_an_explored_variant_with_unknown_labels_is_refused():
     assert (overrides, labels) == ({"generations": 1, "seed": 1}, "oracle_random")
     with pytest.raises(SystemExit, match="unknown explored labels 'truth'"):
         split_variant({"generations": 1}, {"labels": "truth"})
+
+
+def test_an_explored_variant_without_labels_plants_empty_selections_and_decodes_nothing(tmp_path):
+    from self_training import explored_labels
+
+    from selftrain.data.manifest import read_manifest
+    from selftrain.generation import Workdir
+
+    plant = explored_labels("none", {}, tmp_path / "main", generations=3)
+    workdir = Workdir(tmp_path / "control", {"x": 1})
+    plant(workdir)
+    for generation in (1, 2, 3):
+        assert workdir.done_info(workdir.stage_dir(generation, "decode"))["planted"] == "control: no decoding"
+        assert workdir.done_info(workdir.stage_dir(generation, "select"))["selected_utterances"] == 0
+        assert read_manifest(workdir.stage_dir(generation, "select") / "selected.csv") == []
+    assert not workdir.stage_dir(4, "select").exists()
+
+
+def test_the_labeled_only_control_trains_as_many_steps_as_a_student():
+    from self_training import split_variant, step_matched_control
+
+    half = {"preset": "cpu-small", "student_train": {"epochs": 2, "data": {"mix_labeled": 0.5, "mix_pseudo": 0.5}}}
+    assert step_matched_control(half)["student_train"] == {"epochs": 4, "data": {"mix_labeled": 0.5, "mix_pseudo": 0.5}}
+    quarter = {"student_train": {"epochs": 3, "data": {"mix_labeled": 0.75, "mix_pseudo": 0.25}}}
+    assert step_matched_control(quarter)["student_train"]["epochs"] == 4  # 3 x 1.33
+    # SSL or distillation keep the unlabeled pool in both, so it counts on both sides
+    with_ssl = {"student_train": {"epochs": 2, "ssl": {"objectives": ["best_rq"]},
+                                  "data": {"mix_labeled": 0.4, "mix_pseudo": 0.4, "mix_unlabeled": 0.2}}}
+    assert step_matched_control(with_ssl)["student_train"]["epochs"] == 3  # 2 x 1.0 / 0.6
+    one = {"generations": 1, **half}
+    assert split_variant(one, {"labels": "none", "seed": 1})[0]["student_train"]["epochs"] == 4
+    assert split_variant(one, {"labels": "none", "match_steps": False}) == (one, "none")
+    with pytest.raises(SystemExit, match="match_steps is a setting of labeled-only controls"):
+        split_variant(one, {"match_steps": False})
 
 
 def test_oracle_runs_keep_the_words_the_teacher_got_right_in_context(tmp_path):
