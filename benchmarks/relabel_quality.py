@@ -75,14 +75,14 @@ def generation_rows(root: Path, reference: str) -> list[dict[str, Any]]:
         previous, current = (root / f"gen_{g:03d}" for g in (generation - 1, generation))
         before = utterance_errors(previous / "decode" / "unlabeled_lm.jsonl", reference)
         after = utterance_errors(current / "decode" / "unlabeled_lm.jsonl", reference)
-        trained_on = set(selected_labels(previous / "select" / "selected.csv"))
+        previous_labels = selected_labels(previous / "select" / "selected.csv")
+        trained_on = set(previous_labels)
         ids = {"trained_on": trained_on & set(after), "not_trained_on": set(after) - trained_on, "all": set(after)}
         rows.append({
             "generation": generation,
             "sets": {name: {"utterances": len(chosen), "wer_previous_teacher": wer_of(before, chosen),
                             "wer_teacher": wer_of(after, chosen)} for name, chosen in ids.items()},
-            "kept_by_both": label_changes(selected_labels(previous / "select" / "selected.csv"),
-                                          selected_labels(current / "select" / "selected.csv"), truth),
+            "kept_by_both": label_changes(previous_labels, selected_labels(current / "select" / "selected.csv"), truth),
         })
         generation += 1
     return rows
