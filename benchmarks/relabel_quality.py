@@ -73,6 +73,10 @@ def generation_rows(root: Path, reference: str) -> list[dict[str, Any]]:
     generation = 2
     while (root / f"gen_{generation:03d}" / "select" / "selected.csv").exists():
         previous, current = (root / f"gen_{g:03d}" for g in (generation - 1, generation))
+        for needed in (previous / "decode" / "unlabeled_lm.jsonl", current / "decode" / "unlabeled_lm.jsonl",
+                       previous / "select" / "selected.csv"):
+            if not needed.is_file():
+                sys.exit(f"{needed} is missing: generation {needed.parent.parent.name} of {root} is not finished")
         before = utterance_errors(previous / "decode" / "unlabeled_lm.jsonl", reference)
         after = utterance_errors(current / "decode" / "unlabeled_lm.jsonl", reference)
         previous_labels = selected_labels(previous / "select" / "selected.csv")

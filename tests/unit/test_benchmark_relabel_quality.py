@@ -56,3 +56,10 @@ def test_the_script_writes_its_tables_and_refuses_a_one_generation_folder(experi
     assert json.loads((tmp_path / "r.json").read_text())["generations"][0]["generation"] == 2
     with pytest.raises(SystemExit, match="no finished selection of generation 2"):
         main(["--experiment", str(tmp_path / "nothing"), "--reference", str(reference), "--out", str(tmp_path)])
+
+
+def test_an_unfinished_generation_is_named_instead_of_a_traceback(experiment):
+    root, reference = experiment
+    (root / "gen_001" / "decode" / "unlabeled_lm.jsonl").unlink()
+    with pytest.raises(SystemExit, match="unlabeled_lm.jsonl is missing: generation gen_001"):
+        generation_rows(root, str(reference))
