@@ -53,6 +53,7 @@ from selftrain.data.manifest import read_manifest, write_speechbrain_csv
 from selftrain.errors import ConfigError
 from selftrain.generation import load_experiment_config
 from selftrain.generation.run import open_workdir, run_experiment
+from selftrain.generation.stages import evaluate_hyps
 from selftrain.generation.workdir import Workdir
 from selftrain.overrides import deep_merge
 from selftrain.synth import SynthConfig, build_corpus
@@ -321,11 +322,23 @@ def generation_rows(root: Path, arm: str, adopted: tuple[str, ...] = ()) -> list
         rows.append({
             "arm": arm, "generation": generation,
             "test_wer": record["test_wer"], "test_cer": record["test_cer"], "dev_wer": record["dev_wer"],
+            "test_errors": record.get("test_errors") or test_errors(root, generation),
             "pseudo_label_wer": record.get("pseudo_label_wer"), "kept_fraction": record.get("selected_fraction"),
             "selected_hours": record.get("selected_hours"), "accepted": record.get("accepted", True),
             "wall_seconds": round(sum(v or 0.0 for v in own.values()), 1), "stage_seconds": own,
         })
     return rows
+
+
+def test_errors(root: Path, generation: int) -> dict[str, float] | None:
+    """A generation's test WER split into substitutions, deletions and insertions per reference word,
+    from its test hypotheses (generations finished before ``generation.json`` recorded it), or None
+    without a test set."""
+    hyps = root / f"gen_{generation:03d}" / "eval" / "test_lm.jsonl"
+    test = json.loads((root / "experiment.json").read_text(encoding="utf-8"))["config"]["data"].get("test")
+    if not test or not hyps.exists():
+        return None
+    return evaluate_hyps(hyps, test, "lm")["errors"]
 
 
 def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -534,13 +547,18 @@ def _row_name(row: dict[str, Any]) -> str:
 
 
 def _table(rows: list[dict[str, Any]]) -> list[str]:
-    lines = ["| row | test WER | test CER | dev WER | pseudo-label WER | kept | wall time (s) | accepted |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| row | test WER | test CER | test sub / del / ins | dev WER | pseudo-label WER | kept | wall time (s) | accepted |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {_row_name(r)} | {_fmt(r['test_wer'])} | {_fmt(r['test_cer'])} | {_fmt(r['dev_wer'])} | "
+        lines.append(f"| {_row_name(r)} | {_fmt(r['test_wer'])} | {_fmt(r['test_cer'])} | {_error_kinds(r)} | {_fmt(r['dev_wer'])} | "
                      f"{_fmt(r['pseudo_label_wer'])} | {_fmt(r['kept_fraction'], 2) if r['generation'] else '-'} | "
                      f"{_fmt(r['wall_seconds'], 0)} | {'yes' if r['accepted'] else 'no (rejected on dev)'} |")
     return lines
+
+
+def _error_kinds(row: dict[str, Any]) -> str:
+    kinds = row.get("test_errors")  # absent from results written before it was recorded
+    return " / ".join(_fmt(kinds[k]) for k in ("substitutions", "deletions", "insertions")) if kinds else "-"
 
 
 def _explored_lines(arms: dict[str, list[dict[str, Any]]], compared: dict[str, dict[str, float]]) -> list[str]:

@@ -15,7 +15,7 @@ from selftrain.errors import DecodeError
 from selftrain.models.api import AcousticModel
 from selftrain.record import Utterance
 
-__all__ = ["EvalResult", "evaluate", "error_rates"]
+__all__ = ["EvalResult", "evaluate", "error_rates", "error_kinds"]
 
 
 @dataclass
@@ -49,6 +49,16 @@ def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[f
     if not references:
         raise DecodeError("no labeled utterances to evaluate")
     return float(jiwer.wer(list(references), list(hypotheses))), float(jiwer.cer(list(references), list(hypotheses)))
+
+
+def error_kinds(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, float]:
+    """Substitutions, deletions and insertions per reference word of already-normalised texts
+    (their sum is the WER). WER alone hides a model that trades substitutions for deletions."""
+    if not references:
+        raise DecodeError("no labeled utterances to evaluate")
+    out = jiwer.process_words(list(references), list(hypotheses))
+    words = out.hits + out.substitutions + out.deletions
+    return {kind: getattr(out, kind) / words for kind in ("substitutions", "deletions", "insertions")}
 
 
 def evaluate(model: AcousticModel, utterances: Sequence[Utterance], decoder: TeacherDecoder,

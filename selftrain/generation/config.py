@@ -84,6 +84,11 @@ class ThresholdConfig:
 
 
 ACCEPTANCE_TESTS = ("dev_wer", "bootstrap")
+# Where a student's weights start. "teacher": its teacher's (the newest accepted generation; fast on
+# CPU, IPL-style). "base": generation 0's supervised model, whichever generation teaches, so what a
+# student learned from its own pseudo-labels' errors is not carried into the next student's weights
+# (only into the labels it makes). "scratch": random weights, trained anew (noisy student).
+STUDENT_INITS = ("teacher", "base", "scratch")
 
 
 @dataclass
@@ -120,7 +125,7 @@ class ExperimentConfig:
     seed: int = 0
     preset: str = "cpu-small"
     lm_order: int = 4
-    student_init: str = "teacher"  # "teacher": start from the teacher's weights (fast on CPU); "scratch"
+    student_init: str = "teacher"  # where a student's weights start: one of STUDENT_INITS
     keep_better_only: bool = True  # a student worse than its teacher on dev does not teach the next generation
     acceptance: AcceptanceConfig = field(default_factory=AcceptanceConfig)  # what "worse on dev" means
     teachers: TeachersConfig = field(default_factory=TeachersConfig)
@@ -134,8 +139,8 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if self.generations < 0:
             raise ConfigError("generations must be >= 0")
-        if self.student_init not in ("teacher", "scratch"):
-            raise ConfigError(f"student_init must be teacher or scratch, got {self.student_init!r}")
+        if self.student_init not in STUDENT_INITS:
+            raise ConfigError(f"student_init must be one of {', '.join(STUDENT_INITS)}, got {self.student_init!r}")
 
     def validate_paths(self) -> None:
         """Check that the required inputs exist, before any work starts."""

@@ -127,6 +127,7 @@ def _generation_record(config: ExperimentConfig, generation: int, stages: dict[s
         "dev_cer": evaluation["dev_scores"]["cer"],
         "test_wer": evaluation.get("test_scores", {}).get("wer"),
         "test_cer": evaluation.get("test_scores", {}).get("cer"),
+        "test_errors": evaluation.get("test_scores", {}).get("errors"),  # deletions can rise while WER does not
         "pseudo_label_wer": stages.get("audit", {}).get("pseudo_label_wer"),
         "selected_utterances": select.get("selected_utterances", 0),
         "selected_hours": select.get("selected_hours", 0.0),
@@ -147,7 +148,7 @@ def write_summary(workdir: Workdir) -> dict[str, Any]:
         record = json.loads(path.read_text(encoding="utf-8"))
         generations.append({key: record.get(key) for key in (
             "generation", "dev_wer", "test_wer", "pseudo_label_wer", "selected_utterances", "selected_hours",
-            "selected_fraction", "threshold", "dev_cer", "test_cer", "accepted", "teacher_generation")})
+            "selected_fraction", "threshold", "dev_cer", "test_cer", "test_errors", "accepted", "teacher_generation")})
     accepted = [g for g in generations if g.get("accepted", True)]
     summary = {
         "generations": generations,

@@ -15,7 +15,7 @@ from typing import Any
 from selftrain.audit import load_audit, recommend_threshold, run_audit, sweep, write_audit
 from selftrain.audit.inputs import attach_references, load_records
 from selftrain.data.manifest import read_manifest
-from selftrain.decode.evaluate import error_rates
+from selftrain.decode.evaluate import error_kinds, error_rates
 from selftrain.generation.config import ExperimentConfig
 from selftrain.generation.workdir import Workdir
 from selftrain.overrides import deep_merge
@@ -24,7 +24,7 @@ from selftrain.select.output import pseudo_label_wer
 from selftrain.select.segments import trained_seconds
 
 __all__ = ["train_model", "build_language_model", "decode_teachers", "transcribe_external", "external_hypotheses",
-           "evaluate_generation", "selection_inputs", "select_pseudo_labels", "audit_generation", "model_dir",
+           "evaluate_hyps", "evaluate_generation", "selection_inputs", "select_pseudo_labels", "audit_generation", "model_dir",
            "teacher_generation", "LM_FILE", "EXTERNAL_STAGE"]
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,9 @@ def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out
         extra = config.student_train
         teacher_model = str(model_dir(workdir, teacher_generation(workdir, generation)))
         overrides["teacher"] = {}
-        if config.student_init == "teacher":
-            overrides["teacher"] = {"init_encoder": teacher_model, "init_head": True}
+        if config.student_init != "scratch":
+            start = teacher_model if config.student_init == "teacher" else str(model_dir(workdir, 0))
+            overrides["teacher"] = {"init_encoder": start, "init_head": True}
         if extra.get("teacher", {}).get("distill_weight", 0) > 0:
             # Distillation learns from the generation's teacher: its posteriors on every row, unlabeled ones too.
             overrides["teacher"]["teacher_model"] = teacher_model
@@ -186,7 +187,8 @@ def external_hypotheses(config: ExperimentConfig, workdir: Workdir, force: bool 
 
 
 def evaluate_hyps(hyps_file: Path, manifest: str, teacher: str | None = None) -> dict[str, Any]:
-    """WER/CER of decoded hypotheses against a manifest's transcripts (normalised like training text)."""
+    """WER/CER of decoded hypotheses against a manifest's transcripts (normalised like training text),
+    and the WER's ``errors`` by kind (substitutions, deletions, insertions per reference word)."""
     from selftrain.confidence.calibrate import pick_hypothesis
     from selftrain.text import TextNormalizer
 
@@ -195,8 +197,10 @@ def evaluate_hyps(hyps_file: Path, manifest: str, teacher: str | None = None) ->
     attach_references(records, manifest)
     pairs = [(normalizer(u.reference), h.text) for u in records if u.reference
              for h in [pick_hypothesis(u, teacher)] if h is not None]
-    wer, cer = error_rates([r for r, _ in pairs], [h for _, h in pairs])
-    return {"wer": round(wer, 4), "cer": round(cer, 4), "utterances": len(pairs)}
+    references, hypotheses = [r for r, _ in pairs], [h for _, h in pairs]
+    wer, cer = error_rates(references, hypotheses)
+    kinds = {kind: round(rate, 4) for kind, rate in error_kinds(references, hypotheses).items()}
+    return {"wer": round(wer, 4), "cer": round(cer, 4), "utterances": len(pairs), "errors": kinds}
 
 
 def evaluate_generation(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:

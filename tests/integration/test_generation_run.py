@@ -41,6 +41,9 @@ def test_summary_follows_the_contract(experiment):
         for key in ("dev_wer", "test_wer", "selected_utterances", "selected_hours", "selected_fraction"):
             assert isinstance(g[key], (int, float)), key
         assert 0.0 <= g["dev_wer"] <= 2.0 and 0.0 <= g["selected_fraction"] <= 1.0
+        kinds = g["test_errors"]  # the test WER, split by kind of error
+        assert set(kinds) == {"substitutions", "deletions", "insertions"}
+        assert sum(kinds.values()) == pytest.approx(g["test_wer"], abs=3e-4)
     first, second = summary["generations"]
     assert first["pseudo_label_wer"] is None and first["threshold"] is None
     assert isinstance(second["pseudo_label_wer"], float)  # unlabeled references were given

@@ -340,3 +340,37 @@ def test_an_explored_variant_decodes_anew_when_it_changes_decoding_and_may_not_c
     assert explored_adoption("v", {"teachers": {"external": ["whisper"]}}, planted=False) == TEACHER
     with pytest.raises(SystemExit, match="lm_order"):
         explored_adoption("v", {"lm_order": 3}, planted=False)
+
+
+def test_rows_split_the_test_wer_by_kind_even_for_generations_finished_before_it_was_recorded(tmp_path):
+    import json
+
+    from self_training import generation_rows
+
+    test = tmp_path / "test.csv"
+    test.write_text("ID,duration,wav,spk_id,wrd\nu1,1.0,a.wav,s,one two three four\nu2,1.0,b.wav,s,five six\n")
+    root = tmp_path / "arm"
+    (root / "gen_001" / "eval").mkdir(parents=True)
+    (root / "experiment.json").write_text(json.dumps({"config_hash": "x", "config": {"data": {"test": str(test)}}}))
+    hyps = [{"id": "u1", "wav": "a.wav", "duration": 1.0, "hypotheses": [{"teacher": "lm", "text": "one too three"}]},
+            {"id": "u2", "wav": "b.wav", "duration": 1.0, "hypotheses": [{"teacher": "lm", "text": "five six seven"}]}]
+    (root / "gen_001" / "eval" / "test_lm.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hyps))
+    record = {"generation": 1, "test_wer": 0.5, "test_cer": 0.2, "dev_wer": 0.5, "stage_seconds": {"train": 1.0}}
+    (root / "gen_001" / "generation.json").write_text(json.dumps(record))
+    (row,) = generation_rows(root, "main")
+    assert row["test_errors"] == pytest.approx({"substitutions": 1 / 6, "deletions": 1 / 6, "insertions": 1 / 6}, abs=1e-4)
+    recorded = {"substitutions": 0.1, "deletions": 0.2, "insertions": 0.0}  # a newer generation.json carries its own
+    (root / "gen_001" / "generation.json").write_text(json.dumps({**record, "test_errors": recorded}))
+    assert generation_rows(root, "main")[0]["test_errors"] == recorded
+
+
+def test_the_tables_show_the_error_kinds_where_known():
+    main = _rows("main", [0.50, 0.49])
+    main[1]["test_errors"] = {"substitutions": 0.3, "deletions": 0.15, "insertions": 0.04}
+    result = _result(main=main)
+    result["analysis"] = analyse(result)
+    result["meta"] = _meta()
+    report = to_markdown(result, "python benchmarks/self_training.py")
+    assert "| test sub / del / ins |" in report
+    assert "| self-training, generation 1 | 0.490 | 0.245 | 0.300 / 0.150 / 0.040 |" in report
+    assert "| supervised, CTC only (teacher) | 0.500 | 0.250 | - |" in report  # older results: no split

@@ -169,3 +169,17 @@ def test_cli_decode_merge_and_eval(setup, tmp_path: Path, monkeypatch) -> None:
     assert missing.exit_code == 2 and "language model not found" in missing.output
     no_out = runner.invoke(main, ["decode", *common])
     assert no_out.exit_code == 2 and "--out" in no_out.output
+
+
+def test_error_kinds_split_the_wer_into_substitutions_deletions_and_insertions():
+    import jiwer
+
+    from selftrain.decode.evaluate import error_kinds
+
+    references, hypotheses = ["a b c d", "e f"], ["a x c", "e f g"]
+    kinds = error_kinds(references, hypotheses)
+    assert kinds == pytest.approx({"substitutions": 1 / 6, "deletions": 1 / 6, "insertions": 1 / 6})
+    assert sum(kinds.values()) == pytest.approx(jiwer.wer(references, hypotheses))
+    assert error_kinds(["a b"], [""])["deletions"] == 1.0  # an empty hypothesis deletes every word
+    with pytest.raises(DecodeError, match="no labeled utterances"):
+        error_kinds([], [])
