@@ -46,6 +46,11 @@ def _fractions(text: str | None) -> list[float] | None:
 @click.option("--threshold-schedule", help="Comma-separated thresholds per generation, e.g. 0.9,0.8,0.7.")
 @click.option("--min-cps", default=2.0, show_default=True, help="Minimum characters per second.")
 @click.option("--max-cps", default=30.0, show_default=True, help="Maximum characters per second.")
+@click.option("--rate-from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Transcribed manifest of the same kind of speech (e.g. the labeled set): the speaking-rate bounds "
+                   "become its chars/s at --rate-quantile and 1 - it, replacing --min-cps/--max-cps.")
+@click.option("--rate-quantile", default=0.01, show_default=True, type=click.FloatRange(0, 0.5, max_open=True),
+              help="Quantile of --rate-from's speaking rate used as the bounds.")
 @click.option("--max-repeat", default=4, show_default=True, help="Drop when one word repeats this many times in a row.")
 @click.option("--max-length-ratio", default=2.0, show_default=True, help="Drop when teachers' lengths differ more (2+ teachers).")
 @click.option("--segments/--no-segments", default=False, show_default=True,
@@ -73,7 +78,7 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
            threshold: float | None, keep_fraction: float | None, rank_by: str, agreement_threshold: float | None,
            agreement_key: str, dust_reference: str | None, dust_samples: str, dust_threshold: float | None,
            calibration: Path | None, generation: int, keep_fraction_schedule: str | None, threshold_schedule: str | None,
-           min_cps: float, max_cps: float, max_repeat: int, max_length_ratio: float, segments: bool,
+           min_cps: float, max_cps: float, rate_from: Path | None, rate_quantile: float, max_repeat: int, max_length_ratio: float, segments: bool,
            segments_apply_to: str, segment_method: str, segment_threshold: float, segment_min_words: int,
            segment_min_seconds: float, segment_gap_share: float, segment_context: str, fit_calibration: Path | None, calibration_kind: str) -> None:
     """Select pseudo-labels from one or more teachers' hypotheses (merged by utterance id).
@@ -91,6 +96,12 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
     from selftrain.select import SanityConfig, SegmentConfig, SelectConfig, run_selection
 
     with user_errors():
+        if rate_from is not None:
+            from selftrain.data.manifest import read_manifest
+            from selftrain.select.policy import speaking_rate_bounds
+
+            min_cps, max_cps = (round(v, 2) for v in speaking_rate_bounds(read_manifest(rate_from), rate_quantile))
+            click.echo(f"speaking-rate bounds from {rate_from}: {min_cps}-{max_cps} chars/s")
         config = SelectConfig(
             teacher=teacher, method=method, threshold=threshold, keep_fraction=keep_fraction, rank_by=rank_by,
             agreement_threshold=agreement_threshold, agreement_key=agreement_key, dust_threshold=dust_threshold,

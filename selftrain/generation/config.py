@@ -128,6 +128,10 @@ class ExperimentConfig:
     student_init: str = "teacher"  # where a student's weights start: one of STUDENT_INITS
     keep_better_only: bool = True  # a student worse than its teacher on dev does not teach the next generation
     acceptance: AcceptanceConfig = field(default_factory=AcceptanceConfig)  # what "worse on dev" means
+    # When set, the selection's speaking-rate bounds (select.sanity.min/max_chars_per_second) become the
+    # labeled audio's character rate at this quantile and at 1 - it, so labels that lost words are
+    # dropped (selftrain.select.policy.speaking_rate_bounds); None keeps the sanity config's bounds.
+    speaking_rate_quantile: float | None = None
     teachers: TeachersConfig = field(default_factory=TeachersConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     teacher_train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides, generation 0
@@ -139,11 +143,14 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if self.generations < 0:
             raise ConfigError("generations must be >= 0")
+        if self.speaking_rate_quantile is not None and not 0.0 <= self.speaking_rate_quantile < 0.5:
+            raise ConfigError(f"speaking_rate_quantile must be in [0, 0.5) or null, got {self.speaking_rate_quantile}")
         if self.student_init not in STUDENT_INITS:
             raise ConfigError(f"student_init must be one of {', '.join(STUDENT_INITS)}, got {self.student_init!r}")
 
     def validate_paths(self) -> None:
-        """Check that the required inputs exist, before any work starts."""
+        """Check that the required inputs exist (and that the labeled set can give speaking-rate
+        bounds, when asked), before any work starts."""
         for name in ("labeled", "unlabeled", "dev", "lm_text"):
             value = getattr(self.data, name)
             if not value:
@@ -151,6 +158,14 @@ class ExperimentConfig:
         for name, value in asdict(self.data).items():
             if value and not Path(value).exists():
                 raise ConfigError(f"data.{name}: {value} does not exist")
+        if self.speaking_rate_quantile is not None:  # the bounds come from the labeled set: fail now, not at generation 1
+            from selftrain.data.manifest import read_manifest
+            from selftrain.select.policy import speaking_rate_bounds
+
+            try:
+                speaking_rate_bounds(read_manifest(self.data.labeled), self.speaking_rate_quantile)
+            except ConfigError as exc:
+                raise ConfigError(f"speaking_rate_quantile: data.labeled {self.data.labeled}: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (what the work folder's hash is made of)."""
@@ -161,6 +176,8 @@ class ExperimentConfig:
                 del values["teachers"][key]
         if self.acceptance == AcceptanceConfig():  # likewise for the acceptance test's defaults
             del values["acceptance"]
+        if self.speaking_rate_quantile is None:  # and for the speaking-rate bounds, off
+            del values["speaking_rate_quantile"]
         return values
 
 

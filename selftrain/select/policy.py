@@ -15,10 +15,13 @@ from collections import Counter
 from collections.abc import Iterable
 
 from selftrain.confidence.calibrate import CALIBRATED_SUFFIX
+from selftrain.errors import ConfigError
 from selftrain.record import Decision, Hypothesis, Utterance
 from selftrain.select.config import SanityConfig, SelectConfig
+from selftrain.text import TextNormalizer
 
-__all__ = ["select_utterances", "sanity_reason", "chosen_hypothesis", "utterance_confidence", "reason_counts"]
+__all__ = ["select_utterances", "sanity_reason", "chosen_hypothesis", "utterance_confidence", "reason_counts",
+           "chars_per_second", "speaking_rate_bounds"]
 
 COMBINED_TEACHER = "rover"
 # ROVER is a majority vote: with two teachers there is no majority. Measured on the default synthetic
@@ -60,13 +63,43 @@ def _teacher_texts(utt: Utterance) -> list[str]:
     return [h.text for h in utt.hypotheses if h.teacher != COMBINED_TEACHER]
 
 
+def chars_per_second(text: str, duration: float) -> float:
+    """Speaking rate: characters of ``text`` (words joined by single spaces) per second of audio."""
+    return len(" ".join(text.split())) / duration
+
+
+MIN_RATE_UTTERANCES = 20  # fewer transcribed utterances say little about a low quantile of the rate
+
+
+def speaking_rate_bounds(utterances: Iterable[Utterance], quantile: float) -> tuple[float, float]:
+    """The speaking rate of transcribed speech (chars/s of its normalised references) at ``quantile``
+    and ``1 - quantile``: bounds for :attr:`SanityConfig.min_chars_per_second` / ``max_chars_per_second``.
+
+    A pseudo-label far slower than any transcribed utterance has lost words. Self-training on such
+    labels teaches the student to emit nothing where the audio is hard (unseen voices), and its own
+    labels then lose more words each generation; fixed bounds (2-30 chars/s) are far too loose to
+    see it. Raises :class:`ConfigError` when fewer than 20 utterances have a reference and a duration.
+    """
+    import numpy as np
+
+    if not 0.0 <= quantile < 0.5:
+        raise ConfigError(f"speaking-rate quantile must be in [0, 0.5), got {quantile}")
+    normalize = TextNormalizer()
+    rates = [chars_per_second(text, u.duration) for u in utterances
+             if u.reference and u.duration > 0 for text in [normalize(u.reference)] if text.strip()]
+    if len(rates) < MIN_RATE_UTTERANCES:
+        raise ConfigError(f"speaking-rate bounds need at least {MIN_RATE_UTTERANCES} transcribed utterances "
+                          f"with durations, got {len(rates)}")
+    return float(np.quantile(rates, quantile)), float(np.quantile(rates, 1.0 - quantile))
+
+
 def sanity_reason(utt: Utterance, hyp: Hypothesis, sanity: SanityConfig) -> str | None:
     """Why ``hyp`` is implausible for ``utt`` (a reason string), or None when it passes every filter."""
     words = hyp.text.split()
     if sanity.drop_empty and not words:
         return "empty: the hypothesis is empty"
     if utt.duration > 0 and words:
-        rate = len(" ".join(words)) / utt.duration
+        rate = chars_per_second(hyp.text, utt.duration)
         low, high = sanity.min_chars_per_second, sanity.max_chars_per_second
         if (low is not None and rate < low) or (high is not None and rate > high):
             return f"rate: {rate:.1f} chars/s outside [{low}, {high}]"

@@ -193,3 +193,24 @@ def test_the_acceptance_settings_are_checked_and_leave_older_folders_hash_alone(
     bootstrap = load_experiment_config(overrides={"acceptance": {"test": "bootstrap"}})
     assert bootstrap.to_dict()["acceptance"]["test"] == "bootstrap"
     assert experiment_hash(bootstrap.to_dict()) != experiment_hash(default.to_dict())
+
+
+def test_speaking_rate_bounds_are_checked_early_and_leave_older_folders_hash_alone(tmp_path):
+    from selftrain.data.manifest import write_speechbrain_csv
+    from selftrain.generation.workdir import experiment_hash
+    from selftrain.record import Utterance
+
+    with pytest.raises(ConfigError, match="speaking_rate_quantile"):
+        load_experiment_config(overrides={"speaking_rate_quantile": 0.6})
+    default = load_experiment_config()
+    assert "speaking_rate_quantile" not in default.to_dict()  # folders made before the setting existed still open
+    paths = {name: tmp_path / f"{name}.csv" for name in ("labeled", "unlabeled", "dev")}
+    for path in paths.values():
+        write_speechbrain_csv([Utterance(f"u{i}", "u.wav", 1.0, reference="a b") for i in range(5)], path)
+    (tmp_path / "lm.txt").write_text("a b\n")
+    data = {**{name: str(path) for name, path in paths.items()}, "lm_text": str(tmp_path / "lm.txt")}
+    guarded = load_experiment_config(overrides={"data": data, "speaking_rate_quantile": 0.01})
+    assert experiment_hash(guarded.to_dict()) != experiment_hash(default.to_dict())
+    # five labeled utterances cannot give a 1st percentile: refused before any work, naming the file
+    with pytest.raises(ConfigError, match=r"speaking_rate_quantile: data.labeled .*labeled.csv: .* got 5"):
+        guarded.validate_paths()

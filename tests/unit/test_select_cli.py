@@ -101,3 +101,23 @@ def test_select_with_dust_samples(tmp_path):
     decisions = {d["id"]: d for d in read_jsonl(out / "decisions.jsonl")}
     assert decisions["u1"]["decision"]["kept"] and decisions["u1"]["agreement"]["dust_max_wer"] == 0.0
     assert decisions["u2"]["decision"]["reason"] == "dust: max dropout WER 0.667 > 0.3"
+
+
+def test_select_takes_the_speaking_rate_bounds_from_a_transcribed_manifest(tmp_path):
+    from selftrain.data.manifest import write_speechbrain_csv
+
+    teacher, _ = _files(tmp_path)
+    labeled = tmp_path / "labeled.csv"  # "the cat sat" (11 chars) in 1.6-2.27 s: 4.84-6.9 chars/s
+    write_speechbrain_csv([Utterance(f"l{i}", "l.wav", 1.6 + 0.028 * i, reference="the cat sat") for i in range(25)], labeled)
+    out = tmp_path / "sel_rate"
+    result = CliRunner().invoke(main, ["select", "--hyps", str(teacher), "--out", str(out), "--rate-from", str(labeled),
+                                       "--rate-quantile", "0"])
+    assert result.exit_code == 0, result.output
+    assert "speaking-rate bounds from" in result.output and "4.84-6.88 chars/s" in result.output
+    decisions = {d["id"]: d["decision"]["reason"] for d in read_jsonl(out / "decisions.jsonl")}
+    assert decisions["u2"].startswith("rate: 4.5 chars/s outside [4.84, 6.88]")  # "a dog ran" in 2 s
+    assert decisions["u1"].startswith("kept") and decisions["u4"].startswith("kept")
+    too_few = tmp_path / "few.csv"
+    write_speechbrain_csv([Utterance("l", "l.wav", 2.0, reference="the cat sat")], too_few)
+    refused = CliRunner().invoke(main, ["select", "--hyps", str(teacher), "--out", str(tmp_path / "x"), "--rate-from", str(too_few)])
+    assert refused.exit_code != 0 and "at least 20 transcribed utterances" in refused.output

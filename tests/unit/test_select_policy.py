@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from selftrain.errors import ConfigError
@@ -151,3 +152,35 @@ def test_config_validation():
     with pytest.raises(ConfigError):
         SelectConfig(rank_by="random")
     assert SelectConfig(sanity={"max_repeat": 3}).sanity.max_repeat == 3
+
+
+def test_speaking_rate_bounds_are_quantiles_of_the_transcribed_audios_rate():
+    from selftrain.select.policy import speaking_rate_bounds
+
+    # 100 references of 12 characters ("Hello world!" normalises to "hello world", 11 chars) at 1..100 s
+    labeled = [Utterance(f"u{i}", f"u{i}.wav", float(i), reference="Hello world!") for i in range(1, 101)]
+    low, high = speaking_rate_bounds(labeled, 0.0)
+    assert (low, high) == pytest.approx((11 / 100, 11.0))
+    low, high = speaking_rate_bounds(labeled, 0.25)
+    rates = np.array([11 / i for i in range(1, 101)])
+    assert (low, high) == pytest.approx((np.quantile(rates, 0.25), np.quantile(rates, 0.75)))
+    assert 11 / 76 < low < 11 / 75 and 11 / 26 < high < 11 / 25
+    # untranscribed rows and rows without a duration do not count; too few left is an error
+    unusable = [Utterance(f"x{i}", "x.wav", 0.0, reference="a b") for i in range(30)] + [Utterance("y", "y.wav", 2.0)]
+    with pytest.raises(ConfigError, match="at least 20 transcribed utterances with durations, got 0"):
+        speaking_rate_bounds(unusable, 0.01)
+    with pytest.raises(ConfigError, match="quantile"):
+        speaking_rate_bounds(labeled, 0.5)
+
+
+def test_a_label_slower_than_the_labeled_audio_is_dropped_by_the_rate_bounds():
+    from selftrain.select.policy import chars_per_second, speaking_rate_bounds
+
+    labeled = [Utterance(f"u{i}", f"u{i}.wav", 2.0 + 0.01 * i, reference="the cat sat on the mat today") for i in range(50)]
+    low, high = speaking_rate_bounds(labeled, 0.01)
+    sanity = SanityConfig(min_chars_per_second=low, max_chars_per_second=high)
+    whole = _utt("w", "the cat sat on the mat today", 0.9, duration=2.2)
+    lost_words = _utt("d", "the mat", 0.9, duration=2.2)  # words lost: far slower than any labeled utterance
+    assert chars_per_second(whole.hypotheses[0].text, 2.2) == pytest.approx(28 / 2.2)
+    assert sanity_reason(whole, whole.hypotheses[0], sanity) is None
+    assert sanity_reason(lost_words, lost_words.hypotheses[0], sanity).startswith("rate: 3.2 chars/s outside")
