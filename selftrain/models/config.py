@@ -85,15 +85,37 @@ def update_dataclass(obj: Any, values: dict[str, Any], where: str) -> None:
         current = getattr(obj, key)
         if is_dataclass(current):
             update_dataclass(current, value, f"{where}.{key}")
-        else:
-            setattr(obj, key, _coerce(value, current, f"{where}.{key}"))
+            continue
+        optional = _optional_scalar(type(obj), key)
+        if optional is not None and isinstance(value, str) and value.strip().lower() in ("null", "none"):
+            value = None  # ``--set key=null`` turns an optional setting off
+        setattr(obj, key, _coerce(value, current, f"{where}.{key}", optional))
 
 
-def _coerce(value: Any, current: Any, where: str) -> Any:
-    """Convert ``value`` to the type of the field's current value (strings from ``--set`` included)."""
-    if current is None or value is None:
+def _optional_scalar(cls: type, name: str) -> type | None:
+    """``X`` when the field is annotated ``X | None`` with a scalar ``X`` (so a value given as text,
+    as ``--set`` gives it, can be converted even while the field holds None), else None."""
+    import types
+    import typing
+
+    try:
+        hint = typing.get_type_hints(cls).get(name)
+    except (NameError, TypeError):  # an annotation this module cannot resolve: leave the value as given
+        return None
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return None
+    members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if len(members) == 1 and members[0] in (bool, int, float, str) and len(typing.get_args(hint)) == 2:
+        return members[0]
+    return None
+
+
+def _coerce(value: Any, current: Any, where: str, optional: type | None = None) -> Any:
+    """Convert ``value`` to the type of the field's current value (strings from ``--set`` included);
+    a field that holds None converts to ``optional``, the scalar type of its ``X | None`` annotation."""
+    kind = type(current) if current is not None else optional
+    if value is None or kind is None:
         return value
-    kind = type(current)
     try:
         if kind is bool:
             if isinstance(value, str):

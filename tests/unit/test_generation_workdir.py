@@ -214,3 +214,19 @@ def test_speaking_rate_bounds_are_checked_early_and_leave_older_folders_hash_alo
     # five labeled utterances cannot give a 1st percentile: refused before any work, naming the file
     with pytest.raises(ConfigError, match=r"speaking_rate_quantile: data.labeled .*labeled.csv: .* got 5"):
         guarded.validate_paths()
+
+
+def test_set_strings_convert_for_settings_that_default_to_none():
+    from selftrain.models.config import update_dataclass
+    from selftrain.select import SelectConfig
+    from selftrain.train.config import parse_overrides
+
+    # `--set` gives text; a field that holds None converts to the scalar type of its annotation
+    guarded = load_experiment_config(overrides=parse_overrides(["speaking_rate_quantile=0.01"]))
+    assert guarded.speaking_rate_quantile == 0.01
+    assert load_experiment_config(overrides=parse_overrides(["speaking_rate_quantile=null"])).speaking_rate_quantile is None
+    with pytest.raises(ConfigError, match="speaking_rate_quantile: cannot use 'often' as float"):
+        load_experiment_config(overrides={"speaking_rate_quantile": "often"})
+    select = SelectConfig()
+    update_dataclass(select, {"threshold": "0.5", "sanity": {"min_chars_per_second": "none", "max_repeat": "5"}}, "select")
+    assert select.threshold == 0.5 and select.sanity.min_chars_per_second is None and select.sanity.max_repeat == 5
