@@ -147,9 +147,11 @@ def run_arm(work: Path, name: str, overrides: dict[str, Any], adopt_from: Path |
 
 def teacher_overrides(base: dict[str, Any]) -> dict[str, Any]:
     """The settings of generation 0 alone (data, model, LM, teacher training, its evaluation), so that
-    every arm shares one teacher and a change of the student or selection settings keeps it."""
+    every arm shares one teacher and a change of the student or selection settings keeps it. The
+    speaking-rate bounds are a selection setting: off here, so teachers made before they became the
+    default keep their folders."""
     keys = ("data", "seed", "preset", "lm_order", "teacher_train", "decode", "teachers")
-    return {**{key: base[key] for key in keys if key in base}, "generations": 0}
+    return {**{key: base[key] for key in keys if key in base}, "generations": 0, "speaking_rate_quantile": None}
 
 
 def plant_decode(workdir: Workdir, generation: int) -> None:

@@ -128,10 +128,12 @@ class ExperimentConfig:
     student_init: str = "teacher"  # where a student's weights start: one of STUDENT_INITS
     keep_better_only: bool = True  # a student worse than its teacher on dev does not teach the next generation
     acceptance: AcceptanceConfig = field(default_factory=AcceptanceConfig)  # what "worse on dev" means
-    # When set, the selection's speaking-rate bounds (select.sanity.min/max_chars_per_second) become the
-    # labeled audio's character rate at this quantile and at 1 - it, so labels that lost words are
-    # dropped (selftrain.select.policy.speaking_rate_bounds); None keeps the sanity config's bounds.
-    speaking_rate_quantile: float | None = None
+    # The selection's speaking-rate bounds (select.sanity.min/max_chars_per_second) become the labeled
+    # audio's character rate at this quantile and at 1 - it, so labels that lost or invented words are
+    # dropped (selftrain.select.policy.speaking_rate_bounds). Without them later generations drift
+    # towards deleting words (benchmarks/README.md, "Speaking-rate bounds"). None keeps the sanity
+    # config's fixed bounds; so does a labeled set with too few usable utterances (with a warning).
+    speaking_rate_quantile: float | None = 0.01
     teachers: TeachersConfig = field(default_factory=TeachersConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     teacher_train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides, generation 0
@@ -149,8 +151,8 @@ class ExperimentConfig:
             raise ConfigError(f"student_init must be one of {', '.join(STUDENT_INITS)}, got {self.student_init!r}")
 
     def validate_paths(self) -> None:
-        """Check that the required inputs exist (and that the labeled set can give speaking-rate
-        bounds, when asked), before any work starts."""
+        """Check that the required inputs exist before any work starts, and warn now when the labeled
+        set is too small to give speaking-rate bounds (the selection then keeps its fixed bounds)."""
         for name in ("labeled", "unlabeled", "dev", "lm_text"):
             value = getattr(self.data, name)
             if not value:
@@ -158,14 +160,16 @@ class ExperimentConfig:
         for name, value in asdict(self.data).items():
             if value and not Path(value).exists():
                 raise ConfigError(f"data.{name}: {value} does not exist")
-        if self.speaking_rate_quantile is not None:  # the bounds come from the labeled set: fail now, not at generation 1
+        if self.speaking_rate_quantile is not None:
             from selftrain.data.manifest import read_manifest
-            from selftrain.select.policy import speaking_rate_bounds
+            from selftrain.errors import ManifestError
+            from selftrain.select.policy import speaking_rate_bounds_or_warning
 
             try:
-                speaking_rate_bounds(read_manifest(self.data.labeled), self.speaking_rate_quantile)
-            except ConfigError as exc:
-                raise ConfigError(f"speaking_rate_quantile: data.labeled {self.data.labeled}: {exc}") from exc
+                labeled = read_manifest(self.data.labeled)
+            except ManifestError:  # the teacher's training reads it first and reports what is wrong
+                return
+            speaking_rate_bounds_or_warning(labeled, self.speaking_rate_quantile, self.data.labeled)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (what the work folder's hash is made of)."""

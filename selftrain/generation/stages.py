@@ -255,18 +255,21 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
     from selftrain.models.config import update_dataclass
     from selftrain.select import SelectConfig
     from selftrain.select.pipeline import run_selection
-    from selftrain.select.policy import speaking_rate_bounds
+    from selftrain.select.policy import speaking_rate_bounds_or_warning
 
     inputs = selection_inputs(workdir, generation)
     agreement = AgreementConfig()
     update_dataclass(agreement, config.agreement, "agreement")
     select_config = SelectConfig(generation=generation)
     update_dataclass(select_config, config.select, "select")
-    rate_bounds = None
+    rate_bounds, rate_warning = None, None
     if config.speaking_rate_quantile is not None:
-        rate_bounds = [round(v, 2) for v in speaking_rate_bounds(read_manifest(config.data.labeled), config.speaking_rate_quantile)]
-        select_config = replace(select_config, sanity=replace(
-            select_config.sanity, min_chars_per_second=rate_bounds[0], max_chars_per_second=rate_bounds[1]))
+        bounds, rate_warning = speaking_rate_bounds_or_warning(
+            read_manifest(config.data.labeled), config.speaking_rate_quantile, config.data.labeled)
+        if bounds is not None:
+            rate_bounds = [round(v, 2) for v in bounds]
+            select_config = replace(select_config, sanity=replace(
+                select_config.sanity, min_chars_per_second=rate_bounds[0], max_chars_per_second=rate_bounds[1]))
     # Calibration and the automatic threshold come from the teacher's output on the transcribed dev set.
     # On dev every utterance is kept whole: it is measured there, not trained on.
     dev_config = replace(select_config, threshold=None, keep_fraction=None,
@@ -302,7 +305,7 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
         "selected_fraction": round(len(kept) / total, 4) if total else 0.0,
         "threshold_choice": threshold_info,
         **({"speaking_rate_bounds": rate_bounds} if rate_bounds else {}),
-        "warnings": result.warnings,
+        "warnings": result.warnings + ([rate_warning] if rate_warning else []),
     }
 
 

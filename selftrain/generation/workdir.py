@@ -67,9 +67,14 @@ class Workdir:
             if stored_digest != digest:
                 changed = sorted(k for k in {*stored_config, *config}
                                  if k not in EXTENDABLE_KEYS and stored_config.get(k) != config.get(k))
+                hint = ""
+                if "speaking_rate_quantile" in changed and "speaking_rate_quantile" not in stored_config:
+                    hint = (" The folder was made with the fixed speaking-rate bounds (before they became the default): "
+                            "--set speaking_rate_quantile=null resumes it.")
                 raise ConfigError(
                     f"{self.root} belongs to another experiment (config hash {stored_digest} != {digest}; "
                     f"differing keys: {', '.join(changed) or 'nested values'}). Use a new --workdir, or the same config."
+                    + hint
                 )
             if stored_config == config:
                 return

@@ -10,6 +10,7 @@ among the survivors. Every reason starts with a short code (``empty``, ``rate``,
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from collections.abc import Iterable
@@ -20,8 +21,10 @@ from selftrain.record import Decision, Hypothesis, Utterance
 from selftrain.select.config import SanityConfig, SelectConfig
 from selftrain.text import TextNormalizer
 
+log = logging.getLogger(__name__)
+
 __all__ = ["select_utterances", "sanity_reason", "chosen_hypothesis", "utterance_confidence", "reason_counts",
-           "chars_per_second", "speaking_rate_bounds"]
+           "chars_per_second", "speaking_rate_bounds", "speaking_rate_bounds_or_warning"]
 
 COMBINED_TEACHER = "rover"
 # ROVER is a majority vote: with two teachers there is no majority. Measured on the default synthetic
@@ -91,6 +94,21 @@ def speaking_rate_bounds(utterances: Iterable[Utterance], quantile: float) -> tu
         raise ConfigError(f"speaking-rate bounds need at least {MIN_RATE_UTTERANCES} transcribed utterances "
                           f"with durations, got {len(rates)}")
     return float(np.quantile(rates, quantile)), float(np.quantile(rates, 1.0 - quantile))
+
+
+def speaking_rate_bounds_or_warning(utterances: Iterable[Utterance], quantile: float,
+                                    source: str = "the labeled set") -> tuple[tuple[float, float] | None, str | None]:
+    """:func:`speaking_rate_bounds`, or ``(None, warning)`` (also logged) when ``source`` has too few
+    transcribed utterances with durations: the selection then keeps its fixed bounds instead of
+    stopping a run whose other stages need no such statistics."""
+    try:
+        return speaking_rate_bounds(utterances, quantile), None
+    except ConfigError as exc:
+        if not 0.0 <= quantile < 0.5:
+            raise
+        warning = f"speaking-rate bounds off ({source}: {exc}); the fixed sanity bounds apply"
+        log.warning(warning)
+        return None, warning
 
 
 def sanity_reason(utt: Utterance, hyp: Hypothesis, sanity: SanityConfig) -> str | None:

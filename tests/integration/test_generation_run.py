@@ -59,6 +59,11 @@ def test_summary_follows_the_contract(experiment):
         assert (experiment / "gen_001" / name / ".done").exists()
     assert (experiment / "gen_001" / "audit" / "audit.md").exists()
     assert (experiment / "gen_001" / "select" / "selected.csv").exists()
+    # 15 labeled utterances are too few for the default speaking-rate bounds: the selection says so
+    # in its record and goes on with the fixed bounds
+    select_info = json.loads((experiment / "gen_001" / "select" / ".done").read_text())
+    assert "speaking_rate_bounds" not in select_info
+    assert any("speaking-rate bounds off" in warning for warning in select_info["warnings"])
 
 
 def test_interrupted_run_finishes_with_the_same_pseudo_labels(experiment, tiny_corpus, tmp_path):

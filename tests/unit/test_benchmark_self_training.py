@@ -91,7 +91,13 @@ def test_teacher_overrides_keep_only_what_generation_zero_depends_on():
     base = {"data": {"labeled": "l.csv"}, "preset": "cpu-small", "generations": 3, "teacher_train": {"epochs": 40},
             "student_train": {"epochs": 2}, "select": {"segments": {"enabled": True}}, "decode": {"alpha": 0.8}}
     assert teacher_overrides(base) == {"data": {"labeled": "l.csv"}, "preset": "cpu-small",
-                                       "teacher_train": {"epochs": 40}, "decode": {"alpha": 0.8}, "generations": 0}
+                                       "teacher_train": {"epochs": 40}, "decode": {"alpha": 0.8}, "generations": 0,
+                                       "speaking_rate_quantile": None}
+    # the speaking-rate bounds (a selection setting, on by default) stay out of the teacher's folder hash
+    from selftrain.generation import load_experiment_config
+
+    teacher = load_experiment_config(overrides=teacher_overrides(base)).to_dict()
+    assert "speaking_rate_quantile" not in teacher
 
 
 def test_report_lists_explored_arms_and_the_significance_table():
@@ -124,6 +130,10 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
         if missing_recognizer(overrides) is None:  # else a recognizer's extra is not installed: the run leaves it out
             configs[name] = load_experiment_config(overrides=overrides)
     assert configs["teacher"].generations == 0
+    # scales recorded before the speaking-rate bounds became the default keep them off (their folders and
+    # figures stay valid; their `rate_guard*` variants measure them); the others follow the default
+    recorded_without_bounds = scale_name not in ("default", "quick")
+    assert configs["main"].speaking_rate_quantile == (None if recorded_without_bounds else 0.01)
     assert configs["main"].teacher_train["epochs"] == base["teacher_train"]["epochs"]
     if scale_name == "followup":  # the default scale's corpus and teacher, one generation
         default = load_scale(Path(__file__).resolve().parents[2] / "benchmarks" / "self_training.yaml", "default")

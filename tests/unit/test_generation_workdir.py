@@ -1,5 +1,7 @@
 """The experiment folder: done markers, resume, and refusing a folder of another experiment."""
 
+import re
+
 import pytest
 
 from selftrain.errors import ConfigError
@@ -195,7 +197,7 @@ def test_the_acceptance_settings_are_checked_and_leave_older_folders_hash_alone(
     assert experiment_hash(bootstrap.to_dict()) != experiment_hash(default.to_dict())
 
 
-def test_speaking_rate_bounds_are_checked_early_and_leave_older_folders_hash_alone(tmp_path):
+def test_speaking_rate_bounds_are_on_by_default_and_off_keeps_older_folders_hash(tmp_path, caplog):
     from selftrain.data.manifest import write_speechbrain_csv
     from selftrain.generation.workdir import experiment_hash
     from selftrain.record import Utterance
@@ -203,17 +205,26 @@ def test_speaking_rate_bounds_are_checked_early_and_leave_older_folders_hash_alo
     with pytest.raises(ConfigError, match="speaking_rate_quantile"):
         load_experiment_config(overrides={"speaking_rate_quantile": 0.6})
     default = load_experiment_config()
-    assert "speaking_rate_quantile" not in default.to_dict()  # folders made before the setting existed still open
+    assert default.speaking_rate_quantile == 0.01 and default.to_dict()["speaking_rate_quantile"] == 0.01
+    off = load_experiment_config(overrides={"speaking_rate_quantile": None})
+    assert "speaking_rate_quantile" not in off.to_dict()  # folders made before the setting existed still open
+    assert experiment_hash(off.to_dict()) != experiment_hash(default.to_dict())
     paths = {name: tmp_path / f"{name}.csv" for name in ("labeled", "unlabeled", "dev")}
     for path in paths.values():
         write_speechbrain_csv([Utterance(f"u{i}", "u.wav", 1.0, reference="a b") for i in range(5)], path)
     (tmp_path / "lm.txt").write_text("a b\n")
     data = {**{name: str(path) for name, path in paths.items()}, "lm_text": str(tmp_path / "lm.txt")}
-    guarded = load_experiment_config(overrides={"data": data, "speaking_rate_quantile": 0.01})
-    assert experiment_hash(guarded.to_dict()) != experiment_hash(default.to_dict())
-    # five labeled utterances cannot give a 1st percentile: refused before any work, naming the file
-    with pytest.raises(ConfigError, match=r"speaking_rate_quantile: data.labeled .*labeled.csv: .* got 5"):
-        guarded.validate_paths()
+    # five labeled utterances cannot give a 1st percentile: the run goes on with the fixed bounds,
+    # and says so before any work starts, naming the file
+    with caplog.at_level("WARNING"):
+        load_experiment_config(overrides={"data": data}).validate_paths()
+    assert re.search(r"speaking-rate bounds off \(.*labeled.csv: .* got 5\)", caplog.text)
+
+    # a folder made before the bounds became the default: refused with the way to resume it
+    Workdir(tmp_path / "older", off.to_dict())
+    with pytest.raises(ConfigError, match=r"differing keys: speaking_rate_quantile\).*--set speaking_rate_quantile=null"):
+        Workdir(tmp_path / "older", default.to_dict())
+    Workdir(tmp_path / "older", load_experiment_config(overrides={"speaking_rate_quantile": None}).to_dict())
 
 
 def test_set_strings_convert_for_settings_that_default_to_none():
@@ -221,7 +232,7 @@ def test_set_strings_convert_for_settings_that_default_to_none():
     from selftrain.select import SelectConfig
     from selftrain.train.config import parse_overrides
 
-    # `--set` gives text; a field that holds None converts to the scalar type of its annotation
+    # `--set` gives text; an `X | None` field converts to the scalar type X of its annotation
     guarded = load_experiment_config(overrides=parse_overrides(["speaking_rate_quantile=0.01"]))
     assert guarded.speaking_rate_quantile == 0.01
     assert load_experiment_config(overrides=parse_overrides(["speaking_rate_quantile=null"])).speaking_rate_quantile is None

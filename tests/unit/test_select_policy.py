@@ -173,6 +173,20 @@ def test_speaking_rate_bounds_are_quantiles_of_the_transcribed_audios_rate():
         speaking_rate_bounds(labeled, 0.5)
 
 
+def test_too_few_transcribed_utterances_turn_the_rate_bounds_off_with_a_warning(caplog):
+    from selftrain.select.policy import speaking_rate_bounds_or_warning
+
+    labeled = [Utterance(f"u{i}", f"u{i}.wav", float(i), reference="Hello world!") for i in range(1, 101)]
+    bounds, warning = speaking_rate_bounds_or_warning(labeled, 0.0, "labeled.csv")
+    assert bounds == pytest.approx((11 / 100, 11.0)) and warning is None
+    with caplog.at_level("WARNING"):
+        bounds, warning = speaking_rate_bounds_or_warning(labeled[:19], 0.01, "labeled.csv")
+    assert bounds is None and warning in caplog.text
+    assert warning.startswith("speaking-rate bounds off (labeled.csv: ") and "got 19" in warning
+    with pytest.raises(ConfigError, match="quantile"):  # a bad quantile stays an error
+        speaking_rate_bounds_or_warning(labeled, 0.5)
+
+
 def test_a_label_slower_than_the_labeled_audio_is_dropped_by_the_rate_bounds():
     from selftrain.select.policy import chars_per_second, speaking_rate_bounds
 
