@@ -99,16 +99,26 @@ def load_scale(path: str | Path, name: str) -> dict[str, Any]:
     return scales[name]
 
 
+def _other_scale_home(scale: dict[str, Any], work: Path, key: str) -> Path | None:
+    other = scale.get(key)
+    if other is None:
+        return None
+    if not isinstance(other, str) or other == work.name:
+        raise SystemExit(f"{key} must name another scale, got {other!r}")
+    return work.parent / other
+
+
 def teacher_home(scale: dict[str, Any], work: Path) -> Path:
-    """Where the scale's corpus and teacher live: its own work folder, or that of the scale named by
+    """Where the scale's teacher lives: its own work folder, or that of the scale named by
     ``teacher_from`` (a scale that differs from it after generation 0 only, so the slowest stages are
     shared; a different corpus or teacher config is refused by the corpus and the teacher's folder)."""
-    other = scale.get("teacher_from")
-    if other is None:
-        return work
-    if not isinstance(other, str) or other == work.name:
-        raise SystemExit(f"teacher_from must name another scale, got {other!r}")
-    return work.parent / other
+    return _other_scale_home(scale, work, "teacher_from") or work
+
+
+def corpus_home(scale: dict[str, Any], work: Path) -> Path:
+    """Where the scale's corpus lives: that of ``teacher_from``'s scale, else of the scale named by
+    ``corpus_from`` (same audio, a teacher of its own), else its own work folder."""
+    return _other_scale_home(scale, work, "teacher_from") or _other_scale_home(scale, work, "corpus_from") or work
 
 
 def make_corpus(scale: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -346,7 +356,7 @@ def test_errors(root: Path, generation: int) -> dict[str, float] | None:
 def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run every arm not in ``skip`` (resumable), most important first, and collect their rows."""
     home = teacher_home(scale, work)
-    corpus = make_corpus(scale, home / "corpus")
+    corpus = make_corpus(scale, corpus_home(scale, work) / "corpus")
     paths = corpus["paths"]
     base = deep_merge(scale["experiment"], {"data": paths})
     generations = int(base["generations"])
@@ -362,7 +372,7 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ())
     variants = [
         ("labeled_only", step_matched_control(base), TEACHER, plant_empty_selections(generations)),
         ("oracle", base, TEACHER, plant_oracle_selections(paths["unlabeled_reference"], paths["unlabeled"], generations)),
-        ("no_filter", deep_merge(one, {"threshold": {"mode": "fixed"},
+        ("no_filter", deep_merge(one, {"threshold": {"mode": "fixed"}, "speaking_rate_quantile": None,
                                   "select": {"method": "entropy_tsallis_exp", "keep_fraction": 1.0, "sanity": no_sanity}}),
          DECODED, None),
         ("whole_utterances", deep_merge(one, {"select": {"segments": {"enabled": False}}}), DECODED, None),
@@ -401,7 +411,7 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ())
         root = run_arm(work, "ssl_teacher", deep_merge(base, {"generations": 0, "teacher_train": ssl}), main, ["lm"])
         arms["ssl_teacher"] = generation_rows(root, "ssl_teacher", ("lm",))
     return {"significance": significance(work, teacher, arms, paths["test"]),
-            "teacher_from": scale.get("teacher_from"),
+            "teacher_from": scale.get("teacher_from"), "corpus_from": scale.get("corpus_from"),
             "corpus": {"hours": corpus["summary"]["hours"], "counts": corpus["summary"]["counts"],
                        "seconds_this_run": corpus["seconds"]},
             "arms": arms, "curve": sorted(curve, key=lambda c: c["fraction"]),
@@ -611,6 +621,8 @@ def to_markdown(result: dict[str, Any], command: str, name: str = "self_training
         f"(this invocation: {meta['invocation_seconds'] / 60:.1f} min).",
         *([f"Corpus and teacher: the `{result['teacher_from']}` scale's (trained by its run; their stage "
            "times are in the total)."] if result.get("teacher_from") else []),
+        *([f"Corpus: the `{result['corpus_from']}` scale's (synthesized by its run; the teacher is this "
+           "scale's own)."] if result.get("corpus_from") else []),
         *([f"Arms left out of this run (`--skip`): {', '.join(skipped)}."] if skipped else []),
         *[f"Explored variant `{n}` not run: {why}." for n, why in (result.get("unavailable") or {}).items()], "",
         "## Main result", "", *_table(rows), "", *_recovery_lines(a), *_significance_lines(result.get("significance") or {}, a),

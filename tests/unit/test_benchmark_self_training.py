@@ -113,7 +113,8 @@ def test_report_lists_explored_arms_and_the_significance_table():
     assert "| explore:lowlr | -0.0050 | [-0.0150, +0.0040] |" in report
 
 
-@pytest.mark.parametrize("scale_name", ["default", "followup", "quick", "strong_lm", "strong_lm_1500", "strong_lm_1500_chain"])
+@pytest.mark.parametrize("scale_name", ["default", "followup", "quick", "strong_lm", "strong_lm_1500", "strong_lm_1500_chain",
+                                        "noisy_teacher"])
 def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
     from self_training import load_scale, missing_recognizer, split_variant, teacher_overrides
 
@@ -132,7 +133,7 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
     assert configs["teacher"].generations == 0
     # scales recorded before the speaking-rate bounds became the default keep them off (their folders and
     # figures stay valid; their `rate_guard*` variants measure them); the others follow the default
-    recorded_without_bounds = scale_name not in ("default", "quick")
+    recorded_without_bounds = scale_name not in ("default", "quick", "noisy_teacher")
     assert configs["main"].speaking_rate_quantile == (None if recorded_without_bounds else 0.01)
     assert configs["main"].teacher_train["epochs"] == base["teacher_train"]["epochs"]
     if scale_name == "followup":  # the default scale's corpus and teacher, one generation
@@ -146,17 +147,30 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
         other = load_scale(Path(__file__).resolve().parents[2] / "benchmarks" / "self_training.yaml", scale["teacher_from"])
         assert scale["corpus"] == other["corpus"]
         assert teacher_overrides(base) == teacher_overrides(other["experiment"])
+    if "corpus_from" in scale:  # the same audio as that scale, a teacher of its own
+        other = load_scale(Path(__file__).resolve().parents[2] / "benchmarks" / "self_training.yaml", scale["corpus_from"])
+        assert scale["corpus"] == other["corpus"]
 
 
 def test_a_scale_runs_from_its_own_teacher_or_from_the_one_of_the_scale_it_names(tmp_path):
-    from self_training import teacher_home
+    from self_training import corpus_home, teacher_home
 
     work = tmp_path / "chain"
-    assert teacher_home({}, work) == work
-    assert teacher_home({"teacher_from": "base"}, work) == tmp_path / "base"
+    assert teacher_home({}, work) == work == corpus_home({}, work)
+    assert teacher_home({"teacher_from": "base"}, work) == tmp_path / "base" == corpus_home({"teacher_from": "base"}, work)
     for wrong in ("chain", ["base"]):
         with pytest.raises(SystemExit, match="teacher_from must name another scale"):
             teacher_home({"teacher_from": wrong}, work)
+        with pytest.raises(SystemExit, match="corpus_from must name another scale"):
+            corpus_home({"corpus_from": wrong}, work)
+
+
+def test_a_scale_can_share_another_scales_corpus_and_train_its_own_teacher(tmp_path):
+    from self_training import corpus_home, teacher_home
+
+    work = tmp_path / "noisy"
+    assert corpus_home({"corpus_from": "base"}, work) == tmp_path / "base"
+    assert teacher_home({"corpus_from": "base"}, work) == work
 
 
 def test_plot_shows_the_curve_only_when_the_run_measured_more_than_one_labeled_amount(tmp_path):
