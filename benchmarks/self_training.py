@@ -53,7 +53,7 @@ from selftrain.data.manifest import read_manifest, write_speechbrain_csv
 from selftrain.errors import ConfigError
 from selftrain.generation import load_experiment_config
 from selftrain.generation.run import open_workdir, run_experiment
-from selftrain.generation.stages import evaluate_hyps
+from selftrain.generation.stages import evaluate_hyps, model_dir
 from selftrain.generation.workdir import Workdir
 from selftrain.overrides import deep_merge
 from selftrain.synth import SynthConfig, build_corpus
@@ -116,9 +116,10 @@ def teacher_home(scale: dict[str, Any], work: Path) -> Path:
 
 
 def corpus_home(scale: dict[str, Any], work: Path) -> Path:
-    """Where the scale's corpus lives: that of ``teacher_from``'s scale, else of the scale named by
-    ``corpus_from`` (same audio, a teacher of its own), else its own work folder."""
-    return _other_scale_home(scale, work, "teacher_from") or _other_scale_home(scale, work, "corpus_from") or work
+    """Where the scale's corpus lives: that of the scale named by ``corpus_from`` (same audio), else of
+    ``teacher_from``'s scale, else its own work folder. A scale whose ``teacher_from`` scale has its
+    corpus from a third one names that one in ``corpus_from`` too."""
+    return _other_scale_home(scale, work, "corpus_from") or _other_scale_home(scale, work, "teacher_from") or work
 
 
 def make_corpus(scale: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -161,7 +162,31 @@ def teacher_overrides(base: dict[str, Any]) -> dict[str, Any]:
     speaking-rate bounds are a selection setting: off here, so teachers made before they became the
     default keep their folders."""
     keys = ("data", "seed", "preset", "lm_order", "teacher_train", "decode", "teachers")
-    return {**{key: base[key] for key in keys if key in base}, "generations": 0, "speaking_rate_quantile": None}
+    settings = {key: base[key] for key in keys if key in base}
+    if "ensemble" in settings.get("teachers", {}):
+        # Ensemble members join from generation 1's decoding on: generation 0 is the teacher alone.
+        settings["teachers"] = {k: v for k, v in settings["teachers"].items() if k != "ensemble"}
+    return {**settings, "generations": 0, "speaking_rate_quantile": None}
+
+
+def ensemble_members(scale: dict[str, Any], work: Path, config: Path) -> list[str]:
+    """Model folders of the generation-0 teachers of the scales named in ``ensemble_from``, trained
+    (or finished) by this run; each must train on this scale's corpus (its audio, its labels)."""
+    members = []
+    corpus = corpus_home(scale, work)
+    for name in scale.get("ensemble_from") or []:
+        other_work = work.parent / name
+        if name == work.name:
+            raise SystemExit(f"ensemble_from must name other scales, got {name!r}")
+        other = load_scale(config, name)
+        if corpus_home(other, other_work) != corpus:
+            raise SystemExit(f"ensemble_from: the {name} scale's teacher trains on another corpus "
+                             f"({corpus_home(other, other_work)}, this scale's is {corpus})")
+        paths = make_corpus(other, corpus / "corpus")["paths"]
+        teacher = run_arm(teacher_home(other, other_work), "teacher",
+                          teacher_overrides(deep_merge(other["experiment"], {"data": paths})))
+        members.append(str(model_dir(Workdir(teacher), 0)))
+    return members
 
 
 def plant_decode(workdir: Workdir, generation: int) -> None:
@@ -353,12 +378,16 @@ def test_errors(root: Path, generation: int) -> dict[str, float] | None:
     return evaluate_hyps(hyps, test, "lm")["errors"]
 
 
-def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
+                  config: Path = HERE / "self_training.yaml") -> dict[str, Any]:
     """Run every arm not in ``skip`` (resumable), most important first, and collect their rows."""
     home = teacher_home(scale, work)
     corpus = make_corpus(scale, corpus_home(scale, work) / "corpus")
     paths = corpus["paths"]
     base = deep_merge(scale["experiment"], {"data": paths})
+    members = ensemble_members(scale, work, config)
+    if members:
+        base = deep_merge(base, {"teachers": {"ensemble": members}})
     generations = int(base["generations"])
     ssl = {"ssl": scale["ssl"]}
     teacher = run_arm(home, "teacher", teacher_overrides(base))
@@ -412,6 +441,7 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = ())
         arms["ssl_teacher"] = generation_rows(root, "ssl_teacher", ("lm",))
     return {"significance": significance(work, teacher, arms, paths["test"]),
             "teacher_from": scale.get("teacher_from"), "corpus_from": scale.get("corpus_from"),
+            "ensemble_from": scale.get("ensemble_from"),
             "corpus": {"hours": corpus["summary"]["hours"], "counts": corpus["summary"]["counts"],
                        "seconds_this_run": corpus["seconds"]},
             "arms": arms, "curve": sorted(curve, key=lambda c: c["fraction"]),
@@ -622,7 +652,12 @@ def to_markdown(result: dict[str, Any], command: str, name: str = "self_training
         *([f"Corpus and teacher: the `{result['teacher_from']}` scale's (trained by its run; their stage "
            "times are in the total)."] if result.get("teacher_from") else []),
         *([f"Corpus: the `{result['corpus_from']}` scale's (synthesized by its run; the teacher is this "
-           "scale's own)."] if result.get("corpus_from") else []),
+           "scale's own)."] if result.get("corpus_from") and not result.get("teacher_from") else []),
+        *([f"Teacher ensemble: each generation's teacher labels the unlabeled audio (and dev, for the "
+           f"selection's calibration) together with the generation-0 teacher of the "
+           f"{', '.join(f'`{n}`' for n in result['ensemble_from'])} scale, their posteriors averaged "
+           "(`teachers.ensemble`); test and dev WERs are each generation's single model's."]
+          if result.get("ensemble_from") else []),
         *([f"Arms left out of this run (`--skip`): {', '.join(skipped)}."] if skipped else []),
         *[f"Explored variant `{n}` not run: {why}." for n, why in (result.get("unavailable") or {}).items()], "",
         "## Main result", "", *_table(rows), "", *_recovery_lines(a), *_significance_lines(result.get("significance") or {}, a),
@@ -750,7 +785,7 @@ def main(argv: list[str] | None = None) -> int:
         return rewrite_report(out, name)
     scale = load_scale(args.config, args.scale)
     started = time.time()
-    result = run_benchmark(scale, Path(args.work) / args.scale, tuple(args.skip))
+    result = run_benchmark(scale, Path(args.work) / args.scale, tuple(args.skip), Path(args.config))
     result["analysis"] = analyse(result)
     stage_total = sum(r["wall_seconds"] for rows in result["arms"].values() for r in rows) + result["corpus"]["seconds_this_run"]
     result["meta"] = {"scale": args.scale, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

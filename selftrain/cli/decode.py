@@ -20,6 +20,9 @@ def _decoder_options(func: Callable) -> Callable:
     options = [
         click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False),
                      help="Model folder (model.pt, model.json, tokenizer.json)."),
+        click.option("--ensemble", "ensemble", multiple=True, type=click.Path(exists=True, file_okay=False),
+                     help="Another model folder whose posteriors are averaged with --model's (repeatable; "
+                          "same alphabet and frame rate)."),
         click.option("--manifest", type=click.Path(exists=True), help="Manifest (.csv, .jsonl or Kaldi dir)."),
         click.option("--lm", "lm_path", type=click.Path(dir_okay=False),
                      help="KenLM model (.arpa or .bin from 'selftrain lm build'); none: no LM."),
@@ -67,8 +70,8 @@ def _required(ctx: click.Context, name: str, value: str | None) -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed for --dropout.")
 @click.option("--limit", type=int, default=None, help="Stop after this many new records (trial runs).")
 @click.pass_context
-def decode(ctx: click.Context, model_dir: str | None, manifest: str | None, lm_path: str | None, device: str,
-           out: str | None, shard: str | None, teacher_name: str, limit: int | None, **kwargs: object) -> None:
+def decode(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...], manifest: str | None,
+           lm_path: str | None, device: str, out: str | None, shard: str | None, teacher_name: str, limit: int | None, **kwargs: object) -> None:
     """Decode a manifest with a trained model (+ LM) into hypotheses with word spans, n-best and confidences."""
     if ctx.invoked_subcommand is not None:
         return
@@ -76,13 +79,13 @@ def decode(ctx: click.Context, model_dir: str | None, manifest: str | None, lm_p
     out = _required(ctx, "out", out)
     from selftrain.data.manifest import read_manifest
     from selftrain.decode import Shard, TeacherDecoder, decode_manifest
-    from selftrain.models import load_acoustic_model
+    from selftrain.models import load_ensemble
 
     with user_errors():
         config = _config(kwargs)
         shard_spec = Shard.parse(shard) if shard else None
         utterances = read_manifest(manifest)
-        model = load_acoustic_model(model_dir, device)
+        model = load_ensemble([model_dir, *ensemble], device)
         with TeacherDecoder(config, model.tokenizer.ctc_labels(), lm_path, teacher_name) as decoder:
             report = decode_manifest(model, utterances, decoder, out, shard_spec, limit)
     click.echo(f"{report.decoded} decoded, {report.already_done} already in {report.out}, {report.skipped} skipped "
@@ -110,18 +113,18 @@ def merge(shards: tuple[str, ...], merge_manifest: str, merge_out: str) -> None:
 @_decoder_options
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the result as JSON here.")
 @click.pass_context
-def eval_command(ctx: click.Context, model_dir: str | None, manifest: str | None, lm_path: str | None, device: str,
-                 out: str | None, **kwargs: object) -> None:
+def eval_command(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...], manifest: str | None,
+                 lm_path: str | None, device: str, out: str | None, **kwargs: object) -> None:
     """Word and character error rates of a model (+ LM) on a labeled manifest."""
     model_dir, manifest = _required(ctx, "model", model_dir), _required(ctx, "manifest", manifest)
     from selftrain.data.manifest import read_manifest
     from selftrain.decode import TeacherDecoder, evaluate
     from selftrain.io import atomic_write_json
-    from selftrain.models import load_acoustic_model
+    from selftrain.models import load_ensemble
 
     with user_errors():
         config = _config({**kwargs, "confidence": False})
-        model = load_acoustic_model(model_dir, device)
+        model = load_ensemble([model_dir, *ensemble], device)
         with TeacherDecoder(config, model.tokenizer.ctc_labels(), lm_path) as decoder:
             result = evaluate(model, read_manifest(manifest), decoder)
     if out:

@@ -51,6 +51,12 @@ class TeachersConfig:
     (``W/external/``) [[]: none]. ``external_settings``: per external teacher, its settings (keys of
     :class:`~selftrain.teachers.WhisperConfig` / :class:`~selftrain.teachers.PocketSphinxConfig`),
     e.g. ``{whisper: {model_dir: DIR}}`` [{}: their defaults].
+
+    ``ensemble``: model folders of other acoustic models trained on the labeled audio alone (e.g.
+    generation-0 teachers of the same recipe with other seeds) whose posteriors are averaged with
+    each generation's teacher (:class:`~selftrain.models.EnsembleModel`) when it decodes the
+    unlabeled audio and, for the selection's calibration, dev; the generation's own evaluation stays
+    its single model's. Members must share the teacher's alphabet and frame rate [[]: the teacher alone].
     """
 
     lm: bool = True
@@ -59,6 +65,7 @@ class TeachersConfig:
     previous: bool = False
     external: list[str] = field(default_factory=list)
     external_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ensemble: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -217,9 +224,23 @@ def check_stage_overrides(config: ExperimentConfig) -> None:
         raise ConfigError(f"select.{exc}") from exc
 
 
+def _check_ensemble(folders: list[str]) -> None:
+    """Ensemble members must be distinct model folders that exist now, not hours later at decoding."""
+    for folder in folders:
+        if not isinstance(folder, str) or not folder:
+            raise ConfigError(f"teachers.ensemble: model folders expected, got {folder!r}")
+        missing = [name for name in ("model.pt", "model.json", "tokenizer.json") if not (Path(folder) / name).is_file()]
+        if missing:
+            raise ConfigError(f"teachers.ensemble: {folder} is not a model folder (no {', '.join(missing)})")
+    repeated = sorted({folder for folder in folders if folders.count(folder) > 1})
+    if repeated:
+        raise ConfigError(f"teachers.ensemble: {', '.join(repeated)} listed more than once")
+
+
 def check_external_teachers(teachers: TeachersConfig) -> None:
     """Each external teacher must be known, listed once, with valid settings, and its extra installed
-    (package and model folder, found without loading the model); else :class:`ConfigError`, now."""
+    (package and model folder, found without loading the model), and each ensemble member a model
+    folder; else :class:`ConfigError`, now."""
     from selftrain.teachers import check_external_teacher, external_teacher_config
 
     named = [name for name in teachers.external if not isinstance(name, str)]
@@ -232,6 +253,7 @@ def check_external_teachers(teachers: TeachersConfig) -> None:
     if unused:
         raise ConfigError(f"teachers.external_settings.{unused[0]}: not a teacher of teachers.external "
                           f"({', '.join(map(str, teachers.external)) or 'empty'})")
+    _check_ensemble(teachers.ensemble)
     for kind in teachers.external:
         try:
             settings = external_teacher_config(kind, teachers.external_settings.get(kind),

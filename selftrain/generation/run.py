@@ -65,9 +65,14 @@ def run_generation(config: ExperimentConfig, workdir: Workdir, generation: int, 
 
         def decode(out: Path) -> dict[str, Any]:
             result = {"teacher_generation": teacher,
-                      "unlabeled": decode_teachers(config, workdir, teacher, config.data.unlabeled, out, "unlabeled"),
+                      "unlabeled": decode_teachers(config, workdir, teacher, config.data.unlabeled, out, "unlabeled",
+                                                   ensemble=True),
                       "dev": workdir.done_info(teacher_eval)["dev"],
                       "dev_dir": str(teacher_eval.relative_to(workdir.root))}
+            if config.teachers.ensemble:
+                # The selection calibrates on dev hypotheses of the teacher that made the labels.
+                result["dev"] = decode_teachers(config, workdir, teacher, config.data.dev, out, "dev", ensemble=True)
+                result["dev_dir"] = str(out.relative_to(workdir.root))
             # Made by the first generation (redone by its --force), reused by the later ones.
             external = external_hypotheses(config, workdir, force and generation == 1)
             return result if external is None else {**result, "external": external}

@@ -118,10 +118,13 @@ def _decoder_config(config: ExperimentConfig, **changes: Any):
 
 
 def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generation: int, manifest: str,
-                    out: Path, prefix: str) -> dict[str, Any]:
-    """Decode ``manifest`` with every configured teacher of ``teacher_generation``; one JSONL per teacher."""
+                    out: Path, prefix: str, ensemble: bool = False) -> dict[str, Any]:
+    """Decode ``manifest`` with every configured teacher of ``teacher_generation``; one JSONL per teacher.
+
+    ``ensemble``: the generation's model decodes together with ``teachers.ensemble`` (posteriors
+    averaged); the previous generation's stays alone."""
     from selftrain.decode import TeacherDecoder, decode_manifest
-    from selftrain.models import load_acoustic_model
+    from selftrain.models import load_ensemble
 
     lm_path = workdir.stage_dir(None, "lm") / LM_FILE
     utterances = read_manifest(manifest)
@@ -135,14 +138,15 @@ def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generati
     if config.teachers.previous and teacher_generation >= 1:
         runs.append(("previous", teacher_generation - 1, _decoder_config(config)))
     files = {}
+    members = config.teachers.ensemble if ensemble else []
     for name, generation, decoder_config in runs:
-        model = load_acoustic_model(model_dir(workdir, generation))
+        model = load_ensemble([model_dir(workdir, generation), *(members if generation == teacher_generation else [])])
         path = out / f"{prefix}_{name}.jsonl"
         uses_lm = decoder_config.decoder != "greedy"
         with TeacherDecoder(decoder_config, model.tokenizer.ctc_labels(), lm_path if uses_lm else None, name) as decoder:
             report = decode_manifest(model, utterances, decoder, path)
         files[name] = {"file": path.name, "decoded": report.decoded + report.already_done, "bad_audio": report.bad_audio}
-    return {"teachers": files}
+    return {"teachers": files, **({"ensemble": list(members)} if members else {})}
 
 
 def transcribe_external(config: ExperimentConfig, workdir: Workdir, out: Path) -> dict[str, Any]:

@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 DONE_MARKER = ".done"
 # Keys that may change between runs of one experiment: asking for more generations extends it.
 EXTENDABLE_KEYS = ("generations",)
+# Keys added to the experiment config after folders were written without them, each with the value
+# that does what those folders did: a config holding that value hashes as if the key were absent, so
+# the older folders still open (a key whose default changed behaviour does not belong here).
+NEUTRAL_ADDITIONS: dict[tuple[str, str], Any] = {("teachers", "ensemble"): []}
 T = TypeVar("T")
 
 
@@ -44,9 +48,20 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What ties a work folder to one experiment: the config without :data:`EXTENDABLE_KEYS` and
+    without the :data:`NEUTRAL_ADDITIONS` that hold their neutral value."""
+    kept = {k: v for k, v in config.items() if k not in EXTENDABLE_KEYS}
+    for (section, key), neutral in NEUTRAL_ADDITIONS.items():
+        if isinstance(kept.get(section), dict) and kept[section].get(key, neutral) == neutral:
+            kept[section] = {k: v for k, v in kept[section].items() if k != key}
+    return kept
+
+
 def experiment_hash(config: dict[str, Any]) -> str:
-    """The hash that ties a work folder to one experiment: the config without :data:`EXTENDABLE_KEYS`."""
-    return config_hash({k: v for k, v in config.items() if k not in EXTENDABLE_KEYS})
+    """The hash of a config's identity (the config without :data:`EXTENDABLE_KEYS`, and without the
+    :data:`NEUTRAL_ADDITIONS` that hold their neutral value)."""
+    return config_hash(_identity(config))
 
 
 class Workdir:
@@ -65,8 +80,8 @@ class Workdir:
             # Recomputed from the stored config, so folders written by older versions still compare.
             stored_digest = experiment_hash(stored_config)
             if stored_digest != digest:
-                changed = sorted(k for k in {*stored_config, *config}
-                                 if k not in EXTENDABLE_KEYS and stored_config.get(k) != config.get(k))
+                stored_identity, identity = _identity(stored_config), _identity(config)
+                changed = sorted(k for k in {*stored_identity, *identity} if stored_identity.get(k) != identity.get(k))
                 hint = ""
                 if "speaking_rate_quantile" in changed and "speaking_rate_quantile" not in stored_config:
                     hint = (" The folder was made with the fixed speaking-rate bounds (before they became the default): "

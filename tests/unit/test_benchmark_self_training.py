@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -114,7 +115,7 @@ def test_report_lists_explored_arms_and_the_significance_table():
 
 
 @pytest.mark.parametrize("scale_name", ["default", "followup", "quick", "strong_lm", "strong_lm_1500", "strong_lm_1500_chain",
-                                        "noisy_teacher"])
+                                        "noisy_teacher", "ensemble_teacher"])
 def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
     from self_training import load_scale, missing_recognizer, split_variant, teacher_overrides
 
@@ -133,7 +134,7 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
     assert configs["teacher"].generations == 0
     # scales recorded before the speaking-rate bounds became the default keep them off (their folders and
     # figures stay valid; their `rate_guard*` variants measure them); the others follow the default
-    recorded_without_bounds = scale_name not in ("default", "quick", "noisy_teacher")
+    recorded_without_bounds = scale_name not in ("default", "quick", "noisy_teacher", "ensemble_teacher")
     assert configs["main"].speaking_rate_quantile == (None if recorded_without_bounds else 0.01)
     assert configs["main"].teacher_train["epochs"] == base["teacher_train"]["epochs"]
     if scale_name == "followup":  # the default scale's corpus and teacher, one generation
@@ -150,6 +151,9 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
     if "corpus_from" in scale:  # the same audio as that scale, a teacher of its own
         other = load_scale(Path(__file__).resolve().parents[2] / "benchmarks" / "self_training.yaml", scale["corpus_from"])
         assert scale["corpus"] == other["corpus"]
+    for name in scale.get("ensemble_from") or []:  # members train on this scale's audio
+        other = load_scale(Path(__file__).resolve().parents[2] / "benchmarks" / "self_training.yaml", name)
+        assert other["corpus"] == scale["corpus"]
 
 
 def test_a_scale_runs_from_its_own_teacher_or_from_the_one_of_the_scale_it_names(tmp_path):
@@ -171,6 +175,45 @@ def test_a_scale_can_share_another_scales_corpus_and_train_its_own_teacher(tmp_p
     work = tmp_path / "noisy"
     assert corpus_home({"corpus_from": "base"}, work) == tmp_path / "base"
     assert teacher_home({"corpus_from": "base"}, work) == work
+    # a scale sharing the teacher of a scale that shares a third one's corpus names both
+    both = {"teacher_from": "noisy", "corpus_from": "base"}
+    assert corpus_home(both, tmp_path / "ensemble") == tmp_path / "base"
+    assert teacher_home(both, tmp_path / "ensemble") == tmp_path / "noisy"
+
+
+def test_teacher_overrides_leave_the_ensemble_to_the_later_generations():
+    from self_training import teacher_overrides
+
+    base = {"data": {"labeled": "l.csv"}, "teachers": {"lm": True, "greedy": True, "ensemble": ["other/model"]}}
+    assert teacher_overrides(base)["teachers"] == {"lm": True, "greedy": True}
+    assert base["teachers"]["ensemble"] == ["other/model"]  # the scale's own settings are left alone
+
+
+def test_ensemble_members_are_the_teachers_of_scales_on_the_same_corpus(tmp_path, monkeypatch):
+    import self_training
+
+    config = tmp_path / "scales.yaml"
+    config.write_text(yaml.safe_dump({
+        "base": {"corpus": {"sizes": {"labeled": 4}}, "experiment": {"generations": 1}},
+        "elsewhere": {"corpus": {"sizes": {"labeled": 8}}, "experiment": {"generations": 1}},
+    }))
+    arms: list[Path] = []
+
+    def fake_run_arm(work, name, overrides, *args, **kwargs):
+        arms.append(work / name)
+        return work / name
+
+    monkeypatch.setattr(self_training, "make_corpus", lambda scale, folder: {"paths": {"labeled": str(folder / "l.csv")}})
+    monkeypatch.setattr(self_training, "run_arm", fake_run_arm)
+    work = tmp_path / "work" / "ens"
+    scale = {"corpus_from": "base", "ensemble_from": ["base"]}
+    assert self_training.ensemble_members(scale, work, config) == [str(tmp_path / "work" / "base" / "teacher" / "gen_000" / "train" / "model")]
+    assert arms == [tmp_path / "work" / "base" / "teacher"]
+    assert self_training.ensemble_members({"corpus_from": "base"}, work, config) == []
+    with pytest.raises(SystemExit, match="trains on another corpus"):
+        self_training.ensemble_members({"corpus_from": "base", "ensemble_from": ["elsewhere"]}, work, config)
+    with pytest.raises(SystemExit, match="must name other scales"):
+        self_training.ensemble_members({"ensemble_from": ["ens"]}, work, config)
 
 
 def test_plot_shows_the_curve_only_when_the_run_measured_more_than_one_labeled_amount(tmp_path):

@@ -144,10 +144,10 @@ def test_cli_defaults_mirror_config() -> None:
 
 
 def test_cli_decode_merge_and_eval(setup, tmp_path: Path, monkeypatch) -> None:
-    import selftrain.models
+    import selftrain.models.ensemble
     from selftrain.cli import main
 
-    monkeypatch.setattr(selftrain.models, "load_acoustic_model", lambda model_dir, device="cpu": setup["model"])
+    monkeypatch.setattr(selftrain.models.ensemble, "load_acoustic_model", lambda model_dir, device="cpu": setup["model"])
     manifest = tmp_path / "m.csv"
     write_manifest(setup["utts"], manifest)
     (tmp_path / "model").mkdir()
@@ -165,6 +165,11 @@ def test_cli_decode_merge_and_eval(setup, tmp_path: Path, monkeypatch) -> None:
     result = runner.invoke(main, ["eval", *common, "--out", str(tmp_path / "eval.json")])
     assert result.exit_code == 0, result.output
     assert "WER 0.0000" in result.output and json.loads((tmp_path / "eval.json").read_text())["wer"] == 0.0
+    # Two members giving the same posteriors average to them: the ensemble decodes as the model alone.
+    result = runner.invoke(main, ["decode", *common, "--ensemble", str(tmp_path / "model"), "--teacher-name", "t0",
+                                  "--out", str(tmp_path / "ensemble.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert [r["hypotheses"][0]["text"] for r in read_jsonl(tmp_path / "ensemble.jsonl")] == TEXTS
     missing = runner.invoke(main, ["decode", *common[:4], "--lm", str(tmp_path / "none.bin"), "--out", str(tmp_path / "x.jsonl")])
     assert missing.exit_code == 2 and "language model not found" in missing.output
     no_out = runner.invoke(main, ["decode", *common])

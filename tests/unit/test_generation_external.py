@@ -171,20 +171,26 @@ class _Stop(Exception):
     """Raised by the fake selection stage once it has seen its inputs."""
 
 
-def test_every_generation_selects_with_the_same_external_hypotheses(tmp_path, built, monkeypatch) -> None:
-    config, workdir = _experiment(tmp_path)
-    seen: list[dict[str, list[str]]] = []
-
-    def fake_decode(config, workdir, teacher, manifest, out, prefix):
-        return {"teachers": {"lm": {"file": f"{prefix}_lm.jsonl"}, "greedy": {"file": f"{prefix}_greedy.jsonl"}}}
+def _stop_at_selection(seen: list[dict[str, list[str]]]):
+    """A selection stage that records the hypothesis files it would read (by split) and stops."""
 
     def fake_select(config, workdir, generation, out):
         inputs = selection_inputs(workdir, generation)
         seen.append({split: [str(Path(p).relative_to(workdir.root)) for p in files] for split, files in inputs.items()})
         raise _Stop
 
+    return fake_select
+
+
+def test_every_generation_selects_with_the_same_external_hypotheses(tmp_path, built, monkeypatch) -> None:
+    config, workdir = _experiment(tmp_path)
+    seen: list[dict[str, list[str]]] = []
+
+    def fake_decode(config, workdir, teacher, manifest, out, prefix, ensemble=False):
+        return {"teachers": {"lm": {"file": f"{prefix}_lm.jsonl"}, "greedy": {"file": f"{prefix}_greedy.jsonl"}}}
+
     monkeypatch.setattr(run_module, "decode_teachers", fake_decode)
-    monkeypatch.setattr(run_module, "select_pseudo_labels", fake_select)
+    monkeypatch.setattr(run_module, "select_pseudo_labels", _stop_at_selection(seen))
     for generation in (1, 2):
         with pytest.raises(_Stop):
             run_generation(config, workdir, generation)
@@ -199,3 +205,60 @@ def test_every_generation_selects_with_the_same_external_hypotheses(tmp_path, bu
     decode_info = workdir.done_info(workdir.stage_dir(2, "decode"))
     assert decode_info["external"]["reused"] is True
     assert any("external teachers (whisper): done" in line for line in run_module.experiment_status(workdir.root))
+
+
+def test_an_ensemble_teacher_labels_and_calibrates_with_the_same_members(tmp_path, monkeypatch) -> None:
+    """With ``teachers.ensemble`` the decode stage also decodes dev (the selection calibrates on the
+    labels of the teacher that labels), while the generation's own evaluation stays its model's."""
+    config, workdir = _experiment(tmp_path)
+    config.teachers.external = []
+    config.teachers.ensemble = ["other/model"]
+    calls: list[tuple[str, bool]] = []
+    seen: list[dict[str, list[str]]] = []
+
+    def fake_decode(config, workdir, teacher, manifest, out, prefix, ensemble=False):
+        calls.append((prefix, ensemble))
+        return {"teachers": {"lm": {"file": f"{prefix}_lm.jsonl"}}}
+
+    monkeypatch.setattr(run_module, "decode_teachers", fake_decode)
+    monkeypatch.setattr(run_module, "select_pseudo_labels", _stop_at_selection(seen))
+    with pytest.raises(_Stop):
+        run_generation(config, workdir, 1)
+    assert calls == [("unlabeled", True), ("dev", True)]
+    assert seen == [{"unlabeled": ["gen_001/decode/unlabeled_lm.jsonl"], "dev": ["gen_001/decode/dev_lm.jsonl"]}]
+
+
+def test_decode_teachers_averages_the_generations_model_with_the_members(tmp_path, monkeypatch) -> None:
+    import selftrain.decode
+    import selftrain.models
+    from selftrain.decode.run import DecodeReport
+    from selftrain.generation.stages import decode_teachers, model_dir
+
+    config, workdir = _experiment(tmp_path)
+    config.teachers = TeachersConfig(lm=False, greedy=True, dropout_samples=1, ensemble=["m1", "m2"])
+    loaded: list[list[str]] = []
+
+    class Model:
+        class tokenizer:  # noqa: N801 - stands in for the model's tokenizer attribute
+            @staticmethod
+            def ctc_labels():
+                return ["", "a"]
+
+    def fake_load(dirs, device="cpu"):
+        loaded.append([str(d) for d in dirs])
+        return Model()
+
+    def fake_decode_manifest(model, utterances, decoder, path, *args, **kwargs):
+        return DecodeReport(out=str(path), teacher=decoder.teacher, decoder="greedy", shard=None,
+                            utterances=len(utterances), already_done=0, decoded=len(utterances))
+
+    monkeypatch.setattr(selftrain.models, "load_ensemble", fake_load)
+    monkeypatch.setattr(selftrain.decode, "decode_manifest", fake_decode_manifest)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = decode_teachers(config, workdir, 0, config.data.unlabeled, out, "unlabeled", ensemble=True)
+    assert loaded == [[str(model_dir(workdir, 0)), "m1", "m2"]] * 2  # greedy and the dropout sample
+    assert result["ensemble"] == ["m1", "m2"] and set(result["teachers"]) == {"greedy", "dropout0"}
+    loaded.clear()
+    result = decode_teachers(config, workdir, 0, config.data.dev, out, "dev")
+    assert loaded == [[str(model_dir(workdir, 0))]] * 2 and "ensemble" not in result

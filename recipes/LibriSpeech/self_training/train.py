@@ -105,7 +105,8 @@ def _decode_shard(config, workdir, generation: int, rank: int, world: int, out: 
     manifest = out / "shard.csv"
     # Whole batches of the unsharded run: each utterance keeps its batch neighbours (same padding).
     write_speechbrain_csv(Shard(rank, world).select(read_manifest(config.data.unlabeled), decoder.batch_size), manifest)
-    return decode_teachers(config, workdir, teacher_generation(workdir, generation), str(manifest), out, "unlabeled")
+    return decode_teachers(config, workdir, teacher_generation(workdir, generation), str(manifest), out, "unlabeled",
+                           ensemble=True)
 
 
 def merge_rank_shards(config, workdir, generation: int, world: int, poll_seconds: float) -> None:
