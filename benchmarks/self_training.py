@@ -169,6 +169,16 @@ def teacher_overrides(base: dict[str, Any]) -> dict[str, Any]:
     return {**settings, "generations": 0, "speaking_rate_quantile": None}
 
 
+def teacher_stages(base: dict[str, Any]) -> list[str]:
+    """What ``main`` takes from the shared teacher folder: the LM and all of generation 0, or, with
+    ``decode_tuning`` on (not a teacher setting, so the folder stays shared), the LM and the trained
+    teacher only: generation 0's decoder is tuned and evaluated in main's folder, and the other arms
+    take it from there."""
+    if (base.get("decode_tuning") or {}).get("enabled"):
+        return ["lm", "gen_000/train"]
+    return list(TEACHER)
+
+
 def ensemble_members(scale: dict[str, Any], work: Path, config: Path) -> list[str]:
     """Model folders of the generation-0 teachers of the scales named in ``ensemble_from``, trained
     (or finished) by this run; each must train on this scale's corpus (its audio, its labels)."""
@@ -363,6 +373,7 @@ def generation_rows(root: Path, arm: str, adopted: tuple[str, ...] = ()) -> list
             "pseudo_label_wer": record.get("pseudo_label_wer"), "kept_fraction": record.get("selected_fraction"),
             "selected_hours": record.get("selected_hours"), "accepted": record.get("accepted", True),
             "wall_seconds": round(sum(v or 0.0 for v in own.values()), 1), "stage_seconds": own,
+            **({"decoder_tuning": record["decoder_tuning"]} if record.get("decoder_tuning") else {}),
         })
     return rows
 
@@ -391,9 +402,13 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
     generations = int(base["generations"])
     ssl = {"ssl": scale["ssl"]}
     teacher = run_arm(home, "teacher", teacher_overrides(base))
-    main = run_arm(work, "main", base, teacher, TEACHER)
-    students = [r for r in generation_rows(main, "main", tuple(TEACHER)) if r["generation"] > 0]
-    arms: dict[str, list[dict[str, Any]]] = {"main": generation_rows(teacher, "main") + students}
+    shared = teacher_stages(base)
+    main = run_arm(work, "main", base, teacher, shared)
+    if shared == TEACHER:
+        students = [r for r in generation_rows(main, "main", tuple(TEACHER)) if r["generation"] > 0]
+        arms: dict[str, list[dict[str, Any]]] = {"main": generation_rows(teacher, "main") + students}
+    else:  # the teacher's row is main's (evaluated with the decoder settings tuned for it), its training included
+        arms = {"main": generation_rows(main, "main")}
     one = deep_merge(base, {"generations": 1})
     fraction = next(r["kept_fraction"] for r in arms["main"] if r["generation"] == 1)
     ranked = {"threshold": {"mode": "fixed"}, "select": {"method": "entropy_tsallis_exp", "keep_fraction": fraction}}
@@ -598,6 +613,23 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _tuning_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The decoder settings each model's ``tune`` stage chose on dev (``decode_tuning``), if any."""
+    tuned = [r for r in rows if r.get("decoder_tuning")]
+    if not tuned:
+        return []
+    lines = ["## Decoder settings tuned on dev", "",
+             "Each model's blank penalty, word bonus (beta) and LM weight (alpha), chosen on dev before it was "
+             "evaluated and before it decoded the next generation's unlabeled audio; dev WER at the configured "
+             "settings and at the chosen ones.", "",
+             "| row | blank penalty | beta | alpha | dev WER, configured | dev WER, tuned |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in tuned:
+        best, t = r["decoder_tuning"]["best"], r["decoder_tuning"]
+        lines.append(f"| {_row_name(r)} | {best['blank_penalty']:g} | {best['beta']:g} | {best['alpha']:g} | "
+                     f"{_fmt(t['base_wer'])} | {_fmt(t['best_wer'])} |")
+    return [*lines, ""]
+
+
 def _error_kinds(row: dict[str, Any]) -> str:
     kinds = row.get("test_errors")  # absent from results written before it was recorded
     return " / ".join(_fmt(kinds[k]) for k in ("substitutions", "deletions", "insertions")) if kinds else "-"
@@ -660,7 +692,7 @@ def to_markdown(result: dict[str, Any], command: str, name: str = "self_training
           if result.get("ensemble_from") else []),
         *([f"Arms left out of this run (`--skip`): {', '.join(skipped)}."] if skipped else []),
         *[f"Explored variant `{n}` not run: {why}." for n, why in (result.get("unavailable") or {}).items()], "",
-        "## Main result", "", *_table(rows), "", *_recovery_lines(a), *_significance_lines(result.get("significance") or {}, a),
+        "## Main result", "", *_table(rows), "", *_recovery_lines(a), *_significance_lines(result.get("significance") or {}, a), *_tuning_lines(rows),
         *_ablation_lines(arms, a), *_explored_lines(arms, result.get("significance") or {}), *_curve_lines(result),
         "", "## Targets", "", *[f"- {target}: {'met' if ok else 'NOT met'}" for target, ok in a["targets"].items()],
         "", f"Plots: `{name}.png`. What the budget buys and what was tried: `benchmarks/README.md`.", "",

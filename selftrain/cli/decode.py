@@ -9,11 +9,13 @@ import click
 
 from selftrain.cli.common import user_errors
 
-__all__ = ["decode", "eval_command"]
+__all__ = ["decode", "eval_command", "tune"]
 
 # Mirrors DecoderConfig (kept here so --help needs no import).
-_DEFAULTS = {"decoder": "pyctcdecode", "beam_width": 32, "alpha": 0.5, "beta": 1.0, "nbest": 5,
+_DEFAULTS = {"decoder": "pyctcdecode", "beam_width": 32, "alpha": 0.5, "beta": 1.0, "blank_penalty": 0.0, "nbest": 5,
              "batch_size": 8, "workers": 2, "max_duration": 60.0}
+# Mirrors TuneConfig's candidate values.
+_TUNE_DEFAULTS = {"blank_penalty": "0,0.5,1,1.5,2", "beta": "0,1,2,3", "alpha": "0.5,0.8,1.1"}
 
 
 def _decoder_options(func: Callable) -> Callable:
@@ -32,6 +34,8 @@ def _decoder_options(func: Callable) -> Callable:
                      help="Beam width."),
         click.option("--alpha", type=float, default=_DEFAULTS["alpha"], show_default=True, help="LM weight."),
         click.option("--beta", type=float, default=_DEFAULTS["beta"], show_default=True, help="Word insertion bonus."),
+        click.option("--blank-penalty", type=float, default=_DEFAULTS["blank_penalty"], show_default=True,
+                     help="Subtracted from the blank's log-probability before the search (> 0: fewer deletions)."),
         click.option("--nbest", type=int, default=_DEFAULTS["nbest"], show_default=True,
                      help="n-best entries kept per utterance."),
         click.option("--batch-size", type=int, default=_DEFAULTS["batch_size"], show_default=True,
@@ -131,6 +135,54 @@ def eval_command(ctx: click.Context, model_dir: str | None, ensemble: tuple[str,
         atomic_write_json(out, result.to_dict())
     click.echo(f"WER {result.wer:.4f}  CER {result.cer:.4f}  ({result.utterances} utterances, {result.words} words; "
                f"decoder {result.decoder}, beam {config.beam_width}, alpha {config.alpha}, beta {config.beta}, "
+               f"blank penalty {config.blank_penalty}, "
                f"LM {result.lm or 'none'})")
     if result.skipped_rows:
         click.echo(f"{len(result.skipped_rows)} labeled rows skipped: {result.bad_audio}")
+
+
+def _float_list(ctx: click.Context, param: click.Parameter, value: str) -> list[float]:
+    try:
+        return [float(v) for v in value.split(",") if v.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(f"comma-separated numbers expected, got {value!r}", ctx, param) from exc
+
+
+@decode.command("tune")
+@_decoder_options
+@click.option("--try-blank-penalty", "try_blank_penalty", default=_TUNE_DEFAULTS["blank_penalty"], show_default=True,
+              callback=_float_list, help="Blank penalties to try, comma-separated (empty: keep --blank-penalty).")
+@click.option("--try-beta", "try_beta", default=_TUNE_DEFAULTS["beta"], show_default=True, callback=_float_list,
+              help="Word insertion bonuses to try (empty: keep --beta).")
+@click.option("--try-alpha", "try_alpha", default=_TUNE_DEFAULTS["alpha"], show_default=True, callback=_float_list,
+              help="LM weights to try (empty: keep --alpha).")
+@click.option("--rounds", type=int, default=1, show_default=True, help="Passes over the three settings.")
+@click.option("--out", "tune_out", type=click.Path(dir_okay=False), help="Write every setting tried and the choice as JSON.")
+@click.pass_context
+def tune(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...], manifest: str | None, lm_path: str | None,
+         device: str, try_blank_penalty: list[float], try_beta: list[float], try_alpha: list[float], rounds: int,
+         tune_out: str | None, **kwargs: object) -> None:
+    """Choose the blank penalty, word bonus and LM weight that give the lowest WER on a transcribed
+    manifest (a dev set): a coordinate search from the given settings, posteriors computed once."""
+    model_dir, manifest = _required(ctx, "model", model_dir), _required(ctx, "manifest", manifest)
+    from selftrain.data.manifest import read_manifest
+    from selftrain.decode.config import TuneConfig
+    from selftrain.decode.tune import dev_log_probs, tune_decoder
+    from selftrain.io import atomic_write_json
+    from selftrain.models import load_ensemble
+
+    with user_errors():
+        config = _config(kwargs)
+        search = TuneConfig(enabled=True, blank_penalty=try_blank_penalty, beta=try_beta, alpha=try_alpha, rounds=rounds)
+        model = load_ensemble([model_dir, *ensemble], device)
+        utterances, log_probs, skipped = dev_log_probs(model, read_manifest(manifest), config.batch_size,
+                                                       config.max_duration)
+        references = [model.tokenizer.normalizer(u.reference or "") for u in utterances]
+        result = tune_decoder(log_probs, references, model.tokenizer.ctc_labels(), lm_path, config, search)
+    if tune_out:
+        atomic_write_json(tune_out, {**result.to_dict(), "bad_audio": dict(skipped.bad)})
+    best = "  ".join(f"--{name.replace('_', '-')} {value:g}" for name, value in result.best.items())
+    click.echo(f"best: {best}  WER {result.best_wer:.4f} (given settings {result.base_wer:.4f}; "
+               f"{len(result.points)} settings tried on {result.utterances} utterances, {result.seconds:.0f} s)")
+    if skipped.rows:
+        click.echo(f"{len(skipped.rows)} rows skipped: {dict(skipped.bad)}")

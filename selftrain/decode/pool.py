@@ -21,7 +21,7 @@ from selftrain.decode.config import DecoderConfig
 from selftrain.errors import DecodeError
 from selftrain.record import Hypothesis
 
-__all__ = ["TeacherDecoder", "PendingResult"]
+__all__ = ["TeacherDecoder", "PendingResult", "penalize_blank"]
 
 
 class PendingResult(Protocol):
@@ -41,9 +41,10 @@ class _Job:
     confidence: bool
     blank: int = BLANK_INDEX
     kenlm_model: object | None = None  # the decoding LM, for the LM's word scores
+    blank_penalty: float = 0.0
 
     def __call__(self, log_probs: np.ndarray) -> Hypothesis:
-        hyp = self.backend.decode(log_probs)
+        hyp = self.backend.decode(penalize_blank(log_probs, self.blank_penalty, self.blank))
         hyp.teacher = self.teacher
         if self.confidence and log_probs.shape[0] > 0:
             from selftrain.confidence import add_lm_scores, score_hypothesis
@@ -52,6 +53,19 @@ class _Job:
             if self.kenlm_model is not None:
                 add_lm_scores(hyp, self.kenlm_model)
         return hyp
+
+
+def penalize_blank(log_probs: np.ndarray, penalty: float, blank: int = BLANK_INDEX) -> np.ndarray:
+    """``log_probs`` with ``penalty`` subtracted from the blank column (a copy; unchanged when 0).
+
+    Not renormalised: the search compares paths frame by frame, so a constant taken off one label's
+    score is what shifts the balance between emitting a token and emitting nothing.
+    """
+    if penalty == 0.0 or log_probs.shape[0] == 0:
+        return log_probs
+    penalized = log_probs.copy()
+    penalized[:, blank] -= penalty
+    return penalized
 
 
 _WORKER_JOB: _Job | None = None  # set in each worker by the pool's initializer
@@ -95,7 +109,8 @@ class TeacherDecoder:
         self.lm_path = lm_path
         self.teacher = teacher
         backend = build_backend(config, self.labels, lm_path)
-        self._job = _Job(backend, teacher, config.confidence, kenlm_model=self._scoring_lm(backend))
+        self._job = _Job(backend, teacher, config.confidence, kenlm_model=self._scoring_lm(backend),
+                         blank_penalty=config.blank_penalty)
         self._pool: Pool | None = None
 
     def _scoring_lm(self, backend: Backend):

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selftrain.decode.config import TuneConfig
 from selftrain.errors import ConfigError
 from selftrain.models.config import update_dataclass
 from selftrain.overrides import deep_merge
@@ -146,6 +147,9 @@ class ExperimentConfig:
     teacher_train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides, generation 0
     student_train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides, generations >= 1
     decode: dict[str, Any] = field(default_factory=dict)  # DecoderConfig overrides
+    # Each generation's model gets its own LM weight, word bonus and blank penalty, chosen on dev
+    # (selftrain.decode.tune); off by default (benchmarks/README.md, "Decoder settings tuned on dev").
+    decode_tuning: TuneConfig = field(default_factory=TuneConfig)
     agreement: dict[str, Any] = field(default_factory=dict)  # AgreementConfig overrides
     select: dict[str, Any] = field(default_factory=dict)  # SelectConfig overrides
 
@@ -189,6 +193,8 @@ class ExperimentConfig:
             del values["acceptance"]
         if self.speaking_rate_quantile is None:  # and for the speaking-rate bounds, off
             del values["speaking_rate_quantile"]
+        if self.decode_tuning == TuneConfig():  # and for decoder tuning at its defaults (off)
+            del values["decode_tuning"]
         return values
 
 
@@ -285,6 +291,7 @@ def load_experiment_config(config_file: str | Path | None = None, overrides: dic
     config.__post_init__()
     config.threshold.__post_init__()
     config.acceptance.__post_init__()
+    config.decode_tuning.__post_init__()
     check_stage_overrides(config)
     check_external_teachers(config.teachers)
     return config

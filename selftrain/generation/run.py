@@ -18,6 +18,7 @@ from selftrain.audit.significance import Comparison, paired_bootstrap, utterance
 from selftrain.generation.config import ExperimentConfig
 from selftrain.generation.stages import (
     EXTERNAL_STAGE,
+    TUNE_STAGE,
     audit_generation,
     build_language_model,
     decode_teachers,
@@ -26,6 +27,7 @@ from selftrain.generation.stages import (
     select_pseudo_labels,
     teacher_generation,
     train_model,
+    tune_generation,
 )
 from selftrain.generation.workdir import Workdir, experiment_hash
 from selftrain.io import atomic_write_json
@@ -86,6 +88,9 @@ def run_generation(config: ExperimentConfig, workdir: Workdir, generation: int, 
                                         lambda out: train_model(config, workdir, generation, out), force)
     if generation == 0:
         stages["lm"] = workdir.run_stage(workdir.stage_dir(None, "lm"), lambda out: build_language_model(config, workdir, out), force)
+    if config.decode_tuning.enabled:
+        stages[TUNE_STAGE] = workdir.run_stage(workdir.stage_dir(generation, TUNE_STAGE),
+                                               lambda out: tune_generation(config, workdir, generation, out), force)
     stages["eval"] = workdir.run_stage(workdir.stage_dir(generation, "eval"),
                                        lambda out: evaluate_generation(config, workdir, generation, out), force)
     record = _generation_record(config, generation, stages, time.time() - started)
@@ -143,6 +148,8 @@ def _generation_record(config: ExperimentConfig, generation: int, stages: dict[s
         "config_hash": experiment_hash(config.to_dict()),
         "versions": _versions(),
         "settings": {"preset": config.preset, "threshold": config.to_dict()["threshold"], "select": config.select},
+        **({"decoder_tuning": {key: stages[TUNE_STAGE][key] for key in ("best", "base_wer", "best_wer")}}
+           if TUNE_STAGE in stages else {}),
     }
 
 
@@ -181,6 +188,8 @@ def experiment_status(root: str | Path) -> list[str]:
     lines = [f"experiment {root}: {config['generations']} generations planned, preset {config['preset']}"]
     for generation in range(config["generations"] + 1):
         names = ["train", "eval"] if generation == 0 else ["decode", "select", "audit", "train", "eval"]
+        if config.get("decode_tuning", {}).get("enabled"):
+            names.insert(-1, TUNE_STAGE)
         done = [n for n in names if workdir.is_done(workdir.stage_dir(generation, n))]
         state = "done" if len(done) == len(names) else (f"in progress ({', '.join(done)} done)" if done else "not started")
         lines.append(f"  gen_{generation:03d}: {state}")

@@ -25,10 +25,11 @@ from selftrain.select.segments import trained_seconds
 
 __all__ = ["train_model", "build_language_model", "decode_teachers", "transcribe_external", "external_hypotheses",
            "evaluate_hyps", "evaluate_generation", "selection_inputs", "select_pseudo_labels", "audit_generation", "model_dir",
-           "teacher_generation", "LM_FILE", "EXTERNAL_STAGE"]
+           "teacher_generation", "tune_generation", "tuned_settings", "LM_FILE", "EXTERNAL_STAGE", "TUNE_STAGE"]
 
 log = logging.getLogger(__name__)
 LM_FILE = "lm.bin"
+TUNE_STAGE = "tune"  # W/gen_XXX/tune/: the decoder settings chosen on dev for that generation's model
 EXTERNAL_STAGE = "external"  # W/external/: the external teachers' hypotheses, made once per experiment
 SELECTION_FRACTIONS = tuple(round(0.05 * k, 2) for k in range(20, 0, -1))
 
@@ -108,13 +109,48 @@ def build_language_model(config: ExperimentConfig, workdir: Workdir, out: Path) 
     return {"lm": LM_FILE, "report": report.to_dict()}
 
 
-def _decoder_config(config: ExperimentConfig, **changes: Any):
+def _decoder_config(config: ExperimentConfig, workdir: Workdir | None = None, generation: int | None = None,
+                    **changes: Any):
+    """The experiment's decoder settings; with ``decode_tuning`` on, those tuned for ``generation``'s
+    model on dev (its ``tune`` stage) replace the configured ones; then ``changes``."""
     from selftrain.decode import DecoderConfig
     from selftrain.models.config import update_dataclass
 
     decoder = DecoderConfig()
     update_dataclass(decoder, config.decode, "decode")
+    if config.decode_tuning.enabled and workdir is not None and generation is not None:
+        decoder = decoder.with_tuned(tuned_settings(workdir, generation))
     return replace(decoder, **changes)
+
+
+def tuned_settings(workdir: Workdir, generation: int) -> dict[str, float]:
+    """The decoder settings a generation's ``tune`` stage chose (:class:`DecodeError` before it ran)."""
+    from selftrain.errors import DecodeError
+
+    stage = workdir.stage_dir(generation, TUNE_STAGE)
+    if not workdir.is_done(stage):
+        raise DecodeError(f"decode_tuning is on but generation {generation}'s decoder was not tuned ({stage})")
+    return dict(workdir.done_info(stage)["best"])
+
+
+def tune_generation(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
+    """Tune the LM weight, word bonus and blank penalty of ``generation``'s model on dev
+    (:func:`selftrain.decode.tune.tune_decoder`); the generation's evaluation and its decoding of
+    the next generation's unlabeled audio use what it chose."""
+    from selftrain.decode.tune import dev_log_probs, tune_decoder
+    from selftrain.models import load_acoustic_model
+
+    model = load_acoustic_model(model_dir(workdir, generation))
+    base = _decoder_config(config)
+    utterances, log_probs, skipped = dev_log_probs(model, read_manifest(config.data.dev), base.batch_size, base.max_duration)
+    references = [model.tokenizer.normalizer(u.reference or "") for u in utterances]
+    lm_path = workdir.stage_dir(None, "lm") / LM_FILE if base.decoder != "greedy" else None
+    result = tune_decoder(log_probs, references, model.tokenizer.ctc_labels(), lm_path, base, config.decode_tuning)
+    if skipped.rows:
+        log.warning("decoder tuning left out %d dev utterances: %s", len(skipped.rows), dict(skipped.bad))
+    log.info("generation %d decoder tuned on dev: %s (WER %.4f -> %.4f)", generation, result.best, result.base_wer,
+             result.best_wer)
+    return {**result.to_dict(), "bad_audio": dict(skipped.bad)}
 
 
 def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generation: int, manifest: str,
@@ -130,13 +166,14 @@ def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generati
     utterances = read_manifest(manifest)
     runs: list[tuple[str, int, Any]] = []
     if config.teachers.lm:
-        runs.append(("lm", teacher_generation, _decoder_config(config)))
+        runs.append(("lm", teacher_generation, _decoder_config(config, workdir, teacher_generation)))
     if config.teachers.greedy:
-        runs.append(("greedy", teacher_generation, _decoder_config(config, decoder="greedy")))
+        runs.append(("greedy", teacher_generation, _decoder_config(config, workdir, teacher_generation, decoder="greedy")))
     for k in range(config.teachers.dropout_samples):
-        runs.append((f"dropout{k}", teacher_generation, _decoder_config(config, decoder="greedy", dropout=True, seed=config.seed + k)))
+        runs.append((f"dropout{k}", teacher_generation, _decoder_config(config, workdir, teacher_generation, decoder="greedy",
+                                                                        dropout=True, seed=config.seed + k)))
     if config.teachers.previous and teacher_generation >= 1:
-        runs.append(("previous", teacher_generation - 1, _decoder_config(config)))
+        runs.append(("previous", teacher_generation - 1, _decoder_config(config, workdir, teacher_generation - 1)))
     files = {}
     members = config.teachers.ensemble if ensemble else []
     for name, generation, decoder_config in runs:

@@ -6,6 +6,7 @@ Layout::
     W/lm/                      the n-gram LM
     W/gen_000/                 teacher trained on labeled data only
     W/gen_001/ ...             decode/, select/, train/, audit/, generation.json
+    W/gen_00N/tune/            the decoder settings chosen on dev for that model (``decode_tuning``)
     W/summary.json             per-generation figures (the contract users' scripts rely on)
 
 Each stage writes into its own folder and leaves ``.done`` (JSON: what it produced, how long it took)

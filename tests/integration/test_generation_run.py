@@ -93,3 +93,23 @@ def test_status_and_refusals(experiment, tiny_corpus, tmp_path):
     missing = tmp_path / "nothing.txt"
     result = runner.invoke(main, ["run", "--workdir", str(tmp_path / "w3"), "--lm-text", str(missing)])
     assert result.exit_code == 2
+
+
+def test_decoder_tuned_on_dev_for_every_generation(tiny_corpus, tmp_path):
+    """With decode_tuning on, each generation's model gets the settings chosen on dev for its
+    evaluation and for decoding the next generation's unlabeled audio."""
+    workdir = tmp_path / "tuned"
+    tuning = ["--set", "decode_tuning.enabled=true", "--set", "decode_tuning.blank_penalty=0,1",
+              "--set", "decode_tuning.beta=0,2", "--set", "decode_tuning.alpha="]
+    result = CliRunner().invoke(main, [*_args(tiny_corpus, workdir), *tuning], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    for generation in (0, 1):
+        tune = json.loads((workdir / f"gen_{generation:03d}" / "tune" / ".done").read_text())
+        assert set(tune["best"]) == {"blank_penalty", "beta", "alpha"} and tune["best"]["alpha"] == 0.5
+        assert tune["best_wer"] <= tune["base_wer"] and len(tune["points"]) <= 5
+        record = json.loads((workdir / f"gen_{generation:03d}" / "generation.json").read_text())
+        assert record["decoder_tuning"]["best"] == tune["best"]
+        # the evaluation decoded dev with the chosen settings: its WER is the search's best
+        assert record["dev_wer"] == pytest.approx(tune["best_wer"], abs=1e-4)
+    status = CliRunner().invoke(main, ["status", "--workdir", str(workdir)])
+    assert "gen_001: done" in status.output

@@ -27,6 +27,14 @@ def _result(**arms: list[dict]) -> dict:
             "corpus": {"hours": {"labeled": 0.8, "unlabeled": 1.7, "dev": 0.2, "test": 0.3}}}
 
 
+def _report(**arms: list[dict]) -> str:
+    """The Markdown report of a result made of these arms' rows."""
+    result = _result(**arms)
+    result["analysis"] = analyse(result)
+    result["meta"] = _meta()
+    return to_markdown(result, "python benchmarks/self_training.py")
+
+
 def _meta() -> dict:
     return {"scale": "test", "date": "today", "machine": "m", "cpus": 2, "stage_seconds_total": 60.0,
             "invocation_seconds": 60.0}
@@ -115,7 +123,7 @@ def test_report_lists_explored_arms_and_the_significance_table():
 
 
 @pytest.mark.parametrize("scale_name", ["default", "followup", "quick", "strong_lm", "strong_lm_1500", "strong_lm_1500_chain",
-                                        "noisy_teacher", "ensemble_teacher"])
+                                        "noisy_teacher", "ensemble_teacher", "tuned_decoding"])
 def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
     from self_training import load_scale, missing_recognizer, split_variant, teacher_overrides
 
@@ -134,7 +142,7 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
     assert configs["teacher"].generations == 0
     # scales recorded before the speaking-rate bounds became the default keep them off (their folders and
     # figures stay valid; their `rate_guard*` variants measure them); the others follow the default
-    recorded_without_bounds = scale_name not in ("default", "quick", "noisy_teacher", "ensemble_teacher")
+    recorded_without_bounds = scale_name not in ("default", "quick", "noisy_teacher", "ensemble_teacher", "tuned_decoding")
     assert configs["main"].speaking_rate_quantile == (None if recorded_without_bounds else 0.01)
     assert configs["main"].teacher_train["epochs"] == base["teacher_train"]["epochs"]
     if scale_name == "followup":  # the default scale's corpus and teacher, one generation
@@ -434,10 +442,36 @@ def test_rows_split_the_test_wer_by_kind_even_for_generations_finished_before_it
 def test_the_tables_show_the_error_kinds_where_known():
     main = _rows("main", [0.50, 0.49])
     main[1]["test_errors"] = {"substitutions": 0.3, "deletions": 0.15, "insertions": 0.04}
-    result = _result(main=main)
-    result["analysis"] = analyse(result)
-    result["meta"] = _meta()
-    report = to_markdown(result, "python benchmarks/self_training.py")
+    report = _report(main=main)
     assert "| test sub / del / ins |" in report
     assert "| self-training, generation 1 | 0.490 | 0.245 | 0.300 / 0.150 / 0.040 |" in report
     assert "| supervised, CTC only (teacher) | 0.500 | 0.250 | - |" in report  # older results: no split
+
+
+def test_with_decoder_tuning_main_tunes_and_evaluates_the_shared_teacher_itself():
+    from self_training import TEACHER, teacher_overrides, teacher_stages
+
+    base = {"data": {"labeled": "l.csv"}, "decode": {"alpha": 0.8}, "decode_tuning": {"enabled": True}}
+    assert teacher_stages({"decode": {"alpha": 0.8}}) == TEACHER
+    assert teacher_stages(base) == ["lm", "gen_000/train"]  # generation 0's tune and eval stages run in main
+    assert "decode_tuning" not in teacher_overrides(base)  # so the teacher folder is the untuned scale's
+
+
+def test_rows_and_report_show_the_decoder_settings_tuned_for_each_model(tmp_path):
+    import json
+
+    from self_training import generation_rows
+
+    root = tmp_path / "arm"
+    (root / "gen_000").mkdir(parents=True)
+    tuning = {"best": {"blank_penalty": 1.0, "beta": 2.0, "alpha": 0.8}, "base_wer": 0.43, "best_wer": 0.41}
+    record = {"generation": 0, "test_wer": 0.4, "test_cer": 0.2, "dev_wer": 0.41, "stage_seconds": {"tune": 60.0},
+              "test_errors": {"substitutions": 0.3, "deletions": 0.07, "insertions": 0.03}, "decoder_tuning": tuning}
+    (root / "gen_000" / "generation.json").write_text(json.dumps(record))
+    (row,) = generation_rows(root, "main")
+    assert row["decoder_tuning"] == tuning and row["wall_seconds"] == 60.0
+    report = _report(main=[row, *_rows("main", [0.40, 0.39])[1:]])
+    assert "## Decoder settings tuned on dev" in report
+    assert "| supervised, CTC only (teacher) | 1 | 2 | 0.8 | 0.430 | 0.410 |" in report
+    assert "self-training, generation 1 | 1 |" not in report  # rows without tuning are not listed there
+    assert "Decoder settings tuned" not in _report(main=_rows("main", [0.40, 0.39]))

@@ -241,3 +241,20 @@ def test_set_strings_convert_for_settings_that_default_to_none():
     select = SelectConfig()
     update_dataclass(select, {"threshold": "0.5", "sanity": {"min_chars_per_second": "none", "max_repeat": "5"}}, "select")
     assert select.threshold == 0.5 and select.sanity.min_chars_per_second is None and select.sanity.max_repeat == 5
+
+
+def test_decoder_tuning_is_off_by_default_checked_and_leaves_older_folders_hash_alone():
+    from selftrain.generation.workdir import experiment_hash
+
+    default = load_experiment_config()
+    assert not default.decode_tuning.enabled
+    assert "decode_tuning" not in default.to_dict()  # folders made before the setting existed still open
+    tuned = load_experiment_config(overrides={"decode_tuning": {"enabled": True, "beta": [0.0, 2.0]}})
+    assert tuned.to_dict()["decode_tuning"]["beta"] == [0.0, 2.0]
+    assert experiment_hash(tuned.to_dict()) != experiment_hash(default.to_dict())
+    with pytest.raises(ConfigError, match="decode_tuning.rounds"):
+        load_experiment_config(overrides={"decode_tuning": {"rounds": 0}})
+    with pytest.raises(ConfigError, match="decode_tuning"):
+        load_experiment_config(overrides={"decode_tuning": {"grid": [1]}})
+    with pytest.raises(ConfigError, match="blank_penalty"):
+        load_experiment_config(overrides={"decode": {"blank_penalty": "lots"}})
