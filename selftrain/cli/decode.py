@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import fields
+from pathlib import Path
 
 import click
 
@@ -171,6 +172,8 @@ def tune(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...], m
     from selftrain.io import atomic_write_json
     from selftrain.models import load_ensemble
 
+    if lm_path is not None and not Path(lm_path).is_file():  # before the forward pass, not after it
+        raise click.BadParameter(f"language model not found: {lm_path}", ctx, param_hint="--lm")
     with user_errors():
         config = _config(kwargs)
         search = TuneConfig(enabled=True, blank_penalty=try_blank_penalty, beta=try_beta, alpha=try_alpha, rounds=rounds)

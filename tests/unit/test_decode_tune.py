@@ -138,5 +138,9 @@ def test_cli_decode_tune(tmp_path: Path, monkeypatch) -> None:
     assert saved["best_wer"] == 0.0 and {p["alpha"] for p in saved["points"]} == {0.5}
     bad = runner.invoke(main, [*common, "--try-beta", "0,high"])
     assert bad.exit_code == 2 and "comma-separated numbers" in bad.output
+    calls = model.calls
+    no_lm = runner.invoke(main, [*common[:6], "--lm", str(tmp_path / "none.bin")])
+    assert no_lm.exit_code == 2 and "language model not found" in no_lm.output
+    assert model.calls == calls  # refused before any audio was read
     no_manifest = runner.invoke(main, ["decode", "tune", "--model", str(tmp_path / "model")])
     assert no_manifest.exit_code == 2 and "--manifest" in no_manifest.output
