@@ -178,14 +178,17 @@ def _arm(proc: subprocess.Popen, log: Path, workdir: Path, target: str, stage: s
          rng: random.Random) -> float | None:
     """Wait for the kill moment of ``target``; the delay used, or None when the run ended first.
 
-    The stage counts as started when this process logs it (its folder may be left from a kill)."""
+    The stage counts as started when this process logs it (its folder may be left from a kill). A
+    training resumed after its last checkpoint writes none: the kill then lands in the stage after
+    it, as soon as that training is done, instead of missing and letting the run finish."""
     if not _wait_for(proc, _stage_started(log, stage)):
         return None
     if target == "checkpoint":
-        save = workdir / stage / "save"
+        save, done = workdir / stage / "save", workdir / stage / ".done"
         seen = set(save.glob("CKPT*")) if save.exists() else set()
         begun = time.monotonic()
-        found = _wait_for(proc, lambda: save.exists() and bool(set(save.glob("CKPT*")) - seen), poll=0.002)
+        found = _wait_for(proc, lambda: done.exists() or (save.exists() and bool(set(save.glob("CKPT*")) - seen)),
+                          poll=0.002)
         return round(time.monotonic() - begun, 3) if found else None
     delay = rng.random() * max(seconds, 0.2)
     time.sleep(delay)
