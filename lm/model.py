@@ -7,6 +7,7 @@ flashlight's lexicon). :func:`build_lm` writes it beside the model as ``<stem>.u
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,16 +40,27 @@ def is_arpa(path: str | Path) -> bool:
 
 
 def load_kenlm(path: str | Path):  # -> kenlm.Model
-    """Load an ARPA or KenLM binary model; raise :class:`LMError` when missing or corrupt."""
-    import kenlm
+    """Load an ARPA or KenLM binary model; raise :class:`LMError` when missing or corrupt.
 
+    The last two models loaded are kept: a process that builds several decoders over one LM (an
+    experiment's teachers and evaluations, a decoder tuning's settings) reads it once. A file
+    rewritten since (another size or modification time) is loaded anew.
+    """
     path = Path(path)
     if not path.is_file():
         raise LMError(f"language model not found: {path}")
-    if path.stat().st_size == 0:
+    stat = path.stat()
+    if stat.st_size == 0:
         raise LMError(f"language model {path} is empty")
+    return _load_kenlm_file(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_kenlm_file(path: str, mtime_ns: int, size: int):  # the file's identity is part of the key
+    import kenlm
+
     try:
-        return kenlm.Model(str(path))
+        return kenlm.Model(path)
     except Exception as exc:  # kenlm raises OSError or RuntimeError with KenLM's message inside
         detail = " ".join(str(exc).split())[:300]
         raise LMError(f"cannot load language model {path}: not a valid ARPA or KenLM binary file ({detail})") from exc

@@ -87,6 +87,16 @@ def test_prune_and_config_errors(tmp_path: Path) -> None:
         build_lm(write_lm_text(tmp_path / "e.txt", ["", "!!"]), tmp_path / "e.arpa")
 
 
+def test_a_model_is_read_once_until_its_file_changes(tmp_path: Path) -> None:
+    text = write_lm_text(tmp_path / "t.txt", LM_SENTENCES * 3)
+    path = build_lm(text, tmp_path / "m.arpa", LMBuildConfig(order=3)).path
+    first = load_kenlm(path)
+    assert load_kenlm(path) is first and load_kenlm(Path(path).resolve()) is first
+    rebuilt = build_lm(write_lm_text(tmp_path / "u.txt", LM_SENTENCES[:4] * 3), path, LMBuildConfig(order=2)).path
+    again = load_kenlm(rebuilt)
+    assert again is not first and again.order == 2  # the rewritten file, not the kept model
+
+
 def test_missing_and_corrupt_models_raise_lm_error(tmp_path: Path) -> None:
     with pytest.raises(LMError, match="not found"):
         load_kenlm(tmp_path / "nope.bin")
