@@ -475,3 +475,48 @@ def test_rows_and_report_show_the_decoder_settings_tuned_for_each_model(tmp_path
     assert "| supervised, CTC only (teacher) | 1 | 2 | 0.8 | 0.430 | 0.410 |" in report
     assert "self-training, generation 1 | 1 |" not in report  # rows without tuning are not listed there
     assert "Decoder settings tuned" not in _report(main=_rows("main", [0.40, 0.39]))
+
+
+def test_filtering_beats_no_filtering_only_when_the_default_policy_wins_by_more_than_the_noise():
+    arms = dict(main=_rows("main", [0.50, 0.48]), no_filter=_rows("no_filter", [0.50, 0.49]),
+                confidence_only=_rows("confidence_only", [0.50, 0.485]))
+    recorded_before_intervals = _result(**arms)
+    assert analyse(recorded_before_intervals)["targets"]["filtering_beats_no_filtering"] is True
+
+    noisy = _result(**arms)
+    noisy["significance"] = {"no_filter:main": {"difference": -0.01, "low": -0.025, "high": 0.004},
+                             "no_filter:confidence_only": {"difference": -0.005, "low": -0.02, "high": 0.01}}
+    analysis = analyse(noisy)
+    assert analysis["targets"]["filtering_beats_no_filtering"] is False
+    assert analysis["vs_no_filter"]["confidence + agreement (default)"]["interval"] == [-0.025, 0.004]
+
+    clear = _result(**arms)
+    clear["significance"] = {"no_filter:main": {"difference": -0.01, "low": -0.018, "high": -0.002}}
+    assert analyse(clear)["targets"]["filtering_beats_no_filtering"] is True
+    report = _report(**arms)
+    assert "| confidence + agreement (default) | 0.480 | 0.0100 | - (not measured in this run) |" in report
+    clear["analysis"], clear["meta"] = analyse(clear), _meta()
+    assert "| confidence + agreement (default) | 0.480 | 0.0100 | [-0.0180, -0.0020] |" in to_markdown(clear, "cmd")
+
+
+def test_each_filtered_policy_is_compared_with_no_filtering_on_the_same_test_utterances(tmp_path):
+    import json
+
+    from self_training import significance
+
+    test = tmp_path / "test.csv"
+    test.write_text("ID,duration,wav,spk_id,wrd\n" + "".join(f"u{i},1.0,u{i}.wav,s,a b c d\n" for i in range(20)))
+
+    def decoded(folder: Path, wrong: int) -> None:
+        folder.mkdir(parents=True)
+        hyps = [{"id": f"u{i}", "wav": f"u{i}.wav", "duration": 1.0,
+                 "hypotheses": [{"teacher": "lm", "text": "x b c d" if i < wrong else "a b c d"}]} for i in range(20)]
+        (folder / "test_lm.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hyps))
+
+    for arm, wrong in [("main", 2), ("no_filter", 12)]:
+        decoded(tmp_path / arm / "gen_001" / "eval", wrong)
+    decoded(tmp_path / "teacher" / "gen_000" / "eval", 0)
+    arms = {"main": _rows("main", [0.0, 0.025]), "no_filter": _rows("no_filter", [0.0, 0.15])}
+    compared = significance(tmp_path, tmp_path / "teacher", arms, str(test))
+    assert compared["no_filter:main"]["difference"] == pytest.approx(-0.125)
+    assert compared["no_filter:main"]["high"] < 0
