@@ -152,6 +152,11 @@ class ExperimentConfig:
     decode_tuning: TuneConfig = field(default_factory=TuneConfig)
     agreement: dict[str, Any] = field(default_factory=dict)  # AgreementConfig overrides
     select: dict[str, Any] = field(default_factory=dict)  # SelectConfig overrides
+    # Folder of the on-disk cache of a pretrained encoder's frozen bottom, shared by every training and
+    # decoding of the experiment (selftrain.models.state_cache); empty: ``<workdir>/state_cache``.
+    # Content-addressed, so experiments on the same audio and encoder may share one; not part of the
+    # work folder's identity (it never changes a result).
+    state_cache: str = ""
 
     def __post_init__(self) -> None:
         if self.generations < 0:
@@ -195,6 +200,7 @@ class ExperimentConfig:
             del values["speaking_rate_quantile"]
         if self.decode_tuning == TuneConfig():  # and for decoder tuning at its defaults (off)
             del values["decode_tuning"]
+        del values["state_cache"]  # where a cache lives never changes a result
         return values
 
 

@@ -71,12 +71,14 @@ def _check_compatible(first_name: str, first: AcousticModel, name: str, member: 
                               f"{first_name} {first.frame_shift_seconds} s")
 
 
-def load_ensemble(model_dirs: Sequence[str | Path], device: str | torch.device = "cpu") -> AcousticModel:
+def load_ensemble(model_dirs: Sequence[str | Path], device: str | torch.device = "cpu",
+                  state_cache: str | Path | None = None) -> AcousticModel:
     """Load model folders as one teacher: the model itself for one folder, an :class:`EnsembleModel`
-    for several (checked to share alphabet, sample rate and frame rate)."""
+    for several (checked to share alphabet, sample rate and frame rate). ``state_cache``: see
+    :func:`~selftrain.models.load_acoustic_model`."""
     if not model_dirs:
         raise CheckpointError("no model folder given")
-    models = [load_acoustic_model(d, device) for d in model_dirs]
+    models = [load_acoustic_model(d, device, state_cache) for d in model_dirs]
     if len(models) == 1:
         return models[0]
     return EnsembleModel(models, [str(d) for d in model_dirs])

@@ -69,6 +69,7 @@ class OptimConfig:
     warmup_steps: int = 200
     decay_factor: float = 0.1  # lr multiplier reached at the last step
     max_grad_norm: float = 5.0
+    pretrained_lr_scale: float = 0.1  # a pretrained encoder's fine-tuned blocks train at this share of lr
 
 
 @dataclass
@@ -87,6 +88,14 @@ class AugmentConfig:
     noise_color: str = "white"  # generated noise when there is no noise_csv: white or pink
     noise_snr_low: float = 10.0
     noise_snr_high: float = 30.0
+    # On cached frozen states (a pretrained encoder's bottom, see TrainConfig.state_cache), where the
+    # waveform and filterbank augmentations above cannot reach: masks of 20 ms frames and of channels,
+    # and dropout.
+    state_time_masks: int = 2
+    state_time_mask_frames: int = 10
+    state_channel_masks: int = 2
+    state_channel_width: int = 32
+    state_dropout: float = 0.1
 
 
 @dataclass
@@ -164,6 +173,9 @@ class TrainConfig:
     precision: str = "fp32"  # fp32, bf16 or fp16 (autocast)
     device: str = "cpu"
     keep_checkpoints: int = 1
+    # Folder of the on-disk cache of a pretrained encoder's frozen bottom (models.state_cache); empty:
+    # computed live at every step. Only models whose front never trains (encoder "whisper") use it.
+    state_cache: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
