@@ -1,4 +1,4 @@
-"""benchmarks/index.py: the committed results index is current, and every results file is registered."""
+"""benchmarks/results_index.py: the committed results index is current, and every results file is registered."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import index  # noqa: E402
+import results_index as index  # noqa: E402
 
 
 def test_committed_index_is_current() -> None:
-    assert index.INDEX.read_text(encoding="utf-8") == index.render(), "run python benchmarks/index.py"
+    assert index.INDEX.read_text(encoding="utf-8") == index.render(), "run python benchmarks/results_index.py"
 
 
 def test_every_results_file_has_a_question_and_a_command() -> None:
     for path in sorted(index.RESULTS.glob("*.json")):
-        assert path.stem in index.QUESTIONS, f"register {path.name} in benchmarks/index.py QUESTIONS"
+        assert path.stem in index.QUESTIONS, f"register {path.name} in benchmarks/results_index.py QUESTIONS"
         command, _, _ = index._meta(json.loads(path.read_text(encoding="utf-8")))
         assert command.startswith("python benchmarks/"), path.name
 
@@ -35,4 +35,4 @@ def test_render_reads_date_and_machine_from_the_file(tmp_path: Path) -> None:
     (tmp_path / "new_analysis.json").write_text(json.dumps({"command": "python benchmarks/x.py"}), encoding="utf-8")
     text = index.render(tmp_path)
     assert "| 2030-01-01 00:00 UTC | box, 4 CPU cores | `python benchmarks/decode_speed.py` |" in text
-    assert "(not registered in benchmarks/index.py)" in text and "| not recorded | not recorded |" in text
+    assert "(not registered in benchmarks/results_index.py)" in text and "| not recorded | not recorded |" in text
