@@ -102,6 +102,42 @@ def _field_comments(cls: type) -> dict[str, str]:
     return result
 
 
+_ENTRY = re.compile(r"^([A-Za-z_]\w*(?: / [A-Za-z_]\w*)*): (.*)$")
+
+
+def _split_docstring(doc: str, names: set[str]) -> tuple[str, dict[str, str]]:
+    """Separate ``name: text`` entries (continued on indented lines) from the docstring's prose.
+
+    Several configs document their fields that way (``a / b: text`` documents both); the entries
+    go into the table's description column and the rest stays above the table.
+    """
+    prose: list[str] = []
+    groups: list[tuple[list[str], list[str]]] = []
+    current: list[str] | None = None
+    for line in doc.splitlines():
+        match = _ENTRY.match(line)
+        keys = match.group(1).split(" / ") if match else []
+        if match and all(key in names for key in keys):
+            current = [match.group(2)]
+            groups.append((keys, current))
+        elif current is not None and line.startswith((" ", "\t")) and line.strip():
+            current.append(line.strip())
+        else:
+            current = None
+            prose.append(line)
+    entries: dict[str, str] = {}
+    for keys, lines in groups:
+        text = " ".join(lines)
+        # "alpha: LM weight; beta: word bonus." documents two fields on one line
+        parts = re.split(r";\s+([A-Za-z_]\w*): ", text)
+        inline = {name: part for name, part in zip(parts[1::2], parts[2::2], strict=True) if name in names}
+        if inline and len(inline) == len(parts) // 2:
+            text = parts[0]
+            entries.update(inline)
+        entries.update({key: text for key in keys})
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(prose)).strip(), entries
+
+
 def _value(value: Any) -> str:
     """A default as it is written in a YAML config."""
     if value is None:
@@ -146,15 +182,18 @@ def _section(root: str, prefix: str, obj: Any) -> list[str]:
     title = f"`{prefix}`" if prefix else f"`{root}`"
     out = [f"### {title} ({cls.__name__}, `{cls.__module__}`)", ""]
     doc = inspect.getdoc(cls) or ""
-    if doc and not doc.startswith(f"{cls.__name__}("):  # not dataclass' generated signature
-        out += [_rst_to_markdown(doc), ""]
+    if doc.startswith(f"{cls.__name__}("):  # dataclass' generated signature, not a docstring
+        doc = ""
+    prose, entries = _split_docstring(doc, {f.name for f in dataclasses.fields(obj)})
+    if prose:
+        out += [_rst_to_markdown(prose), ""]
     comments = _field_comments(cls)
     out += ["| key | type | default | description |", "| --- | --- | --- | --- |"]
     for f in dataclasses.fields(obj):
         key = f"{prefix}.{f.name}" if prefix else f.name
         value = getattr(obj, f.name)
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        description = comments.get(f.name, "")
+        description = " ".join(text for text in (entries.get(f.name, ""), comments.get(f.name, "")) if text)
         if dataclasses.is_dataclass(value):
             default = "(section below)"
             description = description or f"see `{key}` below"

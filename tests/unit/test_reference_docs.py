@@ -66,3 +66,12 @@ class _Example:
 def test_field_comments_above_and_inline() -> None:
     comments = reference._field_comments(_Example)
     assert comments == {"plain": "above the field, on two lines and inline"}
+
+
+def test_docstring_entries_become_descriptions() -> None:
+    doc = ("How it works.\n\nalpha: LM weight; beta: word bonus.\nlow / high: the bounds,\n    in seconds [0, 1].\n"
+           "other: not a field.")
+    prose, entries = reference._split_docstring(doc, {"alpha", "beta", "low", "high"})
+    assert prose == "How it works.\n\nother: not a field."
+    assert entries == {"alpha": "LM weight", "beta": "word bonus.", "low": "the bounds, in seconds [0, 1].",
+                       "high": "the bounds, in seconds [0, 1]."}
