@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -129,14 +130,19 @@ def render(results_dir: Path = RESULTS) -> str:
            "Dates marked \"(commit)\" are those of the commit that recorded a file that does not hold its",
            "own date; \"not recorded\" machines ran on the same 2-core machines as their neighbours (see",
            "each research-log page). Every run was on CPU; none used a GPU.", "",
-           "## Maintained benchmarks", "",
-           "| files | question | research log | date | machine | command |", "| --- | --- | --- | --- | --- | --- |"]
-    maintained = [n for n in results if n.split("_cpu")[0] in MAINTAINED]
-    out += [_row(name, results[name], results_dir) for name in maintained]
-    out += ["", "Later runs of `self_training.py` at other scales (`--scale NAME`) and the one-off analyses:", "",
-            "| files | question | research log | date | machine | command |", "| --- | --- | --- | --- | --- | --- |"]
-    out += [_row(name, results[name], results_dir) for name in results if name not in maintained]
-    out += ["", "## Self-training runs at a glance", "",
+           "Grouped by the script that wrote them: the maintained benchmarks first, then the one-off",
+           "analyses.", ""]
+    by_script: dict[str, list[str]] = {}
+    for name, data in results.items():
+        match = re.search(r"benchmarks/(\w+)\.py", _meta(data)[0])
+        by_script.setdefault(match.group(1) if match else "(no command)", []).append(name)
+    order = [s for s in MAINTAINED if s in by_script] + sorted(s for s in by_script if s not in MAINTAINED)
+    for script in order:
+        kind = "maintained benchmark" if script in MAINTAINED else "one-off analysis"
+        out += [f"## {script}.py ({kind})", "",
+                "| files | question | research log | date | machine | command |", "| --- | --- | --- | --- | --- | --- |"]
+        out += [_row(name, results[name], results_dir) for name in by_script[script]] + [""]
+    out += ["## Self-training runs at a glance", "",
             "Test WER (300 test utterances) of the runs that have a labeled-only control and an oracle chain,",
             "from each file's `analysis` (seed-0 chains; the final model is the last accepted one). Gap",
             "recovery is (control - final) / (control - oracle).", ""]
