@@ -328,9 +328,9 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
     calibration = fit_calibration(dev.utterances, teacher=None if select_config.teacher == "auto" else select_config.teacher)
     calibration.save(calibration_path)
     if "method" not in config.select and "utterance" in calibration.combiners:
-        # The calibrated combination of every score ranks best. Measured on the default corpus'
-        # 4500 unlabeled utterances (fit on dev): pseudo-label WER 0.290 at 60 % kept and 0.246 at
-        # 40 %, against 0.304 and 0.268 for the best single score (entropy_tsallis_exp).
+        # The calibrated combination of every score ranked the pseudo-labels better than any single
+        # score (docs/experiments/2026-11-23-pseudo-label-quality.md,
+        # benchmarks/results/pseudo_label_quality.md).
         select_config = replace(select_config, method=COMBINED)
     dev = run_selection(inputs["dev"], out / "dev", replace(dev_config, method=select_config.method),
                         agreement, calibration=calibration_path, manifest=config.data.dev)
