@@ -25,7 +25,7 @@ fraction and wall time per row, the gap recovery (control - final) / (control - 
 same number of generations (and, as in earlier runs, against the teacher) and the targets. Re-running continues an interrupted benchmark. Scales live in
 ``benchmarks/self_training.yaml``::
 
-    python benchmarks/self_training.py                  # default scale (see benchmarks/README.md for its time)
+    python benchmarks/self_training.py                  # default scale (its time: benchmarks/results/self_training.md)
     python benchmarks/self_training.py --scale quick    # ~9 min: checks every arm runs, for development
     python benchmarks/self_training.py --skip ssl_teacher   # leave out arms (the results say which)
     python benchmarks/self_training.py --scale followup --report-only   # rewrite .md/.png from the .json
@@ -729,7 +729,7 @@ def to_markdown(result: dict[str, Any], command: str, name: str = "self_training
         "## Main result", "", *_table(rows), "", *_recovery_lines(a), *_significance_lines(result.get("significance") or {}, a), *_tuning_lines(rows),
         *_ablation_lines(arms, a), *_explored_lines(arms, result.get("significance") or {}), *_curve_lines(result),
         "", "## Targets", "", *[f"- {target}: {'met' if ok else 'NOT met'}" for target, ok in a["targets"].items()],
-        "", f"Plots: `{name}.png`. What the budget buys and what was tried: `benchmarks/README.md`.", "",
+        "", f"Plots: `{name}.png`. What the budget buys and what was tried: `docs/experiments/`.", "",
     ]
     return "\n".join(lines)
 

@@ -83,7 +83,7 @@ class LSTMEncoder(nn.Module):
     """Bidirectional LSTM over the subsampled latents, exact for padded batches without packing.
 
     Written by hand instead of SpeechBrain's LSTM with ``lengths``: packed sequences of unequal
-    lengths made forward+backward 5-8x slower on CPU (measured, 11 x 100 frames, 3x192 units).
+    lengths made forward+backward several times slower on CPU (compared once; no results file holds it).
     The backward direction runs on each sequence reversed within its own length, so padding
     comes last for both directions and never reaches valid frames.
     """
@@ -177,6 +177,12 @@ class CTCModel(nn.Module):
     >>> tuple(log_probs.shape), frames.tolist()
     ((2, 26, 5), [26, 13])
     """
+
+    # The parts differ by encoder family (from scratch, or a pretrained Whisper encoder).
+    fbank: Any
+    norm: Any
+    subsampler: Any
+    encoder: Any
 
     def __init__(self, config: ModelConfig, vocab_size: int):
         super().__init__()

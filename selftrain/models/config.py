@@ -1,12 +1,10 @@
 """Model architecture settings and named presets.
 
-Every number lives in :class:`ModelConfig`; a preset is a named set of overrides. ``cpu-small``
-was chosen by measurement on the default synthetic corpus (1 h labeled, 2 shared CPU cores, same
-recipe, held-out sentences of the labeled voices): the Conformer left the CTC blank plateau sooner
-(CER 0.37 vs 0.77 after 4 epochs) but
-by epoch 12-14 both were equal (CER 0.24), while a BiLSTM step cost about 0.7x a Conformer step and
-slowed down far less when other processes shared the cores. So ``cpu-small`` is the BiLSTM and
-``cpu-small-conformer`` stays available.
+Every number lives in :class:`ModelConfig`; a preset is a named set of overrides. ``cpu-small`` is
+the BiLSTM because, trained alike on 2 shared CPU cores, it ended level with the Conformer at a
+lower cost per step and slowed down less when other processes shared the cores (a comparison made
+before results files were kept; no file holds its figures). ``cpu-small-conformer`` stays
+available. ``cpu-whisper-tiny`` fine-tunes a pretrained encoder instead of training from scratch.
 """
 
 from __future__ import annotations

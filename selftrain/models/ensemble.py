@@ -1,8 +1,8 @@
 """Several acoustic models as one teacher: their CTC posteriors averaged frame by frame.
 
 Independently trained models make different errors; the average of their posteriors, decoded once
-with the LM, labels better than any one of them (benchmarks/README.md, "A teacher ensemble": two
-teachers trained from different seeds, test WER 0.424 and 0.446 alone, 0.400 together). Members must
+with the LM, labels better than any one of them (docs/experiments/2026-12-03-teacher-ensemble.md:
+two teachers trained with different augmentation). Members must
 share the output alphabet, sample rate and frame rate; models trained with different seeds of one
 preset do. Averaging probabilities (not log-probabilities) keeps a token that one member is sure of
 and another doubts likely, as a mixture of the members would.

@@ -19,6 +19,7 @@ Weights come from local files only (see :mod:`selftrain.models.whisper_weights`)
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -162,7 +163,7 @@ class WhisperTop(nn.Module):
     encoder.
     """
 
-    def __init__(self, width: int, heads: int, ffn: int, layers: int, head: nn.Module | None):
+    def __init__(self, width: int, heads: int, ffn: int, layers: int, head: Any):
         super().__init__()
         self.blocks = nn.ModuleList(WhisperBlock(width, heads, ffn) for _ in range(layers))
         self.ln_post = nn.LayerNorm(width)

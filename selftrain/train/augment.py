@@ -24,8 +24,8 @@ class GeneratedNoise:
     Written by hand because SpeechBrain's ``AddNoise`` without a noise file sets the level from mean
     absolute amplitudes (asked for 12 dB, it gave 10.9 dB power SNR on a Gaussian signal) and also
     fills the padding of shorter utterances with noise. Here the SNR is the power ratio over each
-    utterance's valid samples, as the synthetic corpus defines it, and padding stays silent. The
-    cost is alike: 12 ms vs 18 ms per 36 s batch of 12 utterances on 2 CPU cores (measured).
+    utterance's valid samples, as the synthetic corpus defines it, and padding stays silent, at a
+    cost alike to SpeechBrain's (compared once on 2 CPU cores; no results file holds the timing).
     """
 
     def __init__(self, color: str, snr_low: float, snr_high: float):

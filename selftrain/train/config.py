@@ -37,8 +37,9 @@ class DataConfig:
     per-utterance CTC weight column of pseudo-labeled manifests (e.g. ``confidence``, in [0, 1]);
     empty (the default): every selected pseudo-label weighs 1. Not weighting by default because
     the confidence that selection writes is the calibrated probability that the whole utterance is
-    right: on the default corpus its mean over the selected utterances was 0.22, which made the
-    pseudo-labeled audio count about a fifth of the labeled audio.
+    right, which is low for most selected utterances of a weak teacher: weighting by it made the
+    pseudo-labeled audio count for a small share of the labeled audio (an early observation on the
+    default corpus; no results file holds it).
     """
 
     labeled: list[str] = field(default_factory=list)
@@ -127,9 +128,8 @@ class CombineConfig:
     """How CTC and SSL losses are combined (:mod:`selftrain.ssl.combine`).
 
     ``strategy``: ``fixed``, ``curriculum``, ``gradnorm``, ``pcgrad`` or ``bl_just``. The default
-    ``ssl_weight`` suits training from scratch; a student fine-tuned from a CTC teacher lost 0.019 of
-    test WER at 0.3 and stayed within noise of no SSL at 0.05 (benchmarks/README.md, "Why the SSL
-    student loses").
+    ``ssl_weight`` suits training from scratch; a student fine-tuned from a CTC teacher lost test WER
+    at 0.3 and stayed within noise of no SSL at 0.05 (docs/experiments/2026-12-03-ssl-student.md).
     """
 
     strategy: str = "fixed"
