@@ -16,6 +16,7 @@ from typing import Any
 from selftrain import __version__
 from selftrain.audit.significance import Comparison, paired_bootstrap, utterance_errors
 from selftrain.generation.config import ExperimentConfig
+from selftrain.generation.lock import lock_workdir
 from selftrain.generation.stages import (
     EXTERNAL_STAGE,
     TUNE_STAGE,
@@ -38,8 +39,10 @@ log = logging.getLogger(__name__)
 
 
 def open_workdir(config: ExperimentConfig, root: str | Path) -> Workdir:
-    """Validate the inputs and bind ``root`` to this config (refused if it holds another experiment)."""
+    """Validate the inputs, hold ``root`` for this process (:func:`~selftrain.generation.lock.lock_workdir`:
+    refused while another run uses it) and bind it to this config (refused if it holds another experiment)."""
     config.validate_paths()
+    lock_workdir(root)
     return Workdir(root, config.to_dict())
 
 

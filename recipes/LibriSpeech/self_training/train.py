@@ -162,11 +162,13 @@ def run_generation_distributed(config, workdir, generation: int, rank: int, worl
 
 
 def open_experiment(config, output_folder: str | Path, rank: int, poll_seconds: float):
-    """Rank 0 binds the work folder to the config (refused if it holds another one); the others wait."""
-    from selftrain.generation import Workdir, open_workdir
+    """Rank 0 locks the work folder for this torchrun job and binds it to the config (refused if it
+    holds another one); the others check that no other job holds it, then wait."""
+    from selftrain.generation import Workdir, lock_workdir, open_workdir
 
     if rank == 0:
         return open_workdir(config, output_folder)
+    lock_workdir(output_folder)
     wait_for(Path(output_folder) / "experiment.json", poll_seconds, "rank 0's work folder")
     return Workdir(output_folder)
 
