@@ -137,3 +137,24 @@ def test_rank_zero_records_its_job(tmp_path, monkeypatch):
     lock = lock_workdir(tmp_path)
     assert read_owner(tmp_path / LOCK_FILE).job == "none/127.0.0.1/29500"
     lock.release()
+
+
+def test_run_cli_on_a_folder_in_use_fails_at_once_with_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from selftrain.cli import main
+
+    inputs = []
+    for name in ("labeled", "unlabeled", "dev", "lm-text"):
+        (tmp_path / f"{name}.txt").write_text("x\n")
+        inputs += [f"--{name}", str(tmp_path / f"{name}.txt")]
+    workdir = tmp_path / "work"
+    holder = _start_holder(workdir)
+    try:
+        result = CliRunner().invoke(main, ["run", "--workdir", str(workdir), *inputs])
+    finally:
+        holder.communicate("", timeout=60)
+    assert result.exit_code == 2
+    error = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and f"in use by pid {holder.pid} on host" in error[0]
+    assert not (workdir / "experiment.json").exists()
