@@ -33,10 +33,11 @@ from tqdm import tqdm
 from selftrain.data.audio import SkipLog
 from selftrain.data.check import record_problem
 from selftrain.decode.pool import PendingResult, TeacherDecoder
-from selftrain.errors import ConfigError, DecodeError
+from selftrain.errors import ConfigError, DecodeError, StorageError
 from selftrain.io import JsonlWriter, atomic_write, read_jsonl
 from selftrain.models.api import AcousticModel
 from selftrain.record import Hypothesis, Utterance
+from selftrain.storage import storage_error
 
 __all__ = ["Shard", "DecodeReport", "MergeReport", "acoustic_log_probs", "iter_decoded", "decode_manifest", "merge_shards",
            "screen_rows"]
@@ -223,17 +224,30 @@ def decode_manifest(model: AcousticModel, utterances: Sequence[Utterance], decod
         report = DecodeReport(str(out), decoder.teacher, decoder.name, str(shard) if shard else None,
                               len(selected) + len(log.rows), sum(u.id in done for u in selected), 0)
         decoder.start()
-        for utt, hyp in iter_decoded(model, selected, decoder, progress=progress, skip=done, log=log):
-            writer.write(utt.with_hypothesis(hyp).to_dict())
-            report.decoded += 1
-            report.audio_seconds += hyp.num_frames * model.frame_shift_seconds
-            if limit is not None and report.decoded >= limit:
-                break
+        try:
+            for utt, hyp in iter_decoded(model, selected, decoder, progress=progress, skip=done, log=log):
+                writer.write(utt.with_hypothesis(hyp).to_dict())
+                report.decoded += 1
+                report.audio_seconds += hyp.num_frames * model.frame_shift_seconds
+                if limit is not None and report.decoded >= limit:
+                    break
+        except StorageError as exc:
+            left = len(selected) - report.already_done - report.decoded
+            raise _space_for_the_rest(exc, Path(out), report.already_done + report.decoded, left) from exc.__cause__
     report.bad_audio, report.skipped_rows, report.converted = dict(log.bad), log.rows, dict(log.converted)
     report.seconds = round(time.monotonic() - started, 3)
     if log.rows:
         logger.warning("skipped %d utterances: %s", len(log.rows), report.bad_audio)
     return report
+
+
+def _space_for_the_rest(exc: StorageError, out: Path, written: int, left: int) -> StorageError:
+    """``exc`` asking for room for the ``left`` records still to decode (at the size of those written)."""
+    cause = exc.__cause__
+    if exc.needed_bytes is None or not isinstance(cause, OSError) or written == 0 or not out.exists():
+        return exc
+    per_record = out.stat().st_size / written
+    return storage_error(cause, out, int(per_record * max(left, 1)))
 
 
 def screen_rows(utterances: Sequence[Utterance], log: SkipLog, shard: Shard | None = None) -> list[Utterance]:

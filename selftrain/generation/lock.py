@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from selftrain.errors import WorkdirBusyError
+from selftrain.storage import storage_errors
 
 __all__ = ["LOCK_FILE", "LockOwner", "WorkdirLock", "lock_workdir", "current_owner", "read_owner"]
 
@@ -150,8 +151,9 @@ def _flock(fd: int) -> bool:
 
 def _take(root: Path, me: LockOwner) -> WorkdirLock:
     path = root / LOCK_FILE
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    with storage_errors(path):
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         locked = _flock(fd)
     except BlockingIOError:
@@ -164,9 +166,14 @@ def _take(root: Path, me: LockOwner) -> WorkdirLock:
             os.close(fd)
             raise _busy(root, previous)
         log.warning("%s: taking over the lock left by %s, which is no longer running", root, previous.describe())
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, (json.dumps(asdict(me)) + "\n").encode(), 0)
-    os.fsync(fd)
+    try:
+        with storage_errors(path):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(asdict(me)) + "\n").encode(), 0)
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        raise
     return WorkdirLock(root, fd, me)
 
 

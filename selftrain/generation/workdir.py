@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from selftrain.errors import ConfigError
 from selftrain.io import atomic_write_json
+from selftrain.storage import as_storage_error, storage_errors
 
 __all__ = ["Workdir", "config_hash", "experiment_hash", "DONE_MARKER"]
 
@@ -135,15 +136,24 @@ class Workdir:
         """Run ``work(stage_dir)`` unless the stage is done; record its result and time in the marker.
 
         ``work`` returns a JSON-able dict of what it produced (paths relative to the stage, figures).
+        A full disk or a read-only folder at any of its writes raises
+        :class:`~selftrain.errors.StorageError` (no marker: the next run redoes or resumes the stage).
         """
         if self.is_done(stage_dir) and not force:
             log.info("%s: done, skipping", stage_dir.relative_to(self.root))
             return self.done_info(stage_dir)
-        (stage_dir / DONE_MARKER).unlink(missing_ok=True)
-        stage_dir.mkdir(parents=True, exist_ok=True)
+        with storage_errors(stage_dir):
+            (stage_dir / DONE_MARKER).unlink(missing_ok=True)
+            stage_dir.mkdir(parents=True, exist_ok=True)
         log.info("%s: running", stage_dir.relative_to(self.root))
         start = time.time()
-        result = dict(work(stage_dir))
+        try:
+            result = dict(work(stage_dir))
+        except Exception as exc:
+            storage = as_storage_error(exc, stage_dir)
+            if storage is None or storage is exc:
+                raise
+            raise storage from exc
         result["seconds"] = round(time.time() - start, 1)
         atomic_write_json(stage_dir / DONE_MARKER, result)
         return result
