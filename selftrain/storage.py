@@ -105,10 +105,13 @@ def storage_errors(path: str | Path, needed: int = 0) -> Iterator[None]:
         raise storage_error(exc, path, needed) from exc
 
 
+# What torch's RuntimeError says when ``torch.save`` cannot write (it raises no OSError); versions differ.
+_TORCH_WRITE_MARKERS = ("file write failed", "failed writing file", "PytorchStreamWriter", "inline_container")
+
+
 def _torch_write_failed(exc: BaseException) -> bool:
-    """True for torch's error when a save cannot write its file (torch raises RuntimeError, not OSError)."""
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("file write failed" in text or "failed writing file" in text)
+    """True for torch's error when a save cannot write its file."""
+    return isinstance(exc, RuntimeError) and any(marker in str(exc) for marker in _TORCH_WRITE_MARKERS)
 
 
 def as_storage_error(exc: BaseException, folder: Path, space: SpaceConfig = SPACE) -> StorageError | None:

@@ -170,3 +170,45 @@ def test_a_real_small_file_system(tmp_path, corpus):
         assert out.read_bytes() == reference.read_bytes()
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
+
+
+def test_a_checkpoint_save_on_a_full_file_system(tmp_path):
+    """torch.save raises a RuntimeError, not an OSError, on a full disk: the stage still names it."""
+    import torch
+
+    small = tmp_path / "small"
+    if not _mount_tmpfs(small, "64k"):
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        workdir = Workdir(small / "work", {"x": 1})
+        stage = workdir.stage_dir(0, "train")
+
+        def save(out: Path) -> dict:
+            torch.save({"w": torch.zeros(100_000)}, out / "model.ckpt")
+            return {}
+
+        with pytest.raises(StorageError, match="no space left on device") as caught:
+            workdir.run_stage(stage, save)
+        _one_line(caught.value, stage)
+        assert not workdir.is_done(stage)
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
+
+
+def test_cli_reports_a_full_disk_in_one_line(tmp_path, monkeypatch, corpus):
+    from click.testing import CliRunner
+
+    from selftrain.cli import main
+    from selftrain.data.manifest import write_manifest
+
+    _, utterances, _, _ = corpus
+    source = tmp_path / "in.csv"
+    write_manifest(utterances, source)
+    target = tmp_path / "out" / "manifest.jsonl"
+    target.parent.mkdir()
+    monkeypatch.setattr(os, "write", FullDisk(target.parent, room=10))
+    result = CliRunner().invoke(main, ["data", "convert", str(source), str(target)])
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and f"cannot write {target}: no space left on device" in errors[0]
+    assert not target.exists() and list(target.parent.iterdir()) == []
