@@ -82,14 +82,14 @@ def decode(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...],
         return
     model_dir, manifest = _required(ctx, "model", model_dir), _required(ctx, "manifest", manifest)
     out = _required(ctx, "out", out)
-    from selftrain.data.manifest import read_manifest
+    from selftrain.data.manifest import ManifestStream
     from selftrain.decode import Shard, TeacherDecoder, decode_manifest
     from selftrain.models import load_ensemble
 
     with user_errors():
         config = _config(kwargs)
         shard_spec = Shard.parse(shard) if shard else None
-        utterances = read_manifest(manifest)
+        utterances = ManifestStream(manifest)
         model = load_ensemble([model_dir, *ensemble], device)
         with TeacherDecoder(config, model.tokenizer.ctc_labels(), lm_path, teacher_name) as decoder:
             report = decode_manifest(model, utterances, decoder, out, shard_spec, limit)

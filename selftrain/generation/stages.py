@@ -14,7 +14,7 @@ from typing import Any
 
 from selftrain.audit import load_audit, recommend_threshold, run_audit, sweep, write_audit
 from selftrain.audit.inputs import attach_references, load_records
-from selftrain.data.manifest import read_manifest
+from selftrain.data.manifest import ManifestStream, read_manifest
 from selftrain.decode.evaluate import error_kinds, error_rates
 from selftrain.generation.config import ExperimentConfig
 from selftrain.generation.workdir import Workdir
@@ -163,7 +163,7 @@ def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generati
     from selftrain.models import load_ensemble
 
     lm_path = workdir.stage_dir(None, "lm") / LM_FILE
-    utterances = read_manifest(manifest)
+    utterances = ManifestStream(manifest)  # read row by row by each teacher: memory flat in the manifest's size
     runs: list[tuple[str, int, Any]] = []
     if config.teachers.lm:
         runs.append(("lm", teacher_generation, _decoder_config(config, workdir, teacher_generation)))
