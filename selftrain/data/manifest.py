@@ -23,6 +23,7 @@ __all__ = [
     "write_manifest",
     "read_speechbrain_csv",
     "write_speechbrain_csv",
+    "speechbrain_fields",
     "read_nemo_jsonl",
     "write_nemo_jsonl",
     "read_kaldi_dir",
@@ -169,10 +170,12 @@ def write_speechbrain_csv(utterances: Iterable[Utterance], path: str | Path, use
         writer = csv.writer(handle)
         writer.writerow(SPEECHBRAIN_COLUMNS + extra_columns)
         for utt in utterances:
-            writer.writerow(
-                [utt.id, f"{utt.duration:.3f}", _relative(utt.wav, path.parent), utt.spk_id, _label(utt, use_pseudo_labels)]
-                + [utt.extra.get(k, "") for k in extra_columns]
-            )
+            writer.writerow(speechbrain_fields(utt, path.parent, use_pseudo_labels) + [utt.extra.get(k, "") for k in extra_columns])
+
+
+def speechbrain_fields(utt: Utterance, base: Path, use_pseudo_labels: bool = False) -> list[str]:
+    """The :data:`SPEECHBRAIN_COLUMNS` of ``utt``'s row in a CSV written in folder ``base``."""
+    return [utt.id, f"{utt.duration:.3f}", _relative(utt.wav, base), utt.spk_id, _label(utt, use_pseudo_labels)]
 
 
 def read_nemo_jsonl(path: str | Path) -> list[Utterance]:

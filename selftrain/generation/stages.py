@@ -21,7 +21,6 @@ from selftrain.generation.workdir import Workdir
 from selftrain.overrides import deep_merge
 from selftrain.record import Utterance
 from selftrain.select.output import pseudo_label_wer
-from selftrain.select.segments import trained_seconds
 
 __all__ = ["train_model", "build_language_model", "decode_teachers", "transcribe_external", "external_hypotheses",
            "evaluate_hyps", "evaluate_generation", "selection_inputs", "select_pseudo_labels", "audit_generation", "model_dir",
@@ -297,6 +296,7 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
     from selftrain.select import SelectConfig
     from selftrain.select.pipeline import run_selection
     from selftrain.select.policy import speaking_rate_bounds_or_warning
+    from selftrain.select.stream import run_selection_stream
 
     inputs = selection_inputs(workdir, generation)
     agreement = AgreementConfig()
@@ -333,17 +333,17 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
         select_config = replace(select_config, threshold=threshold, keep_fraction=None, threshold_schedule=None,
                                 keep_fraction_schedule=None)
         threshold_info.update(details)
-    result = run_selection(inputs["unlabeled"], out, select_config, agreement,
-                           calibration=calibration_path, manifest=config.data.unlabeled)
-    kept = [u for u in result.utterances if u.decision is not None and u.decision.kept]
-    total = len(result.utterances)
+    # The unlabeled pool can be large: streamed, memory flat in its size (the same files as run_selection).
+    result = run_selection_stream(inputs["unlabeled"], out, select_config, agreement,
+                                  calibration=calibration_path, manifest=config.data.unlabeled)
+    kept, total = result.summary["kept"], result.summary["utterances"]
     return {
         "threshold": select_config.threshold,
         "method": select_config.method,
-        "selected_utterances": len(kept),
-        "selected_hours": round(sum(trained_seconds(u) for u in kept) / 3600, 4),
-        "segmented_utterances": sum(1 for u in kept if u.segments),
-        "selected_fraction": round(len(kept) / total, 4) if total else 0.0,
+        "selected_utterances": kept,
+        "selected_hours": round(result.summary["kept_hours"], 4),
+        "segmented_utterances": result.summary["segmented"],
+        "selected_fraction": round(kept / total, 4) if total else 0.0,
         "threshold_choice": threshold_info,
         **({"speaking_rate_bounds": rate_bounds} if rate_bounds else {}),
         "warnings": result.warnings + ([rate_warning] if rate_warning else []),

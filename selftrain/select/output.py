@@ -14,14 +14,16 @@ from selftrain.select.policy import reason_counts
 from selftrain.select.segments import SEGMENT_AUDIO_DIR, label_pairs, trained_seconds, training_rows
 from selftrain.text import TextNormalizer
 
-__all__ = ["SELECTED_CSV", "DECISIONS_JSONL", "SUMMARY_JSON", "write_selection", "pseudo_label_wer", "summarize"]
+__all__ = ["SELECTED_CSV", "DECISIONS_JSONL", "SUMMARY_JSON", "write_selection", "pseudo_label_wer", "summarize",
+           "with_columns"]
 
 SELECTED_CSV = "selected.csv"
 DECISIONS_JSONL = "decisions.jsonl"
 SUMMARY_JSON = "summary.json"
 
 
-def _with_columns(utt: Utterance) -> Utterance:
+def with_columns(utt: Utterance) -> Utterance:
+    """A kept row with the ``confidence``, ``agreement`` and ``policy`` columns of ``selected.csv``."""
     extra = dict(utt.extra)
     extra["confidence"] = "" if utt.confidence is None else f"{utt.confidence:.4f}"
     extra["agreement"] = f"{utt.agreement['agreement']:.4f}" if "agreement" in utt.agreement else ""
@@ -75,7 +77,7 @@ def write_selection(utterances: list[Utterance], out_dir: str | Path, extra_summ
     for utt in utterances:
         if utt.decision is not None and utt.decision.kept:
             rows = training_rows(utt, out_dir / SEGMENT_AUDIO_DIR, segment_context)
-            kept.extend(_with_columns(row) for row in rows)
+            kept.extend(with_columns(row) for row in rows)
     write_speechbrain_csv(kept, paths["csv"], use_pseudo_labels=True)
     tmp = paths["decisions"].with_name("." + DECISIONS_JSONL + ".partial")
     with JsonlWriter(tmp, resume=False) as writer:
