@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jiwer
 
@@ -15,7 +17,7 @@ from selftrain.select.segments import SEGMENT_AUDIO_DIR, label_pairs, trained_se
 from selftrain.text import TextNormalizer
 
 __all__ = ["SELECTED_CSV", "DECISIONS_JSONL", "SUMMARY_JSON", "write_selection", "pseudo_label_wer", "summarize",
-           "with_columns"]
+           "with_columns", "LabelQuality"]
 
 SELECTED_CSV = "selected.csv"
 DECISIONS_JSONL = "decisions.jsonl"
@@ -42,6 +44,48 @@ def pseudo_label_wer(utterances: list[Utterance], normalizer: TextNormalizer | N
     refs, hyps = zip(*pairs, strict=True)
     return {"wer": float(jiwer.wer(list(refs), list(hyps))), "cer": float(jiwer.cer(list(refs), list(hyps))),
             "utterances": len(pairs)}
+
+
+class _Errors:
+    """Word (or character) error counts added up pair by pair; ``rate`` is what jiwer gives for all pairs at once."""
+
+    def __init__(self, process: Callable[[str, str], Any]):
+        self.process = process
+        self.hits = self.substitutions = self.deletions = self.insertions = 0
+
+    def add(self, reference: str, hypothesis: str) -> None:
+        out = self.process(reference, hypothesis)
+        self.hits += out.hits
+        self.substitutions += out.substitutions
+        self.deletions += out.deletions
+        self.insertions += out.insertions
+
+    def rate(self) -> float:
+        reference_units = self.hits + self.substitutions + self.deletions
+        if reference_units == 0:
+            return float(self.insertions)
+        return float(self.substitutions + self.deletions + self.insertions) / float(reference_units)
+
+
+class LabelQuality:
+    """:func:`~selftrain.select.output.pseudo_label_wer` added up one utterance at a time."""
+
+    def __init__(self) -> None:
+        self.words, self.chars, self.pairs = _Errors(jiwer.process_words), _Errors(jiwer.process_characters), 0
+
+    def add(self, utt: Utterance, normalizer: TextNormalizer) -> None:
+        if utt.reference is None:
+            return
+        for reference, label in label_pairs(utt, normalizer(utt.reference)):
+            if reference:
+                self.words.add(reference, label)
+                self.chars.add(reference, label)
+                self.pairs += 1
+
+    def result(self) -> dict[str, float] | None:
+        if not self.pairs:
+            return None
+        return {"wer": self.words.rate(), "cer": self.chars.rate(), "utterances": self.pairs}
 
 
 def summarize(utterances: list[Utterance]) -> dict:

@@ -18,12 +18,10 @@ import json
 import logging
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import jiwer
 
 from selftrain.agreement import AgreementConfig, add_peer_scores, compute_agreement
 from selftrain.agreement.stream import MergedTeachers
@@ -33,7 +31,7 @@ from selftrain.data.manifest import SPEECHBRAIN_COLUMNS, iter_manifest, speechbr
 from selftrain.io import JsonlWriter, atomic_write, atomic_write_json
 from selftrain.record import Decision, Utterance
 from selftrain.select.config import SelectConfig
-from selftrain.select.output import DECISIONS_JSONL, SELECTED_CSV, SUMMARY_JSON, with_columns
+from selftrain.select.output import DECISIONS_JSONL, SELECTED_CSV, SUMMARY_JSON, LabelQuality, with_columns
 from selftrain.select.pipeline import fill_from_manifest, word_quality
 from selftrain.select.policy import (
     chosen_hypothesis,
@@ -43,13 +41,7 @@ from selftrain.select.policy import (
     rank_value,
     ranked_decision,
 )
-from selftrain.select.segments import (
-    SEGMENT_AUDIO_DIR,
-    apply_segments,
-    label_pairs,
-    trained_seconds,
-    training_rows,
-)
+from selftrain.select.segments import SEGMENT_AUDIO_DIR, apply_segments, trained_seconds, training_rows
 from selftrain.storage import storage_errors
 from selftrain.text import TextNormalizer
 
@@ -152,48 +144,6 @@ def _manifest_warnings(rows: _ManifestRows, unknown: list[str]) -> list[str]:
     return warnings
 
 
-class _Errors:
-    """Word (or character) error counts added up pair by pair; ``rate`` is what jiwer gives for all pairs at once."""
-
-    def __init__(self, process: Callable[[str, str], Any]):
-        self.process = process
-        self.hits = self.substitutions = self.deletions = self.insertions = 0
-
-    def add(self, reference: str, hypothesis: str) -> None:
-        out = self.process(reference, hypothesis)
-        self.hits += out.hits
-        self.substitutions += out.substitutions
-        self.deletions += out.deletions
-        self.insertions += out.insertions
-
-    def rate(self) -> float:
-        reference_units = self.hits + self.substitutions + self.deletions
-        if reference_units == 0:
-            return float(self.insertions)
-        return float(self.substitutions + self.deletions + self.insertions) / float(reference_units)
-
-
-class _LabelQuality:
-    """:func:`~selftrain.select.output.pseudo_label_wer` added up one utterance at a time."""
-
-    def __init__(self) -> None:
-        self.words, self.chars, self.pairs = _Errors(jiwer.process_words), _Errors(jiwer.process_characters), 0
-
-    def add(self, utt: Utterance, normalizer: TextNormalizer) -> None:
-        if utt.reference is None:
-            return
-        for reference, label in label_pairs(utt, normalizer(utt.reference)):
-            if reference:
-                self.words.add(reference, label)
-                self.chars.add(reference, label)
-                self.pairs += 1
-
-    def result(self) -> dict[str, float] | None:
-        if not self.pairs:
-            return None
-        return {"wer": self.words.rate(), "cer": self.chars.rate(), "utterances": self.pairs}
-
-
 class _Summary:
     """:func:`~selftrain.select.output.summarize` added up one utterance at a time."""
 
@@ -204,7 +154,7 @@ class _Summary:
         self.confidences = 0
         self.reasons: Counter[str] = Counter()
         self.policy: str | None = None
-        self.all_labels, self.kept_labels = _LabelQuality(), _LabelQuality()
+        self.all_labels, self.kept_labels = LabelQuality(), LabelQuality()
         self.normalizer = TextNormalizer()
 
     def add(self, utt: Utterance) -> None:

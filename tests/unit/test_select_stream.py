@@ -115,3 +115,37 @@ def test_a_repeated_id_in_one_file_is_refused_before_any_work(tmp_path):
     path = _write(tmp_path / "h.jsonl", [row, row])
     with pytest.raises(ManifestError, match=r"h.jsonl:2: duplicate utterance id 'a'"):
         MergedTeachers([path])
+
+
+@pytest.mark.parametrize("teacher", [None, "greedy"])
+def test_audit_from_a_score_table_equals_the_audit_of_the_records(inputs, tmp_path, teacher):
+    from selftrain.audit import run_audit, write_audit
+    from selftrain.audit.inputs import attach_references, iter_records, load_records, reference_texts
+    from selftrain.audit.report import run_audit_table
+    from selftrain.audit.table import ScoreTable
+    from selftrain.select.output import LabelQuality, pseudo_label_wer
+    from selftrain.text import TextNormalizer
+
+    held = run_selection(inputs["files"], tmp_path / "sel", SelectConfig(keep_fraction=0.5), AgreementConfig(),
+                         calibration=inputs["calibration"], manifest=inputs["manifest"])
+    records = load_records(held.paths["decisions"])
+    attach_references(records, inputs["manifest"])
+    expected = run_audit(records, target_wer=0.3, teacher=teacher, label="gen_001")
+    references, quality = reference_texts(inputs["manifest"]), LabelQuality()
+
+    def streamed():
+        for utt in iter_records(held.paths["decisions"]):
+            utt.reference = references[utt.id] if references.get(utt.id) is not None else utt.reference
+            if utt.decision and utt.decision.kept and utt.reference:
+                quality.add(utt, TextNormalizer())
+            yield utt
+
+    table = ScoreTable(streamed(), teacher=teacher)
+    got = run_audit_table(table, target_wer=0.3, label="gen_001")
+    assert json.dumps(got.to_dict()) == json.dumps(expected.to_dict())
+    assert expected.with_reference > 0 and any(m.word_metrics for m in expected.methods)
+    assert quality.result() == pseudo_label_wer([u for u in records if u.decision.kept and u.reference])
+    write_audit(expected, tmp_path / "held_audit", records)
+    write_audit(got, tmp_path / "table_audit", table)
+    for name in ("audit.json", "audit.md"):
+        assert (tmp_path / "table_audit" / name).read_bytes() == (tmp_path / "held_audit" / name).read_bytes()
