@@ -106,11 +106,11 @@ def decode(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...],
 @click.option("--out", "merge_out", required=True, type=click.Path(dir_okay=False), help="Merged hypotheses.")
 def merge(shards: tuple[str, ...], merge_manifest: str, merge_out: str) -> None:
     """Join the outputs of 'decode --shard i/N' jobs into one file, in manifest order."""
-    from selftrain.data.manifest import read_manifest
+    from selftrain.data.manifest import ManifestStream
     from selftrain.decode import merge_shards
 
     with user_errors():
-        report = merge_shards(shards, read_manifest(merge_manifest), merge_out)
+        report = merge_shards(shards, ManifestStream(merge_manifest), merge_out)
     click.echo(f"wrote {report.written} records to {report.out}; {len(report.missing)} manifest ids have none")
 
 

@@ -16,6 +16,7 @@ at another rate or with several channels is resampled / downmixed and counted in
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import logging
 import os
@@ -317,30 +318,57 @@ class MergeReport:
     missing: list[str]
 
 
-def merge_shards(shard_files: Iterable[str | Path], utterances: Sequence[Utterance], out: str | Path) -> MergeReport:
+def merge_shards(shard_files: Iterable[str | Path], utterances: Iterable[Utterance], out: str | Path) -> MergeReport:
     """Join shard outputs into ``out`` in manifest order: the same file an unsharded run writes.
 
     Raises :class:`DecodeError` when an id appears in two shards or is not in the manifest;
-    ids with no record (skipped audio, unfinished shards) are returned in ``missing``.
+    ids with no record (skipped audio, unfinished shards) are returned in ``missing``. Shards
+    written in manifest order (as :func:`decode_manifest` writes them) are merged as streams, holding
+    only ids; others are loaded whole.
     """
-    records: dict[str, dict] = {}
-    for path in shard_files:
-        if not Path(path).is_file():
+    paths = [Path(p) for p in shard_files]
+    for path in paths:
+        if not path.is_file():
             raise DecodeError(f"shard output not found: {path}")
+    position: dict[str, int] = {}
+    for utt in utterances:  # a repeated id was decoded (and is written) once
+        position.setdefault(utt.id, len(position))
+    decoded, in_order = _check_shards(paths, position)
+    with atomic_write(out) as handle:
+        lines = (_merged_lines(paths, position) if in_order else
+                 (_json_line(r) for r in sorted((r for p in paths for r in read_jsonl(p)), key=lambda r: position[r["id"]])))
+        handle.writelines(lines)
+    return MergeReport(str(out), len(decoded), [i for i in position if i not in decoded])
+
+
+def _check_shards(paths: list[Path], position: dict[str, int]) -> tuple[set[str], bool]:
+    """The ids decoded in all shards (refused: one in two shards, or not in the manifest), and whether
+    every shard lists its ids in manifest order."""
+    decoded: set[str] = set()
+    unknown: set[str] = set()
+    in_order = True
+    for path in paths:
+        last = -1
         for record in read_jsonl(path):
-            if record["id"] in records:
-                raise DecodeError(f"utterance {record['id']} appears in more than one shard ({path})")
-            records[record["id"]] = record
-    order = list(dict.fromkeys(u.id for u in utterances))  # a repeated id was decoded (and is written) once
-    unknown = set(records) - set(order)
+            utt_id = record["id"]
+            if utt_id in decoded:
+                raise DecodeError(f"utterance {utt_id} appears in more than one shard ({path})")
+            decoded.add(utt_id)
+            if utt_id not in position:
+                unknown.add(utt_id)
+                continue
+            in_order = in_order and position[utt_id] > last
+            last = position[utt_id]
     if unknown:
         raise DecodeError(f"{len(unknown)} decoded ids are not in the manifest, e.g. {sorted(unknown)[0]}")
-    missing = [i for i in order if i not in records]
-    with atomic_write(out) as handle:
-        for utt_id in order:
-            if utt_id in records:
-                handle.write(_json_line(records[utt_id]))
-    return MergeReport(str(out), len(records), missing)
+    return decoded, in_order
+
+
+def _merged_lines(paths: list[Path], position: dict[str, int]) -> Iterator[str]:
+    """The shards' records as lines, in manifest order (each shard already is)."""
+    streams = [((position[r["id"]], k, r) for r in read_jsonl(path)) for k, path in enumerate(paths)]
+    for _, _, record in heapq.merge(*streams):
+        yield _json_line(record)
 
 
 def _json_line(record: dict) -> str:

@@ -78,3 +78,24 @@ def test_a_malformed_row_is_refused_before_any_work(tmp_path):
     manifest.write_text("ID,duration,wav,spk_id,wrd\na,1.0,a.wav,s,\nb,soon,b.wav,s,\n")
     with pytest.raises(ManifestError, match="bad.csv:3: duration 'soon' is not a number"):
         ManifestStream(manifest)
+
+
+def test_shards_merge_as_streams_or_whole_into_the_unsharded_file(tmp_path, corpus):
+    import random
+
+    from selftrain.decode import merge_shards
+
+    model, manifest, decoder = corpus
+    whole = tmp_path / "whole.jsonl"
+    decode_manifest(model, ManifestStream(manifest), decoder, whole, progress=False)
+    shards = []
+    for i in range(3):
+        shards.append(tmp_path / f"shard{i}.jsonl")
+        decode_manifest(model, ManifestStream(manifest), decoder, shards[-1], Shard(i, 3), progress=False)
+    report = merge_shards(shards, ManifestStream(manifest), tmp_path / "merged.jsonl")
+    assert (tmp_path / "merged.jsonl").read_bytes() == whole.read_bytes() and report.missing == []
+    lines = shards[0].read_text().splitlines(keepends=True)
+    random.Random(0).shuffle(lines)  # a shard out of manifest order is merged whole
+    shards[0].write_text("".join(lines))
+    merge_shards(shards, ManifestStream(manifest), tmp_path / "merged2.jsonl")
+    assert (tmp_path / "merged2.jsonl").read_bytes() == whole.read_bytes()
