@@ -8,6 +8,7 @@ Layout::
     W/gen_001/ ...             decode/, select/, train/, audit/, generation.json
     W/gen_00N/tune/            the decoder settings chosen on dev for that model (``decode_tuning``)
     W/summary.json             per-generation figures (the contract users' scripts rely on)
+    W/.lock                    who works in the folder now (:mod:`selftrain.generation.lock`)
 
 Each stage writes into its own folder and leaves ``.done`` (JSON: what it produced, how long it took)
 only when everything is written, so a re-run skips finished stages and redoes a stage that was
