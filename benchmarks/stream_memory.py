@@ -244,11 +244,13 @@ def _growth_line(stage: str, rows: list[dict]) -> str:
             f"({(last['heap_peak_mib'] - first['heap_peak_mib']) / span:+.2f} MiB per 1000 utterances)")
 
 
-def write_results(rows: list[dict], command: str) -> None:
+def write_results(rows: list[dict], command: str, meta: dict | None = None) -> None:
+    """Write the JSON (unless ``meta`` is given: re-rendering a recorded run) and the Markdown."""
     RESULTS.mkdir(exist_ok=True)
-    meta = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": f"{platform.platform()}, {__import__('os').cpu_count()} CPU cores"}
-    (RESULTS / "stream_memory.json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
+    if meta is None:
+        meta = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "machine": f"{platform.platform()}, {__import__('os').cpu_count()} CPU cores"}
+        (RESULTS / "stream_memory.json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
     lines = ["# Peak memory as the unlabeled set grows", "", f"Command: `{command}`  ",
              f"Date: {meta['date']}; machine: {meta['machine']}.", "",
              "Peak RSS is the process' (torch and its libraries are most of it); the Python heap peak is what",
@@ -263,7 +265,9 @@ def write_results(rows: list[dict], command: str) -> None:
               f"{r['heap_peak_mib']} | {r['seconds']} |" for r in rows]
     lines += ["", "Growth from the smallest to the largest set:", ""]
     for stage in dict.fromkeys(r["stage"] for r in rows):
-        lines.append(_growth_line(stage, [r for r in rows if r["stage"] == stage]))
+        mine = [r for r in rows if r["stage"] == stage]
+        lines.append(_growth_line(stage, mine) if len(mine) > 1 else
+                     f"- {stage}: measured at {mine[0]['utterances']} utterances only (what the streamed one is compared with)")
     (RESULTS / "stream_memory.md").write_text("\n".join(lines) + "\n")
 
 
@@ -281,7 +285,12 @@ def main() -> None:
     parser.add_argument("--synthetic-select", action="store_true", help="select from synthetic hypotheses at every size")
     parser.add_argument("--out", type=Path, default=Path("stream_memory"), help="work folder")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write benchmarks/results")
+    parser.add_argument("--rewrite", action="store_true", help="only re-render the Markdown from the recorded JSON")
     options = parser.parse_args()
+    if options.rewrite:
+        recorded = json.loads((RESULTS / "stream_memory.json").read_text())
+        write_results(recorded["rows"], recorded["command"], recorded)
+        return
     plan = Plan(tuple(options.sizes), options.distinct, tuple(options.seconds), options.lm, options.greedy,
                 not options.no_in_memory, options.synthetic_select)
     rows = measure(options.out.resolve(), plan)
