@@ -24,7 +24,8 @@ from pathlib import Path
 from selftrain.errors import StorageError
 
 __all__ = ["SpaceConfig", "SPACE", "FULL_ERRNOS", "READ_ONLY_ERRNOS", "is_storage_error", "storage_error",
-           "free_bytes", "format_bytes", "storage_errors", "as_storage_error"]
+           "free_bytes", "format_bytes", "storage_errors", "as_storage_error",
+           "folder_bytes"]
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
@@ -114,21 +115,27 @@ def _torch_write_failed(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(marker in str(exc) for marker in _TORCH_WRITE_MARKERS)
 
 
-def as_storage_error(exc: BaseException, folder: Path, space: SpaceConfig = SPACE) -> StorageError | None:
+def as_storage_error(exc: BaseException, folder: Path, needed: int = 0, space: SpaceConfig = SPACE) -> StorageError | None:
     """The :class:`StorageError` that ``exc``, raised by any write under ``folder``, stands for; else None.
 
     An ``OSError`` names its file; torch's failed save (a RuntimeError) counts when ``folder`` is
-    nearly full (less than ``space.headroom_bytes`` free) or not writable.
+    nearly full (less than ``space.headroom_bytes`` free) or not writable. ``needed``: what the
+    failed write is expected to need (e.g. the size of the last checkpoint).
     """
     if isinstance(exc, StorageError):
         return exc
     if isinstance(exc, OSError) and is_storage_error(exc):
-        return storage_error(exc, exc.filename or folder, space=space)
+        return storage_error(exc, exc.filename or folder, needed, space)
     if not _torch_write_failed(exc):
         return None
     free = free_bytes(folder)
-    if free is not None and free < space.headroom_bytes:
-        return storage_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), folder, space=space)
+    if free is not None and free < space.headroom_bytes + needed:
+        return storage_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), folder, needed, space)
     if not os.access(folder, os.W_OK):
-        return storage_error(OSError(errno.EROFS, os.strerror(errno.EROFS)), folder, space=space)
+        return storage_error(OSError(errno.EROFS, os.strerror(errno.EROFS)), folder, needed, space)
     return None
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the files under ``folder``."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())

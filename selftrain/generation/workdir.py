@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from selftrain.errors import ConfigError
 from selftrain.io import atomic_write_json
-from selftrain.storage import as_storage_error, storage_errors
+from selftrain.storage import as_storage_error, folder_bytes, storage_errors
 
 __all__ = ["Workdir", "config_hash", "experiment_hash", "DONE_MARKER"]
 
@@ -151,7 +151,7 @@ class Workdir:
         try:
             result = dict(work(stage_dir))
         except Exception as exc:
-            storage = as_storage_error(exc, stage_dir)
+            storage = as_storage_error(exc, stage_dir, _checkpoint_bytes(stage_dir))
             if storage is None or storage is exc:
                 raise
             raise storage from exc
@@ -183,6 +183,15 @@ class Workdir:
             partial.rename(target)
             adopted.append(rel)
         return adopted
+
+
+# Where a training stage keeps its checkpoints (selftrain.train.run: <stage>/save/CKPT+...).
+CHECKPOINT_GLOB = "save/CKPT*"
+
+
+def _checkpoint_bytes(stage_dir: Path) -> int:
+    """The size of the stage's largest checkpoint: what a checkpoint save that failed needs again (0 without one)."""
+    return max((folder_bytes(d) for d in stage_dir.glob(CHECKPOINT_GLOB) if d.is_dir()), default=0)
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -16,6 +16,7 @@ from selftrain.decode import DecoderConfig, TeacherDecoder, decode_manifest
 from selftrain.errors import StorageError
 from selftrain.generation.workdir import DONE_MARKER, Workdir
 from selftrain.io import JsonlWriter, atomic_write_json, read_jsonl
+from selftrain.storage import SPACE
 from tests.decode_helpers import FakeModel, make_corpus
 
 TEXTS = ["the cat sat", "a dog", "the mat is on the log", "my cat", "a dog sat on a mat", "the log"] * 4
@@ -184,12 +185,15 @@ def test_a_checkpoint_save_on_a_full_file_system(tmp_path):
         stage = workdir.stage_dir(0, "train")
 
         def save(out: Path) -> dict:
-            torch.save({"w": torch.zeros(100_000)}, out / "model.ckpt")
+            (out / "save" / "CKPT+1").mkdir(parents=True)
+            (out / "save" / "CKPT+1" / "model.ckpt").write_bytes(b"\0" * 20_000)  # the last complete checkpoint
+            torch.save({"w": torch.zeros(100_000)}, out / "save" / "model.ckpt")
             return {}
 
         with pytest.raises(StorageError, match="no space left on device") as caught:
             workdir.run_stage(stage, save)
         _one_line(caught.value, stage)
+        assert caught.value.needed_bytes is not None and caught.value.needed_bytes >= 20_000 + SPACE.headroom_bytes
         assert not workdir.is_done(stage)
     finally:
         subprocess.run(["umount", "--lazy", str(small)], capture_output=True)  # torch may still hold its file
