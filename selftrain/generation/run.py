@@ -16,7 +16,7 @@ from typing import Any
 from selftrain import __version__
 from selftrain.audit.significance import Comparison, paired_bootstrap, utterance_errors
 from selftrain.generation.config import ExperimentConfig
-from selftrain.generation.lock import lock_workdir
+from selftrain.generation.lock import LOCK_FILE, lock_workdir, read_owner
 from selftrain.generation.stages import (
     EXTERNAL_STAGE,
     TUNE_STAGE,
@@ -201,4 +201,7 @@ def experiment_status(root: str | Path) -> list[str]:
         lines.append(f"  external teachers ({', '.join(config['teachers']['external'])}): {state}")
     if (workdir.root / "summary.json").exists():
         lines.append(f"  summary: {workdir.root / 'summary.json'}")
+    owner = read_owner(workdir.root / LOCK_FILE)
+    if owner is not None and owner.is_alive():
+        lines.append(f"  in use by {owner.describe()}")
     return lines

@@ -158,3 +158,15 @@ def test_run_cli_on_a_folder_in_use_fails_at_once_with_one_line(tmp_path):
     error = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(error) == 1 and f"in use by pid {holder.pid} on host" in error[0]
     assert not (workdir / "experiment.json").exists()
+
+
+def test_status_names_the_run_in_progress(tmp_path):
+    from selftrain.generation import Workdir, experiment_status
+
+    Workdir(tmp_path, {"generations": 1, "preset": "tiny"})
+    holder = _start_holder(tmp_path)
+    try:
+        assert f"  in use by pid {holder.pid} on host {socket.gethostname()}" in experiment_status(tmp_path)
+    finally:
+        holder.communicate("", timeout=60)
+    assert not any("in use" in line for line in experiment_status(tmp_path))
