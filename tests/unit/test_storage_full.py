@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from selftrain.decode import DecoderConfig, TeacherDecoder, decode_manifest
-from selftrain.errors import StorageError
+from selftrain.errors import LMError, StorageError
 from selftrain.generation.workdir import DONE_MARKER, Workdir
 from selftrain.io import JsonlWriter, atomic_write_json, read_jsonl
 from selftrain.storage import SPACE
@@ -216,3 +216,18 @@ def test_cli_reports_a_full_disk_in_one_line(tmp_path, monkeypatch, corpus):
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and f"cannot write {target}: no space left on device" in errors[0]
     assert not target.exists() and list(target.parent.iterdir()) == []
+
+
+def test_an_lm_tool_failing_on_a_full_disk_is_named_in_one_line(tmp_path, monkeypatch):
+    import sys
+
+    from lm import tools
+
+    monkeypatch.setattr(tools, "free_bytes", lambda folder: 1024)
+    failing = [sys.executable, "-c", "import sys; sys.stderr.write('write failed\\nline two\\n'); sys.exit(1)"]
+    with pytest.raises(StorageError, match=f"cannot write {tmp_path}: no space left on device") as caught:
+        tools.run_tool(failing, stdout_path=tmp_path / "lm.arpa")
+    assert "\n" not in str(caught.value)
+    monkeypatch.setattr(tools, "free_bytes", lambda folder: 10 * 2**30)
+    with pytest.raises(LMError, match="failed \\(exit 1\\)"):
+        tools.run_tool(failing, stdout_path=tmp_path / "lm.arpa")
