@@ -104,13 +104,15 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=200, help="utterances used (first N of the manifest)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per setting; the fastest is reported")
     parser.add_argument("--out", default=str(RESULTS / "decode_speed"), help="output path without extension")
+    parser.add_argument("--state-cache", default=None,
+                        help="frozen-state cache folder of a pretrained encoder (default: none, the encoder runs in every setting)")
     args = parser.parse_args()
 
     from selftrain.data.manifest import read_manifest
     from selftrain.decode import DecoderConfig, error_rates
     from selftrain.models import load_acoustic_model
 
-    model = load_acoustic_model(args.model, "cpu")
+    model = load_acoustic_model(args.model, "cpu", args.state_cache)
     model.train(False)
     utterances = [u for u in read_manifest(args.manifest) if u.reference is not None][: args.limit]
     refs = [model.tokenizer.normalizer(u.reference or "") for u in utterances]
@@ -155,7 +157,8 @@ def main() -> None:
         row["vs_naive_batched_speedup"] = round(naive_batched / row["seconds"], 2)
         row["vs_greedy_cost"] = round(row["seconds"] / greedy, 2)
     meta = {"command": "python benchmarks/decode_speed.py " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                if v is not None and (k != "out" or v != str(RESULTS / "decode_speed"))),
             "model": args.model, "manifest": args.manifest, "lm": args.lm, "utterances": len(utterances),
             "audio_seconds": round(audio_seconds, 2), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

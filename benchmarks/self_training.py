@@ -25,7 +25,7 @@ fraction and wall time per row, the gap recovery (control - final) / (control - 
 same number of generations (and, as in earlier runs, against the teacher) and the targets. Re-running continues an interrupted benchmark. Scales live in
 ``benchmarks/self_training.yaml``::
 
-    python benchmarks/self_training.py                  # default scale (see benchmarks/README.md for its time)
+    python benchmarks/self_training.py                  # default scale (its time: benchmarks/results/self_training.md)
     python benchmarks/self_training.py --scale quick    # ~9 min: checks every arm runs, for development
     python benchmarks/self_training.py --skip ssl_teacher   # leave out arms (the results say which)
     python benchmarks/self_training.py --scale followup --report-only   # rewrite .md/.png from the .json
@@ -68,7 +68,8 @@ FILTERED_ARMS = ("whole_utterances", "confidence_only", "agreement_only", "no_lm
 POLICY_NAMES = {"main": "confidence + agreement (default)"}  # the filtered policies' names in the no-filtering table
 NO_FILTER = "no_filter:"  # key prefix of a policy's comparison with no filtering in the results' significance
 ABLATIONS = ("no_filter", *FILTERED_ARMS)
-OPTIONAL_ARMS = ("labeled_only", "oracle", *ABLATIONS, "explore", "curve", "ssl_teacher")
+OPTIONAL_ARMS = ("labeled_only", "oracle", *ABLATIONS, "explore", "curve", "ssl_teacher", "compare_presets")
+PRESET_ARM = "preset_"  # arm-name prefix of a scale's ``compare_presets`` teachers
 # the generations panel shows at least this much WER, about a test set's 95 % interval, so that
 # differences within the noise do not fill the panel
 MIN_PLOTTED_WER_SPAN = 0.03
@@ -163,7 +164,7 @@ def teacher_overrides(base: dict[str, Any]) -> dict[str, Any]:
     every arm shares one teacher and a change of the student or selection settings keeps it. The
     speaking-rate bounds are a selection setting: off here, so teachers made before they became the
     default keep their folders."""
-    keys = ("data", "seed", "preset", "lm_order", "teacher_train", "decode", "teachers")
+    keys = ("data", "seed", "preset", "lm_order", "teacher_train", "decode", "teachers", "state_cache")
     settings = {key: base[key] for key in keys if key in base}
     if "ensemble" in settings.get("teachers", {}):
         # Ensemble members join from generation 1's decoding on: generation 0 is the teacher alone.
@@ -398,6 +399,8 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
     corpus = make_corpus(scale, corpus_home(scale, work) / "corpus")
     paths = corpus["paths"]
     base = deep_merge(scale["experiment"], {"data": paths})
+    if scale.get("state_cache") == "shared":  # one frozen-state cache for every arm (content-addressed)
+        base = deep_merge(base, {"state_cache": str(work.resolve() / "state_cache")})
     members = ensemble_members(scale, work, config)
     if members:
         base = deep_merge(base, {"teachers": {"ensemble": members}})
@@ -456,6 +459,11 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
     if "ssl_teacher" not in skip:
         root = run_arm(work, "ssl_teacher", deep_merge(base, {"generations": 0, "teacher_train": ssl}), main, ["lm"])
         arms["ssl_teacher"] = generation_rows(root, "ssl_teacher", ("lm",))
+    for preset, settings in (scale.get("compare_presets") or {}).items() if "compare_presets" not in skip else []:
+        # another model preset's supervised teacher on the same labeled audio, LM and test set
+        name = PRESET_ARM + preset
+        root = run_arm(work, name, {**base, "generations": 0, "preset": preset, **settings}, main, ["lm"])
+        arms[name] = generation_rows(root, name, ("lm",))
     return {"significance": significance(work, teacher, arms, paths["test"]),
             "teacher_from": scale.get("teacher_from"), "corpus_from": scale.get("corpus_from"),
             "ensemble_from": scale.get("ensemble_from"),
@@ -623,6 +631,8 @@ def _row_name(row: dict[str, Any]) -> str:
         return f"{int(row['arm'].split('_')[1])} % labeled: {kind}"
     if row["arm"].startswith(EXPLORED):
         return _explored_name(row)
+    if row["arm"].startswith(PRESET_ARM):
+        return f"supervised, preset {row['arm'][len(PRESET_ARM):]}"
     return LABELS.get(row["arm"], row["arm"])
 
 
@@ -696,6 +706,7 @@ def to_markdown(result: dict[str, Any], command: str, name: str = "self_training
     """The results as Markdown; sections whose arms did not run (``--skip``) are left out."""
     a, arms, meta = result["analysis"], result["arms"], result["meta"]
     rows = arms["main"] + _later(arms, "labeled_only") + _later(arms, "oracle") + arms.get("ssl_teacher", [])
+    rows += [r for name in arms if name.startswith(PRESET_ARM) for r in arms[name]]
     hours = result["corpus"]["hours"]
     skipped = result.get("skipped") or []
     lines = [
@@ -718,7 +729,7 @@ def to_markdown(result: dict[str, Any], command: str, name: str = "self_training
         "## Main result", "", *_table(rows), "", *_recovery_lines(a), *_significance_lines(result.get("significance") or {}, a), *_tuning_lines(rows),
         *_ablation_lines(arms, a), *_explored_lines(arms, result.get("significance") or {}), *_curve_lines(result),
         "", "## Targets", "", *[f"- {target}: {'met' if ok else 'NOT met'}" for target, ok in a["targets"].items()],
-        "", f"Plots: `{name}.png`. What the budget buys and what was tried: `benchmarks/README.md`.", "",
+        "", f"Plots: `{name}.png`. What the budget buys and what was tried: `docs/experiments/`.", "",
     ]
     return "\n".join(lines)
 

@@ -48,7 +48,7 @@ install_python_stack() {
   log "Python stack: installing (torch wheel from local disk, ~2-4 min the first time)"
   quiet "$VENV/bin/pip" install --upgrade pip setuptools wheel
   quiet "$VENV/bin/pip" install "torch==2.14.1" "torchaudio==2.11.0"
-  quiet "$VENV/bin/pip" install -e ".[dev]"
+  quiet "$VENV/bin/pip" install -e ".[dev,pretrained]"
   echo "$want" > "$stamp"
 }
 

@@ -46,6 +46,9 @@ def _decoder_options(func: Callable) -> Callable:
         click.option("--max-duration", type=float, default=_DEFAULTS["max_duration"], show_default=True,
                      help="Skip utterances longer than this many seconds (0: no limit)."),
         click.option("--device", default="cpu", show_default=True, help="Torch device of the acoustic model."),
+        click.option("--state-cache", "state_cache", type=click.Path(file_okay=False), default=None,
+                     help="Folder caching a pretrained encoder's frozen states (e.g. a run's W/state_cache); "
+                          "models without a frozen front ignore it."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -57,6 +60,11 @@ def _config(kwargs: dict):
 
     names = {f.name for f in fields(DecoderConfig)}
     return DecoderConfig(**{k: v for k, v in kwargs.items() if k in names})
+
+
+def _state_cache(kwargs: dict) -> str | None:
+    value = kwargs.get("state_cache")
+    return str(value) if value else None
 
 
 def _required(ctx: click.Context, name: str, value: str | None) -> str:
@@ -90,7 +98,7 @@ def decode(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...],
         config = _config(kwargs)
         shard_spec = Shard.parse(shard) if shard else None
         utterances = ManifestStream(manifest)
-        model = load_ensemble([model_dir, *ensemble], device)
+        model = load_ensemble([model_dir, *ensemble], device, _state_cache(kwargs))
         with TeacherDecoder(config, model.tokenizer.ctc_labels(), lm_path, teacher_name) as decoder:
             report = decode_manifest(model, utterances, decoder, out, shard_spec, limit)
     click.echo(f"{report.decoded} decoded, {report.already_done} already in {report.out}, {report.skipped} skipped "
@@ -129,7 +137,7 @@ def eval_command(ctx: click.Context, model_dir: str | None, ensemble: tuple[str,
 
     with user_errors():
         config = _config({**kwargs, "confidence": False})
-        model = load_ensemble([model_dir, *ensemble], device)
+        model = load_ensemble([model_dir, *ensemble], device, _state_cache(kwargs))
         with TeacherDecoder(config, model.tokenizer.ctc_labels(), lm_path) as decoder:
             result = evaluate(model, read_manifest(manifest), decoder)
     if out:
@@ -177,7 +185,7 @@ def tune(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...], m
     with user_errors():
         config = _config(kwargs)
         search = TuneConfig(enabled=True, blank_penalty=try_blank_penalty, beta=try_beta, alpha=try_alpha, rounds=rounds)
-        model = load_ensemble([model_dir, *ensemble], device)
+        model = load_ensemble([model_dir, *ensemble], device, _state_cache(kwargs))
         utterances, log_probs, skipped = dev_log_probs(model, read_manifest(manifest), config.batch_size,
                                                        config.max_duration)
         references = [model.tokenizer.normalizer(u.reference or "") for u in utterances]

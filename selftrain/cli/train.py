@@ -15,7 +15,7 @@ __all__ = ["train"]
 @click.option("--unlabeled", "unlabeled", multiple=True, type=click.Path(exists=True), help="Unlabeled manifest for the SSL losses (repeatable).")
 @click.option("--dev", type=click.Path(exists=True), default=None, help="Labeled dev manifest: checkpoint choice and early stopping by its WER.")
 @click.option("--out", required=True, type=click.Path(), help="Run folder (re-run with the same folder to resume).")
-@click.option("--preset", default=None, help="Model preset: cpu-small, cpu-small-conformer or gpu-base [default: cpu-small].")
+@click.option("--preset", default=None, help="Model preset: cpu-small, cpu-small-conformer, gpu-base, cpu-whisper-tiny, gpu-whisper-base or gpu-whisper-small [default: cpu-small].")
 @click.option("--config", "config_file", type=click.Path(exists=True), default=None, help="YAML file of config overrides.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one config key, e.g. --set optim.lr=1e-3 (repeatable).")
 @click.option("--epochs", type=int, default=None, help="Shortcut for --set epochs=N.")

@@ -181,8 +181,8 @@ def fit_isotonic(scores: np.ndarray, correct: np.ndarray) -> dict[str, list[floa
     its mean label; the calibrator interpolates linearly between them (centred isotonic
     regression). Blocks with equal means are pooled too, so the map is strictly increasing between
     the first and last points: a plain step function gives whole score ranges one value, and a
-    threshold on such ties keeps far more or less data than it did where it was chosen (measured:
-    a threshold keeping 30 % of dev kept 48 % of the unlabeled audio). Written with numpy because
+    threshold on such ties keeps far more or less data than it did where it was chosen (a threshold
+    chosen on dev then keeps a very different share of the unlabeled audio). Written with numpy because
     no dependency of selftrain provides it.
     """
     x = np.asarray(scores, dtype=np.float64)

@@ -150,9 +150,9 @@ def acoustic_log_probs(model: AcousticModel, wavs: list[torch.Tensor]) -> list[n
 def _forward_threads(model: AcousticModel, workers: int) -> Iterator[None]:
     """Leave the beam-search workers their cores: the forward pass gets the rest (at least one).
 
-    Measured on 2 cores: with torch's default of one thread per core, the forward pass and one
-    busy worker oversubscribe the CPU and the LSTM forward pass slows down several times, which
-    cost more than the worker saved.
+    With torch's default of one thread per core, the forward pass and one busy worker
+    oversubscribe the CPU and the LSTM forward pass slows down several times, which cost more than
+    the worker saved (docs/experiments/2026-11-23-decode-speed.md).
     """
     parameters = getattr(model, "parameters", None)
     first = next(iter(parameters()), None) if callable(parameters) else None

@@ -139,7 +139,7 @@ class ExperimentConfig:
     # The selection's speaking-rate bounds (select.sanity.min/max_chars_per_second) become the labeled
     # audio's character rate at this quantile and at 1 - it, so labels that lost or invented words are
     # dropped (selftrain.select.policy.speaking_rate_bounds). Without them later generations drift
-    # towards deleting words (benchmarks/README.md, "Speaking-rate bounds"). None keeps the sanity
+    # towards deleting words (docs/experiments/2026-12-03-speaking-rate-bounds.md). None keeps the sanity
     # config's fixed bounds; so does a labeled set with too few usable utterances (with a warning).
     speaking_rate_quantile: float | None = 0.01
     teachers: TeachersConfig = field(default_factory=TeachersConfig)
@@ -148,10 +148,15 @@ class ExperimentConfig:
     student_train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides, generations >= 1
     decode: dict[str, Any] = field(default_factory=dict)  # DecoderConfig overrides
     # Each generation's model gets its own LM weight, word bonus and blank penalty, chosen on dev
-    # (selftrain.decode.tune); off by default (benchmarks/README.md, "Decoder settings tuned on dev").
+    # (selftrain.decode.tune); off by default (docs/experiments/2026-12-03-tuned-decoding.md).
     decode_tuning: TuneConfig = field(default_factory=TuneConfig)
     agreement: dict[str, Any] = field(default_factory=dict)  # AgreementConfig overrides
     select: dict[str, Any] = field(default_factory=dict)  # SelectConfig overrides
+    # Folder of the on-disk cache of a pretrained encoder's frozen bottom, shared by every training and
+    # decoding of the experiment (selftrain.models.state_cache); empty: ``<workdir>/state_cache``.
+    # Content-addressed, so experiments on the same audio and encoder may share one; not part of the
+    # work folder's identity (it never changes a result).
+    state_cache: str = ""
 
     def __post_init__(self) -> None:
         if self.generations < 0:
@@ -195,6 +200,7 @@ class ExperimentConfig:
             del values["speaking_rate_quantile"]
         if self.decode_tuning == TuneConfig():  # and for decoder tuning at its defaults (off)
             del values["decode_tuning"]
+        del values["state_cache"]  # where a cache lives never changes a result
         return values
 
 

@@ -56,12 +56,18 @@ def teacher_generation(workdir: Workdir, generation: int) -> int:
     return int(record["teacher_generation"])
 
 
+def state_cache_dir(config: ExperimentConfig, workdir: Workdir) -> Path:
+    """Where the experiment caches a pretrained encoder's frozen states (``config.state_cache``)."""
+    return Path(config.state_cache) if config.state_cache else workdir.root / "state_cache"
+
+
 def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
     """Train generation 0's teacher (labeled only) or a student (labeled + selected pseudo-labels + SSL)."""
     from selftrain.train import load_train_config, train
 
     data: dict[str, Any] = {"labeled": [config.data.labeled], "dev": config.data.dev}
-    overrides: dict[str, Any] = {"out": str(out), "seed": config.seed + generation}
+    overrides: dict[str, Any] = {"out": str(out), "seed": config.seed + generation,
+                                 "state_cache": str(state_cache_dir(config, workdir))}
     if generation == 0:
         extra = config.teacher_train
         if extra.get("ssl", {}).get("objectives"):
@@ -141,7 +147,7 @@ def tune_generation(config: ExperimentConfig, workdir: Workdir, generation: int,
     from selftrain.decode.tune import dev_log_probs, tune_decoder
     from selftrain.models import load_acoustic_model
 
-    model = load_acoustic_model(model_dir(workdir, generation))
+    model = load_acoustic_model(model_dir(workdir, generation), state_cache=state_cache_dir(config, workdir))
     base = _decoder_config(config)
     utterances, log_probs, skipped = dev_log_probs(model, read_manifest(config.data.dev), base.batch_size, base.max_duration)
     references = [model.tokenizer.normalizer(u.reference or "") for u in utterances]
@@ -178,7 +184,8 @@ def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generati
     files = {}
     members = config.teachers.ensemble if ensemble else []
     for name, generation, decoder_config in runs:
-        model = load_ensemble([model_dir(workdir, generation), *(members if generation == teacher_generation else [])])
+        model = load_ensemble([model_dir(workdir, generation), *(members if generation == teacher_generation else [])],
+                              state_cache=state_cache_dir(config, workdir))
         path = out / f"{prefix}_{name}.jsonl"
         uses_lm = decoder_config.decoder != "greedy"
         with TeacherDecoder(decoder_config, model.tokenizer.ctc_labels(), lm_path if uses_lm else None, name) as decoder:
@@ -323,9 +330,9 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
     calibration = fit_calibration(dev.utterances, teacher=None if select_config.teacher == "auto" else select_config.teacher)
     calibration.save(calibration_path)
     if "method" not in config.select and "utterance" in calibration.combiners:
-        # The calibrated combination of every score ranks best. Measured on the default corpus'
-        # 4500 unlabeled utterances (fit on dev): pseudo-label WER 0.290 at 60 % kept and 0.246 at
-        # 40 %, against 0.304 and 0.268 for the best single score (entropy_tsallis_exp).
+        # The calibrated combination of every score ranked the pseudo-labels better than any single
+        # score (docs/experiments/2026-11-23-pseudo-label-quality.md,
+        # benchmarks/results/pseudo_label_quality.md).
         select_config = replace(select_config, method=COMBINED)
     dev = run_selection(inputs["dev"], out / "dev", replace(dev_config, method=select_config.method),
                         agreement, calibration=calibration_path, manifest=config.data.dev)

@@ -1,5 +1,9 @@
 """The CTC acoustic model: fbank + normalisation, 4x conv subsampling, an encoder, a CTC head.
 
+With ``encoder="whisper"`` the front-end is Whisper's log-mel, the "subsampler" is Whisper's
+convolutions with its frozen bottom blocks (2x subsampling), and the encoder its fine-tuned top
+blocks with an optional BiLSTM head (:mod:`selftrain.models.whisper`).
+
 The pieces are exposed separately (:meth:`CTCModel.features`, :meth:`~CTCModel.subsample`,
 :meth:`~CTCModel.encode`, :meth:`~CTCModel.ctc_head`) because the self-supervised objectives
 (:mod:`selftrain.ssl`) mask the subsampled latents and read the shared encoder's output.
@@ -17,9 +21,15 @@ from selftrain.data.features import Fbank, build_normalizer
 from selftrain.errors import ConfigError
 from selftrain.models.config import ENCODERS, ModelConfig
 
-__all__ = ["CTCModel", "build_model", "output_lengths", "count_parameters"]
+__all__ = ["CTCModel", "build_model", "output_lengths", "count_parameters", "subsampling"]
 
 SUBSAMPLING = 4
+WHISPER_SUBSAMPLING = 2
+
+
+def subsampling(config: ModelConfig) -> int:
+    """Feature frames per output frame of the encoder ``config`` describes."""
+    return WHISPER_SUBSAMPLING if config.encoder == "whisper" else SUBSAMPLING
 
 
 def output_lengths(rel_lens: torch.Tensor, max_frames: int) -> torch.Tensor:
@@ -73,7 +83,7 @@ class LSTMEncoder(nn.Module):
     """Bidirectional LSTM over the subsampled latents, exact for padded batches without packing.
 
     Written by hand instead of SpeechBrain's LSTM with ``lengths``: packed sequences of unequal
-    lengths made forward+backward 5-8x slower on CPU (measured, 11 x 100 frames, 3x192 units).
+    lengths made forward+backward several times slower on CPU (compared once; no results file holds it).
     The backward direction runs on each sequence reversed within its own length, so padding
     comes last for both directions and never reaches valid frames.
     """
@@ -149,7 +159,7 @@ class TransformerEncoder(nn.Module):
 
 
 def build_encoder(config: ModelConfig) -> nn.Module:
-    """The encoder named by ``config.encoder``."""
+    """The encoder named by ``config.encoder`` (Whisper's is built by :class:`CTCModel` with its stem)."""
     if config.encoder == "lstm":
         return LSTMEncoder(config)
     if config.encoder == "conformer":
@@ -168,20 +178,59 @@ class CTCModel(nn.Module):
     ((2, 26, 5), [26, 13])
     """
 
+    # The parts differ by encoder family (from scratch, or a pretrained Whisper encoder).
+    fbank: Any
+    norm: Any
+    subsampler: Any
+    encoder: Any
+
     def __init__(self, config: ModelConfig, vocab_size: int):
         super().__init__()
         if vocab_size < 2:
             raise ConfigError(f"vocab_size must be at least 2 (blank + one token), not {vocab_size}")
         self.config = config
         self.vocab_size = vocab_size
-        self.fbank = Fbank(config.features)
-        self.norm = build_normalizer(config.features)
-        self.subsampler = ConvSubsampling(config.features.n_mels, config.subsample_channels, config.d_model, config.dropout)
-        encoder: Any = build_encoder(config)
-        self.encoder = encoder
+        if config.encoder == "whisper":
+            self._build_whisper(config)
+        else:
+            self.fbank = Fbank(config.features)
+            self.norm = build_normalizer(config.features)
+            self.subsampler = ConvSubsampling(config.features.n_mels, config.subsample_channels, config.d_model, config.dropout)
+            self.encoder = build_encoder(config)
+        encoder: Any = self.encoder
         self.mask_embedding = nn.Parameter(torch.empty(config.d_model).uniform_(-0.1, 0.1))
         self.dropout = nn.Dropout(config.dropout)
         self.ctc_head = nn.Linear(int(encoder.output_dim), vocab_size)
+        self.state_cache: Any = None  # a FrozenStateCache (models.state_cache), attached by whoever owns the folder
+
+    def _build_whisper(self, config: ModelConfig) -> None:
+        from dataclasses import replace
+
+        from selftrain.models.whisper import WhisperLogMel, WhisperMelNorm, WhisperStem, WhisperTop
+
+        if not 0 <= config.frozen_layers <= config.num_layers:
+            raise ConfigError(f"model.frozen_layers must be in [0, {config.num_layers}], not {config.frozen_layers}")
+        if config.head_layers < 0:
+            raise ConfigError(f"model.head_layers must not be negative, not {config.head_layers}")
+        if config.features.sample_rate != 16000:
+            raise ConfigError("a Whisper encoder takes 16 kHz audio: model.features.sample_rate must be 16000")
+        self.fbank = WhisperLogMel(config.features.n_mels)
+        self.norm = WhisperMelNorm()
+        self.subsampler = WhisperStem(config.features.n_mels, config.d_model, config.num_heads, config.d_ffn,
+                                      config.frozen_layers)
+        self.subsampler.requires_grad_(False)
+        head = LSTMEncoder(replace(config, num_layers=config.head_layers)) if config.head_layers else None
+        self.encoder = WhisperTop(config.d_model, config.num_heads, config.d_ffn, config.num_layers - config.frozen_layers, head)
+
+    @property
+    def frozen_front(self) -> bool:
+        """True when the front-end and subsampler never train (their output can be cached)."""
+        return self.config.encoder == "whisper"
+
+    def num_mel_frames(self, num_samples: int) -> int:
+        """Feature frames of one unpadded utterance of ``num_samples`` samples."""
+        hop = int(round(self.config.features.sample_rate * self.config.features.hop_length_ms / 1000))
+        return num_samples // hop + (0 if self.config.encoder == "whisper" else 1)
 
     @property
     def encoder_dim(self) -> int:
@@ -189,11 +238,12 @@ class CTCModel(nn.Module):
 
     @property
     def frame_shift_seconds(self) -> float:
-        return SUBSAMPLING * self.config.features.hop_length_ms / 1000.0
+        return subsampling(self.config) * self.config.features.hop_length_ms / 1000.0
 
     def num_latent_frames(self, num_feature_frames: int) -> int:
-        """Frames after the two stride-2 convolutions ("same" padding)."""
-        return math.ceil(math.ceil(num_feature_frames / 2) / 2)
+        """Frames after the stride-2 convolutions ("same" padding; two of them, one for Whisper)."""
+        frames = math.ceil(num_feature_frames / 2)
+        return frames if self.config.encoder == "whisper" else math.ceil(frames / 2)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Trainable parameters shared by CTC and SSL (front-end, encoder, mask embedding)."""
@@ -204,20 +254,43 @@ class CTCModel(nn.Module):
         """Trainable parameters of the encoder's last layer (GradNorm measures gradient norms there)."""
         if self.config.encoder == "lstm":
             params = self.encoder.last_layer_parameters()
+        elif self.config.encoder == "whisper":
+            last = self.encoder.head if self.encoder.head is not None else self.encoder.ln_post
+            params = last.last_layer_parameters() if self.encoder.head is not None else list(last.parameters())
         else:
             params = list(self.encoder.net.layers[-1].parameters())
         return [p for p in params if p.requires_grad]
 
-    def features(self, wavs: torch.Tensor, rel_lens: torch.Tensor) -> torch.Tensor:
+    def features(self, wavs: torch.Tensor, rel_lens: torch.Tensor, fbank: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised fbank features ``[B, T, n_mels]`` (no gradient); padded frames are zero, so
-        whatever lies in the padding never reaches the encoder."""
+        whatever lies in the padding never reaches the encoder. ``fbank``: the filterbanks of
+        ``wavs`` when already computed."""
         with torch.no_grad():
-            feats = self.norm(self.fbank(wavs), rel_lens)
+            feats = self.norm(self.fbank(wavs) if fbank is None else fbank, rel_lens)
             return feats.masked_fill(padding_mask(rel_lens, feats.shape[1]).unsqueeze(-1), 0.0)
 
-    def subsample(self, feats: torch.Tensor) -> torch.Tensor:
-        """Latents ``[B, ceil(T/4), d_model]``."""
+    def subsample(self, feats: torch.Tensor, rel_lens: torch.Tensor) -> torch.Tensor:
+        """Latents ``[B, ceil(T/4), d_model]`` (Whisper: ``ceil(T/2)``, after the frozen blocks)."""
+        if self.config.encoder == "whisper":
+            with torch.no_grad():  # always frozen: no graph to keep
+                return self.subsampler(feats, rel_lens)
         return self.subsampler(feats)
+
+    def latents(self, wavs: torch.Tensor, rel_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(latents, their relative lengths)``: :meth:`subsample` of :meth:`features`, from the
+        attached frozen-state cache when there is one. A Whisper front counts each row's frames from
+        its samples, so a row gives the same latents alone and in a padded batch."""
+        if self.state_cache is not None:
+            return self.state_cache.latents(self, wavs, rel_lens)
+        if self.config.encoder != "whisper":
+            return self.subsample(self.features(wavs, rel_lens), rel_lens), rel_lens
+        samples = (rel_lens * wavs.shape[1]).round().long().clamp(min=1)
+        mel_frames = torch.tensor([self.num_mel_frames(int(n)) for n in samples], device=wavs.device)
+        feats = self.fbank(wavs)
+        mel_rel = mel_frames.to(feats.dtype) / feats.shape[1]
+        latents = self.subsample(self.features(wavs, mel_rel, feats), mel_rel)
+        frames = torch.tensor([self.num_latent_frames(int(n)) for n in mel_frames], device=wavs.device)
+        return latents, frames.to(latents.dtype) / latents.shape[1]
 
     def encode(self, latents: torch.Tensor, rel_lens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Encoder output; latents where ``mask`` (``[B, T']`` bool) is True are replaced by a learned embedding."""
@@ -231,7 +304,7 @@ class CTCModel(nn.Module):
 
     def forward(self, wavs: torch.Tensor, rel_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log_probs [B,T',V], frames [B])`` for a padded batch of waveforms."""
-        latents = self.subsample(self.features(wavs, rel_lens))
+        latents, rel_lens = self.latents(wavs, rel_lens)
         log_probs = self.ctc_log_probs(self.encode(latents, rel_lens))
         return log_probs, output_lengths(rel_lens, log_probs.shape[1])
 

@@ -24,15 +24,19 @@ def add_adapters(model, rank: int, alpha: float = 1.0) -> int:
     encoder. Returns the number of adapted layers (:class:`ConfigError` when there is none)."""
     from speechbrain.nnet.adapters import LoRA, replace_module
 
+    # A Whisper encoder adapts its pretrained blocks only; its BiLSTM head, new, trains in full.
+    target = model.encoder.blocks if model.config.encoder == "whisper" else model.encoder
     # nn.MultiheadAttention reads its out_proj.weight directly, so that layer cannot be wrapped.
-    names = [n for n, m in model.encoder.named_modules()
+    names = [n for n, m in target.named_modules()
              if isinstance(m, nn.Linear) and not isinstance(m, nn.modules.linear.NonDynamicallyQuantizableLinear)]
     if not names:
         raise ConfigError(f"model.adapter_rank: the {model.config.encoder} encoder has no linear layers to adapt")
-    for p in model.encoder.parameters():
+    for p in target.parameters():
         p.requires_grad_(False)
+    if model.config.encoder == "whisper":
+        model.encoder.ln_post.requires_grad_(False)
     for name in names:
-        replace_module(model.encoder, name, LoRA(model.encoder.get_submodule(name), rank=rank, alpha=alpha))
+        replace_module(target, name, LoRA(target.get_submodule(name), rank=rank, alpha=alpha))
     return len(names)
 
 
@@ -51,6 +55,8 @@ def merge_adapters(model):
         replace_module(merged.encoder, name, base)
     for p in merged.parameters():
         p.requires_grad_(True)
+    if merged.config.encoder == "whisper":
+        merged.subsampler.requires_grad_(False)
     merged.config = copy.deepcopy(model.config)
     merged.config.adapter_rank = 0
     return merged

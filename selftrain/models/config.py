@@ -1,12 +1,10 @@
 """Model architecture settings and named presets.
 
-Every number lives in :class:`ModelConfig`; a preset is a named set of overrides. ``cpu-small``
-was chosen by measurement on the default synthetic corpus (1 h labeled, 2 shared CPU cores, same
-recipe, held-out sentences of the labeled voices): the Conformer left the CTC blank plateau sooner
-(CER 0.37 vs 0.77 after 4 epochs) but
-by epoch 12-14 both were equal (CER 0.24), while a BiLSTM step cost about 0.7x a Conformer step and
-slowed down far less when other processes shared the cores. So ``cpu-small`` is the BiLSTM and
-``cpu-small-conformer`` stays available.
+Every number lives in :class:`ModelConfig`; a preset is a named set of overrides. ``cpu-small`` is
+the BiLSTM because, trained alike on 2 shared CPU cores, it ended level with the Conformer at a
+lower cost per step and slowed down less when other processes shared the cores (a comparison made
+before results files were kept; no file holds its figures). ``cpu-small-conformer`` stays
+available. ``cpu-whisper-tiny`` fine-tunes a pretrained encoder instead of training from scratch.
 """
 
 from __future__ import annotations
@@ -17,9 +15,9 @@ from typing import Any
 from selftrain.data.features import FeatureConfig
 from selftrain.errors import ConfigError
 
-__all__ = ["ModelConfig", "PRESETS", "model_preset", "ENCODERS", "update_dataclass"]
+__all__ = ["ModelConfig", "PRESETS", "WHISPER_SIZES", "model_preset", "ENCODERS", "update_dataclass"]
 
-ENCODERS = ("lstm", "conformer", "transformer")
+ENCODERS = ("lstm", "conformer", "transformer", "whisper")
 
 
 @dataclass
@@ -27,8 +25,19 @@ class ModelConfig:
     """Acoustic model: fbank front-end, 4x conv subsampling, an encoder, a CTC head.
 
     ``encoder``: ``"lstm"`` (bidirectional LSTM, CRDNN-like with the conv front-end),
-    ``"conformer"`` or ``"transformer"`` (SpeechBrain lobes). ``d_model`` is the width after
-    subsampling (and of the attention layers); ``lstm_hidden`` the LSTM size per direction.
+    ``"conformer"`` or ``"transformer"`` (SpeechBrain lobes), or ``"whisper"`` (a pretrained Whisper
+    encoder, :mod:`selftrain.models.whisper`). ``d_model`` is the width after subsampling (and of the
+    attention layers); ``lstm_hidden`` the LSTM size per direction.
+
+    Whisper: ``d_model``, ``num_layers``, ``num_heads`` and ``d_ffn`` are the checkpoint's (checked
+    when its weights load); the front-end is Whisper's own log-mel (``features`` keeps only the
+    sample rate and mel count) and frames are 20 ms. ``pretrained``: a local Whisper checkpoint
+    (CTranslate2 or Hugging Face folder, openai ``.pt``; empty: the bundled tiny.en), read when
+    training starts from scratch. ``frozen_layers``: Whisper blocks kept frozen, with the
+    convolutional front-end (always frozen), and cached on disk; the blocks above fine-tune at
+    ``optim.pretrained_lr_scale`` times the learning rate, or through LoRA adapters
+    (``adapter_rank``). ``head_layers``: BiLSTM layers (``lstm_hidden`` units) between the encoder
+    and the CTC output; 0: a linear CTC head.
     """
 
     encoder: str = "lstm"
@@ -42,6 +51,9 @@ class ModelConfig:
     dropout: float = 0.1
     features: FeatureConfig = field(default_factory=FeatureConfig)
     adapter_rank: int = 0  # >0: LoRA-style adapters on the encoder's linear layers (see models.adapters)
+    pretrained: str = ""  # whisper: local checkpoint of the encoder; empty: the bundled Whisper tiny.en
+    frozen_layers: int = 0  # whisper: blocks frozen (with the conv front-end) and cached
+    head_layers: int = 0  # whisper: BiLSTM layers on top of the encoder (0: linear CTC head)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,6 +64,13 @@ class ModelConfig:
         update_dataclass(config, data, "model")
         return config
 
+
+# Whisper encoders' sizes (Radford et al. 2022, table 1): width, blocks, heads; the MLP is 4x the width.
+WHISPER_SIZES: dict[str, dict[str, int]] = {
+    name: {"d_model": width, "num_layers": layers, "num_heads": heads, "d_ffn": 4 * width}
+    for name, (width, layers, heads) in {"tiny": (384, 4, 6), "base": (512, 6, 8), "small": (768, 12, 12),
+                                         "medium": (1024, 24, 16)}.items()
+}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # 2.4M parameters (30 tokens): trains on the synthetic corpus in minutes on 2 CPU cores.
@@ -64,6 +83,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 30.7M parameters: a GPU preset.
     "gpu-base": {"encoder": "conformer", "d_model": 320, "num_layers": 12, "num_heads": 4, "d_ffn": 1280,
                  "conv_kernel": 31, "subsample_channels": 128},
+    # Whisper tiny.en (bundled, 7.6M parameters): the bottom 2 of its 4 blocks frozen and cached, the
+    # top 2 fine-tuned under a linear CTC head (a BiLSTM head stayed on CTC's blank plateau far longer:
+    # docs/experiments/2026-12-06-pretrained-encoder.md): fits 2 CPU cores.
+    "cpu-whisper-tiny": {**WHISPER_SIZES["tiny"], "encoder": "whisper", "frozen_layers": 2, "head_layers": 0,
+                         "dropout": 0.1},
+    # GPU presets: point ``model.pretrained`` at a local whisper-base / whisper-small checkpoint.
+    "gpu-whisper-base": {**WHISPER_SIZES["base"], "encoder": "whisper", "frozen_layers": 2, "head_layers": 0},
+    "gpu-whisper-small": {**WHISPER_SIZES["small"], "encoder": "whisper", "frozen_layers": 4, "head_layers": 0},
 }
 
 

@@ -1,8 +1,8 @@
 """Several acoustic models as one teacher: their CTC posteriors averaged frame by frame.
 
 Independently trained models make different errors; the average of their posteriors, decoded once
-with the LM, labels better than any one of them (benchmarks/README.md, "A teacher ensemble": two
-teachers trained from different seeds, test WER 0.424 and 0.446 alone, 0.400 together). Members must
+with the LM, labels better than any one of them (docs/experiments/2026-12-03-teacher-ensemble.md:
+two teachers trained with different augmentation). Members must
 share the output alphabet, sample rate and frame rate; models trained with different seeds of one
 preset do. Averaging probabilities (not log-probabilities) keeps a token that one member is sure of
 and another doubts likely, as a mixture of the members would.
@@ -71,12 +71,14 @@ def _check_compatible(first_name: str, first: AcousticModel, name: str, member: 
                               f"{first_name} {first.frame_shift_seconds} s")
 
 
-def load_ensemble(model_dirs: Sequence[str | Path], device: str | torch.device = "cpu") -> AcousticModel:
+def load_ensemble(model_dirs: Sequence[str | Path], device: str | torch.device = "cpu",
+                  state_cache: str | Path | None = None) -> AcousticModel:
     """Load model folders as one teacher: the model itself for one folder, an :class:`EnsembleModel`
-    for several (checked to share alphabet, sample rate and frame rate)."""
+    for several (checked to share alphabet, sample rate and frame rate). ``state_cache``: see
+    :func:`~selftrain.models.load_acoustic_model`."""
     if not model_dirs:
         raise CheckpointError("no model folder given")
-    models = [load_acoustic_model(d, device) for d in model_dirs]
+    models = [load_acoustic_model(d, device, state_cache) for d in model_dirs]
     if len(models) == 1:
         return models[0]
     return EnsembleModel(models, [str(d) for d in model_dirs])

@@ -123,11 +123,19 @@ class InferenceModel:
         return self
 
 
-def load_acoustic_model(model_dir: str | Path, device: str | torch.device = "cpu") -> InferenceModel:
+def load_acoustic_model(model_dir: str | Path, device: str | torch.device = "cpu",
+                        state_cache: str | Path | None = None) -> InferenceModel:
     """Load a model folder as an :class:`~selftrain.models.api.AcousticModel` (in eval mode).
+
+    ``state_cache``: a folder for the on-disk cache of a pretrained encoder's frozen bottom
+    (:mod:`selftrain.models.state_cache`); models that have none ignore it.
 
     >>> model = load_acoustic_model("run/model")            # doctest: +SKIP
     >>> log_probs, frames = model.log_probs(wavs, wav_lens)  # doctest: +SKIP
     """
     model, tokenizer, _ = load_ctc_model(model_dir, device)
+    if state_cache and model.frozen_front:
+        from selftrain.models.state_cache import FrozenStateCache
+
+        model.state_cache = FrozenStateCache(state_cache, model)
     return InferenceModel(model, tokenizer, device)

@@ -56,14 +56,14 @@ class SegmentConfig:
     gap_share: how much of the gap between a run's outer word and its dropped neighbour (from one's
         last emitted character to the other's first) goes to the segment: 0 cuts at the outer word's
         last character, 1 at the neighbour's first, 0.5 halfway [0.5]. At the utterance's edges
-        the segment runs to its start or end. Measured (``benchmarks/segment_edges.py``): where the
-        cut lies changes little; what hurts is the cut itself.
+        the segment runs to its start or end. Where the cut lies changes little; what hurts is the
+        cut itself (benchmarks/results/segment_edges.md, made by ``benchmarks/segment_edges.py``).
     context: how the runs train. ``cut``: each run's audio is cut into a file of its own and
         trains as an utterance. ``whole``: the utterance trains whole, so the model hears every run
         in its context, and its CTC loss is taken over each run's frames against the run's words
-        only; the frames of the doubtful words between runs train no characters [whole]. Measured
-        on the self-training benchmark (the same runs, means of three trainings): test WER 0.492
-        whole, 0.500 cut; the teacher reads words worse once they are cut out of their utterance.
+        only; the frames of the doubtful words between runs train no characters [whole]. The same
+        runs trained better in context than cut out, since the teacher reads words worse once they
+        are cut out of their utterance (docs/experiments/2026-12-03-label-errors-or-audio.md).
     """
 
     enabled: bool = False

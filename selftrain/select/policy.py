@@ -27,9 +27,9 @@ __all__ = ["select_utterances", "first_failure", "rank_value", "quota", "keep_ra
            "chars_per_second", "speaking_rate_bounds", "speaking_rate_bounds_or_warning"]
 
 COMBINED_TEACHER = "rover"
-# ROVER is a majority vote: with two teachers there is no majority. Measured on the default synthetic
-# corpus (4500 utterances), the ROVER text of the LM and greedy teachers had WER 0.498 against 0.442
-# for the LM teacher alone, so ``auto`` uses it only from three teachers on.
+# ROVER is a majority vote: with two teachers there is no majority, and the ROVER text of the LM and
+# greedy teachers was worse than the LM teacher's alone (rows rover_labels:rover and the unfiltered
+# WER of benchmarks/results/pseudo_label_quality.md), so ``auto`` uses it only from three teachers on.
 MIN_TEACHERS_FOR_ROVER = 3
 
 

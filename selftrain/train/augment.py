@@ -24,8 +24,8 @@ class GeneratedNoise:
     Written by hand because SpeechBrain's ``AddNoise`` without a noise file sets the level from mean
     absolute amplitudes (asked for 12 dB, it gave 10.9 dB power SNR on a Gaussian signal) and also
     fills the padding of shorter utterances with noise. Here the SNR is the power ratio over each
-    utterance's valid samples, as the synthetic corpus defines it, and padding stays silent. The
-    cost is alike: 12 ms vs 18 ms per 36 s batch of 12 utterances on 2 CPU cores (measured).
+    utterance's valid samples, as the synthetic corpus defines it, and padding stays silent, at a
+    cost alike to SpeechBrain's (compared once on 2 CPU cores; no results file holds the timing).
     """
 
     def __init__(self, color: str, snr_low: float, snr_high: float):
@@ -67,6 +67,11 @@ class StudentAugment:
         if config.specaugment and config.freq_masks > 0:
             self.freq_drop = SpectrogramDrop(drop_length_low=1, drop_length_high=max(1, config.freq_mask_bins),
                                              drop_count_low=0, drop_count_high=config.freq_masks, dim=2)
+        self.state_drops = [SpectrogramDrop(drop_length_low=1, drop_length_high=max(1, width), drop_count_low=0,
+                                            drop_count_high=count, dim=dim)
+                            for count, width, dim in ((config.state_time_masks, config.state_time_mask_frames, 1),
+                                                      (config.state_channel_masks, config.state_channel_width, 2))
+                            if config.specaugment and count > 0]
 
     @staticmethod
     def _noise(config: AugmentConfig, sample_rate: int):
@@ -102,6 +107,12 @@ class StudentAugment:
             pick = (torch.rand(wavs.shape[0], device=wavs.device) < self.config.noise_prob).unsqueeze(1)
             student = torch.where(pick, noisy, wavs)
         return wavs, student, changed
+
+    def states(self, states: torch.Tensor) -> torch.Tensor:
+        """Time and channel masks, then dropout, on cached encoder states ``[B, T, D]``."""
+        for drop in self.state_drops:
+            states = drop(states)
+        return torch.nn.functional.dropout(states, self.config.state_dropout, training=True)
 
     def features(self, feats: torch.Tensor) -> torch.Tensor:
         """SpecAugment time and frequency masks."""

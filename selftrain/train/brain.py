@@ -57,9 +57,11 @@ class SelfTrainer(nn.Module):
         self.model = model
         self.objectives = objectives
 
-    def forward(self, feats, rel_lens, mask, targets: dict, separate_ctc_pass: bool):
-        """``(ctc log_probs [B,T',V], {objective: loss})`` for normalised (augmented) features."""
-        latents = self.model.subsample(feats)
+    def forward(self, feats, rel_lens, mask, targets: dict, separate_ctc_pass: bool, latents=None):
+        """``(ctc log_probs [B,T',V], {objective: loss})`` for normalised (augmented) features, or for
+        ``latents`` already computed (a frozen, cached front: ``feats`` is then None)."""
+        if latents is None:
+            latents = self.model.subsample(feats, rel_lens)
         encoded = self.model.encode(latents, rel_lens, mask if len(self.objectives) else None)
         ssl = {name: cast(SSLObjective, obj).loss(encoded, latents, mask, targets.get(name)) for name, obj in self.objectives.items()}
         if separate_ctc_pass and len(self.objectives):
@@ -197,6 +199,8 @@ class SelftrainBrain(sb.Brain):
         if stage != sb.Stage.TRAIN:
             return self.model(wavs, rel_lens)
         config = self.hparams.config
+        if self.model.frozen_front:
+            return self._forward_frozen_front(wavs, rel_lens)
         clean, student, speed_changed = self.hparams.augment.waveform(wavs, rel_lens)
         feats = self.model.features(student, rel_lens)
         num_frames = self.model.num_latent_frames(feats.shape[1])
@@ -207,6 +211,24 @@ class SelftrainBrain(sb.Brain):
             targets = self._ssl_targets(batch.id, clean, rel_lens, feats, student is clean, speed_changed, num_frames, frames)
         feats = self.hparams.augment.features(feats)
         log_probs, ssl = self.modules.trainer(feats, rel_lens, mask, targets, not config.ssl.shared_forward)
+        teacher = None
+        if getattr(self.hparams, "teacher", None) is not None:
+            with torch.no_grad():
+                teacher, _ = self.hparams.teacher(clean, rel_lens)
+        return {"log_probs": log_probs, "frames": frames, "ssl": ssl, "teacher": teacher}
+
+    def _forward_frozen_front(self, wavs, rel_lens):
+        """Training forward of a model whose front never trains (a pretrained encoder's frozen bottom):
+        the student's noise is masks and dropout on the frozen states, after the waveform
+        augmentations when the states are computed live (with the cache they stand for the clean
+        audio, and waveform augmentation is refused at configuration: ``train.run``)."""
+        clean, student = wavs, wavs
+        if self.model.state_cache is None:
+            clean, student, _ = self.hparams.augment.waveform(wavs, rel_lens)
+        latents, rel_lens = self.model.latents(student, rel_lens)
+        latents = self.hparams.augment.states(latents)
+        frames = output_lengths(rel_lens, latents.shape[1])
+        log_probs, ssl = self.modules.trainer(None, rel_lens, None, {}, False, latents=latents)
         teacher = None
         if getattr(self.hparams, "teacher", None) is not None:
             with torch.no_grad():
@@ -252,6 +274,8 @@ class SelftrainBrain(sb.Brain):
         started = time.time()
         self.hparams.lr_scheduler(self.optimizer)
         step = self.optimizer_step
+        for group in self.optimizer.param_groups:  # pretrained blocks fine-tune at a fraction of the schedule's rate
+            group["lr"] *= group.get("lr_scale", 1.0)
         params = [p for p in self.trainer_module.parameters() if p.requires_grad]
         if self.combiner.bilevel and len(self.trainer_module.objectives):
             with self.no_sync(True), self.training_ctx:

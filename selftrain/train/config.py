@@ -37,8 +37,9 @@ class DataConfig:
     per-utterance CTC weight column of pseudo-labeled manifests (e.g. ``confidence``, in [0, 1]);
     empty (the default): every selected pseudo-label weighs 1. Not weighting by default because
     the confidence that selection writes is the calibrated probability that the whole utterance is
-    right: on the default corpus its mean over the selected utterances was 0.22, which made the
-    pseudo-labeled audio count about a fifth of the labeled audio.
+    right, which is low for most selected utterances of a weak teacher: weighting by it made the
+    pseudo-labeled audio count for a small share of the labeled audio (an early observation on the
+    default corpus; no results file holds it).
     """
 
     labeled: list[str] = field(default_factory=list)
@@ -69,6 +70,7 @@ class OptimConfig:
     warmup_steps: int = 200
     decay_factor: float = 0.1  # lr multiplier reached at the last step
     max_grad_norm: float = 5.0
+    pretrained_lr_scale: float = 0.1  # a pretrained encoder's fine-tuned blocks train at this share of lr
 
 
 @dataclass
@@ -87,6 +89,14 @@ class AugmentConfig:
     noise_color: str = "white"  # generated noise when there is no noise_csv: white or pink
     noise_snr_low: float = 10.0
     noise_snr_high: float = 30.0
+    # On cached frozen states (a pretrained encoder's bottom, see TrainConfig.state_cache), where the
+    # waveform and filterbank augmentations above cannot reach: masks of 20 ms frames and of channels,
+    # and dropout.
+    state_time_masks: int = 2
+    state_time_mask_frames: int = 10
+    state_channel_masks: int = 2
+    state_channel_width: int = 32
+    state_dropout: float = 0.1
 
 
 @dataclass
@@ -118,9 +128,8 @@ class CombineConfig:
     """How CTC and SSL losses are combined (:mod:`selftrain.ssl.combine`).
 
     ``strategy``: ``fixed``, ``curriculum``, ``gradnorm``, ``pcgrad`` or ``bl_just``. The default
-    ``ssl_weight`` suits training from scratch; a student fine-tuned from a CTC teacher lost 0.019 of
-    test WER at 0.3 and stayed within noise of no SSL at 0.05 (benchmarks/README.md, "Why the SSL
-    student loses").
+    ``ssl_weight`` suits training from scratch; a student fine-tuned from a CTC teacher lost test WER
+    at 0.3 and stayed within noise of no SSL at 0.05 (docs/experiments/2026-12-03-ssl-student.md).
     """
 
     strategy: str = "fixed"
@@ -164,6 +173,9 @@ class TrainConfig:
     precision: str = "fp32"  # fp32, bf16 or fp16 (autocast)
     device: str = "cpu"
     keep_checkpoints: int = 1
+    # Folder of the on-disk cache of a pretrained encoder's frozen bottom (models.state_cache); empty:
+    # computed live at every step. Only models whose front never trains (encoder "whisper") use it.
+    state_cache: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -68,6 +68,24 @@ def _validate(config: TrainConfig) -> None:
         raise ConfigError("data.batch_seconds must be positive")
     if config.teacher.distill_weight > 0 and not config.teacher.teacher_model:
         raise ConfigError("teacher.distill_weight > 0 needs teacher.teacher_model (a model folder)")
+    if config.model.encoder == "whisper":
+        _validate_frozen_front(config)
+
+
+def _validate_frozen_front(config: TrainConfig) -> None:
+    """A pretrained encoder's frozen states are what the student sees (masked): the SSL objectives,
+    which predict from the filterbanks, do not apply; cached states stand for the clean audio, so
+    nothing may change the audio either."""
+    if config.ssl.objectives:
+        raise ConfigError("ssl.objectives are not available with a pretrained (whisper) encoder, whose frozen "
+                          "front the student never sees as filterbanks: leave ssl.objectives empty")
+    if not config.state_cache:
+        return
+    changes_audio = [name for name, on in (("augment.speed_perturb", config.augment.speed_perturb),
+                                           ("augment.noise_prob", config.augment.noise_prob > 0)) if on]
+    if changes_audio:
+        raise ConfigError(f"{', '.join(changes_audio)} change the audio, so the frozen encoder states cannot come "
+                          "from the cache (state_cache): turn them off, or set state_cache='' to run the frozen part live")
 
 
 def _seed(seed: int) -> None:
@@ -149,6 +167,16 @@ def _build_model(config: TrainConfig, prepared):
     _fit_norm(model, prepared.train, sample_rate, config.data.norm_utterances)
     if config.teacher.init_encoder:  # after the statistics: a pretrained encoder keeps its own
         _init_encoder(model, config.teacher.init_encoder, config.teacher.init_head)
+    elif config.model.encoder == "whisper":
+        from selftrain.models.whisper_weights import load_whisper_encoder
+
+        weights = load_whisper_encoder(model, config.model.pretrained)
+        logger.info("Whisper encoder loaded from %s (%d blocks, %d frozen)", weights.source, weights.layers,
+                    config.model.frozen_layers)
+    if config.state_cache and model.frozen_front:
+        from selftrain.models.state_cache import FrozenStateCache
+
+        model.state_cache = FrozenStateCache(config.state_cache, model)
     if config.model.adapter_rank > 0:
         from selftrain.models.adapters import add_adapters
 
@@ -202,7 +230,7 @@ def build_run(config: TrainConfig, prepared, run_opts: dict) -> BuiltRun:
         "epoch_counter": epoch_counter, "train_logger": FileTrainLogger(str(out / "train_log.txt")),
         "tb_logger": _tensorboard(out), "ema": ema, "teacher": _load_teacher(config, prepared),
     }
-    brain = SelftrainBrain(modules={"trainer": trainer}, opt_class=_optimizer(config), hparams=hparams,
+    brain = SelftrainBrain(modules={"trainer": trainer}, opt_class=_optimizer(config, trainer), hparams=hparams,
                            run_opts=run_opts, checkpointer=checkpointer)
     combiner.to(brain.device)
     if ema is not None:
@@ -222,7 +250,7 @@ def train(config: TrainConfig) -> Path:
     """
     from speechbrain.utils.distributed import ddp_init_group, if_main_process
 
-    from selftrain.models.acoustic import SUBSAMPLING
+    from selftrain.models.acoustic import subsampling
     from selftrain.train.data import prepare_data
 
     _validate(config)
@@ -232,7 +260,7 @@ def train(config: TrainConfig) -> Path:
     if not torch.distributed.is_initialized():  # a later train() in the same process (next generation) reuses it
         ddp_init_group(run_opts)
     _seed(config.seed)
-    frame_shift = SUBSAMPLING * config.model.features.hop_length_ms / 1000
+    frame_shift = subsampling(config.model) * config.model.features.hop_length_ms / 1000
     if config.data.unlabeled and not config.ssl.objectives and not config.teacher.distill_weight > 0:
         logger.warning("unlabeled manifests are ignored: neither an SSL objective (ssl.objectives) nor "
                        "distillation (teacher.distill_weight) learns from them")
@@ -253,9 +281,28 @@ def train(config: TrainConfig) -> Path:
     return _finish(run.brain, run.checkpointer, prepared, config, out, started, run.dev_set, run.ema)
 
 
-def _optimizer(config: TrainConfig):
+def _state_cache_counts(model) -> dict:
+    cache = model.state_cache
+    if cache is None:
+        return {}
+    return {"state_cache": {"hits": cache.hits, "misses": cache.misses, "rewritten": cache.rewritten}}
+
+
+def _optimizer(config: TrainConfig, trainer):
+    """Adam; a pretrained encoder's fine-tuned blocks form their own group, whose ``lr_scale`` the
+    Brain applies on top of the schedule."""
+    pretrained: set[int] = set()
+    if config.model.encoder == "whisper":
+        encoder = trainer.model.encoder
+        pretrained = {id(p) for m in (encoder.blocks, encoder.ln_post) for p in m.parameters()}
+
     def make(params):
-        return torch.optim.Adam(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+        params = [p for p in params if p.requires_grad]
+        groups = [{"params": [p for p in params if id(p) not in pretrained]}]
+        tuned = [p for p in params if id(p) in pretrained]
+        if tuned:
+            groups.append({"params": tuned, "lr_scale": config.optim.pretrained_lr_scale})
+        return torch.optim.Adam(groups, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
 
     return make
 
@@ -311,6 +358,7 @@ def _finish(brain, checkpointer, prepared, config: TrainConfig, out: Path, start
         rows_read=dict(prepared.totals),
         converted=dict(prepared.converted),
         ssl_cache={"hits": brain.cache.hits, "misses": brain.cache.misses, "utterances": len(brain.cache.store)},
+        **_state_cache_counts(brain.model),
     )
     atomic_write_json(out / "summary.json", dict(summary))
     logger.info("dev WER %s CER %s; model in %s", summary["dev_wer"], summary["dev_cer"], model_dir)

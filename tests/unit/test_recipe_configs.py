@@ -14,7 +14,7 @@ from selftrain.train import load_train_config
 SYNTHETIC = Path(__file__).resolve().parents[2] / "recipes" / "synthetic"
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "full.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "full.yaml", "pretrained.yaml"])
 def test_run_config_and_its_stage_sections_are_valid(name):
     config = load_experiment_config(SYNTHETIC / name)
     assert config.generations == 3

@@ -1,0 +1,38 @@
+"""benchmarks/results_index.py: the committed results index is current, and every results file is registered."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import results_index as index  # noqa: E402
+
+
+def test_committed_index_is_current() -> None:
+    assert index.INDEX.read_text(encoding="utf-8") == index.render(), "run python benchmarks/results_index.py"
+
+
+def test_every_results_file_has_a_question_and_a_command() -> None:
+    for path in sorted(index.RESULTS.glob("*.json")):
+        assert path.stem in index.QUESTIONS, f"register {path.name} in benchmarks/results_index.py QUESTIONS"
+        command, _, _ = index._meta(json.loads(path.read_text(encoding="utf-8")))
+        assert command.startswith("python benchmarks/"), path.name
+
+
+def test_research_log_pages_exist() -> None:
+    docs = index.RESULTS.parents[1] / "docs" / "experiments"
+    for _question, page, _ in index.QUESTIONS.values():
+        assert not page or (docs / f"{page}.md").is_file(), page
+
+
+def test_render_reads_date_and_machine_from_the_file(tmp_path: Path) -> None:
+    (tmp_path / "decode_speed.json").write_text(json.dumps(
+        {"meta": {"command": "python benchmarks/decode_speed.py", "date": "2030-01-01 00:00 UTC",
+                  "machine": "box", "cpus": 4}}), encoding="utf-8")
+    (tmp_path / "new_analysis.json").write_text(json.dumps({"command": "python benchmarks/x.py"}), encoding="utf-8")
+    text = index.render(tmp_path)
+    assert "| 2030-01-01 00:00 UTC | box, 4 CPU cores | `python benchmarks/decode_speed.py` |" in text
+    assert "(not registered in benchmarks/results_index.py)" in text and "| not recorded | not recorded |" in text
