@@ -74,6 +74,12 @@ QUESTIONS: dict[str, tuple[str, str, str]] = {
                                      "2026-12-03-tuned-decoding", ""),
     "self_training_small_vocab": ("Is the teacher's weakness what keeps the pseudo-labels from paying?",
                                   "2026-12-04-small-vocabulary", ""),
+    "self_training_pretrained_10min": ("Does self-training pay with a pretrained encoder and 10 min of labels "
+                                       "(students fine-tuned from the teacher)?", "2026-12-06-pretrained-encoder", ""),
+    "self_training_pretrained_10min_fresh": ("Does self-training pay with a pretrained encoder and 10 min of labels "
+                                             "(fresh students, decoders tuned on dev)?", "2026-12-06-pretrained-encoder", ""),
+    "decode_speed_whisper_tiny": ("How much does LM decoding cost over greedy with the pretrained encoder?",
+                                  "2026-12-06-pretrained-encoder", ""),
 }
 
 

@@ -399,8 +399,8 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
     corpus = make_corpus(scale, corpus_home(scale, work) / "corpus")
     paths = corpus["paths"]
     base = deep_merge(scale["experiment"], {"data": paths})
-    if scale.get("state_cache") == "shared":  # one frozen-state cache for every arm (content-addressed)
-        base = deep_merge(base, {"state_cache": str(work.resolve() / "state_cache")})
+    if scale.get("state_cache") == "shared":  # one frozen-state cache for every arm on this audio (content-addressed)
+        base = deep_merge(base, {"state_cache": str(corpus_home(scale, work).resolve() / "state_cache")})
     members = ensemble_members(scale, work, config)
     if members:
         base = deep_merge(base, {"teachers": {"ensemble": members}})

@@ -61,7 +61,7 @@ def _tone_corpus(folder: Path, count: int = 48) -> str:
 
 
 def _build(name: str, args, folder: Path):
-    from selftrain.models.acoustic import SUBSAMPLING
+    from selftrain.models.acoustic import subsampling
     from selftrain.overrides import deep_merge
     from selftrain.train.config import load_train_config
     from selftrain.train.data import prepare_data
@@ -72,7 +72,7 @@ def _build(name: str, args, folder: Path):
                             "data": {"labeled": [args.labeled], "batch_seconds": args.batch_seconds, "mix_labeled": 1.0}},
                            CONFIGS[name])
     config = load_train_config(args.preset, overrides=overrides)
-    prepared = prepare_data(config.data, 16000, SUBSAMPLING * config.model.features.hop_length_ms / 1000)
+    prepared = prepare_data(config.data, 16000, subsampling(config.model) * config.model.features.hop_length_ms / 1000)
     run = build_run(config, prepared, _run_options(config))
     run.brain.init_optimizers()
     run.brain.modules.train()

@@ -275,3 +275,24 @@ def test_the_bundled_encoder_equals_ctranslate2s() -> None:
     theirs = np.array(reference.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats.transpose(1, 2).numpy()))))
     difference = np.abs(ours.numpy() - theirs)
     assert difference.max() < 5e-3 and difference.mean() < 1e-5
+
+
+def test_lora_adapts_the_fine_tuned_blocks_and_merges_back() -> None:
+    from selftrain.models.adapters import add_adapters, merge_adapters
+
+    torch.manual_seed(0)
+    model = CTCModel(tiny_config(head_layers=1, lstm_hidden=16), vocab_size=6)
+    adapted = add_adapters(model, rank=4)
+    assert adapted == 4 * (LAYERS - 1)  # q/k/v, out and the two MLP layers of the one fine-tuned block
+    assert not any(p.requires_grad for n, p in model.encoder.blocks.named_parameters() if "adapter" not in n)
+    assert all(p.requires_grad for p in model.encoder.head.parameters())
+    with torch.no_grad():
+        for name, p in model.encoder.blocks.named_parameters():
+            if "adapter_up_proj" in name:
+                p.normal_()  # a trained adapter
+    model.eval()
+    merged = merge_adapters(model).eval()
+    wav = torch.randn(1, 8000) * 0.1
+    with torch.no_grad():
+        torch.testing.assert_close(model(wav, torch.ones(1))[0], merged(wav, torch.ones(1))[0], atol=1e-4, rtol=0)
+    assert not any(p.requires_grad for p in merged.subsampler.parameters())
