@@ -225,10 +225,10 @@ class SelftrainBrain(sb.Brain):
         clean, student = wavs, wavs
         if self.model.state_cache is None:
             clean, student, _ = self.hparams.augment.waveform(wavs, rel_lens)
-        latents, rel_lens = self.model.latents(student, rel_lens)
+        latents, latent_lens = self.model.latents(student, rel_lens)
         latents = self.hparams.augment.states(latents)
-        frames = output_lengths(rel_lens, latents.shape[1])
-        log_probs, ssl = self.modules.trainer(None, rel_lens, None, {}, False, latents=latents)
+        frames = output_lengths(latent_lens, latents.shape[1])
+        log_probs, ssl = self.modules.trainer(None, latent_lens, None, {}, False, latents=latents)
         teacher = None
         if getattr(self.hparams, "teacher", None) is not None:
             with torch.no_grad():
