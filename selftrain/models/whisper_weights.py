@@ -279,8 +279,10 @@ def load_whisper_encoder(model, path: str | Path | None = None) -> WhisperWeight
     found = {"d_model": weights.width, "num_layers": weights.layers, "num_heads": weights.heads, "d_ffn": weights.ffn}
     wrong = {k: (getattr(config, k), v) for k, v in found.items() if getattr(config, k) != v}
     if wrong or weights.n_mels != config.features.n_mels:
+        hint = "use the preset of that Whisper size" if path else \
+            "the bundled checkpoint is Whisper tiny.en: set model.pretrained to a local checkpoint of this preset's size"
         raise ConfigError(f"{weights.source}: the checkpoint's encoder is {found} with {weights.n_mels} mels, the model "
-                          f"config differs in {wrong or 'features.n_mels'}: use the preset of that Whisper size")
+                          f"config differs in {wrong or 'features.n_mels'}: {hint}")
     frozen = config.frozen_layers
     state: dict[str, torch.Tensor] = {}
     for name, tensor in weights.state.items():
