@@ -205,7 +205,7 @@ def build_lm(
         write_unigrams(words, unigrams_path(out))
         if binary:
             built = workdir / "model.bin"
-            run_tool([str(find_kenlm_tool("build_binary")), str(arpa), str(built)])
+            run_tool([str(find_kenlm_tool("build_binary")), str(arpa), str(built)], writes_to=built.parent)
             _check_binary(arpa, built, _sample_lines(normalised, BINARY_CHECK_SENTENCES))
         else:
             built = arpa

@@ -13,6 +13,8 @@ __all__ = [
     "ConfigError",
     "CheckpointError",
     "DecodeError",
+    "WorkdirBusyError",
+    "StorageError",
 ]
 
 
@@ -50,3 +52,18 @@ class CheckpointError(SelftrainError):
 
 class DecodeError(SelftrainError):
     """Decoding cannot proceed (bad model output, incompatible vocabulary, ...)."""
+
+
+class WorkdirBusyError(SelftrainError):
+    """A work folder is in use by another process (its pid and host are in the message)."""
+
+
+class StorageError(SelftrainError):
+    """A file cannot be written: the disk is full or the folder is read-only. Finished work is kept,
+    so running the same command again once there is space (or write access) resumes."""
+
+    def __init__(self, message: str, path: str, free_bytes: int | None = None, needed_bytes: int | None = None):
+        super().__init__(message)
+        self.path = path
+        self.free_bytes = free_bytes
+        self.needed_bytes = needed_bytes

@@ -23,7 +23,8 @@ from selftrain.io import read_jsonl
 from selftrain.record import Hypothesis, Utterance, Word
 from selftrain.text import TextNormalizer
 
-__all__ = ["EXTERNAL_SCORE", "external_hypothesis", "load_teacher_file", "merge_teachers", "MergeReport"]
+__all__ = ["EXTERNAL_SCORE", "external_hypothesis", "load_teacher_file", "teacher_record", "absorb", "merge_teachers",
+           "MergeReport"]
 
 EXTERNAL_SCORE = "external"
 
@@ -74,24 +75,30 @@ def load_teacher_file(path: str | Path, teacher: str | None = None,
         raise ManifestError(f"{path}: not JSON lines ({exc})") from exc
     for line_no, row in enumerate(rows, start=1):
         where = f"{path}:{line_no}"
-        if not isinstance(row, dict) or "id" not in row:
-            raise ManifestError(f"{where}: a hypothesis line needs an 'id'")
-        if "hypotheses" in row:
-            try:
-                utt = Utterance.from_dict(row)
-            except TypeError as exc:
-                raise ManifestError(f"{where}: not a selftrain record ({exc})") from exc
-            if teacher:
-                for hyp in utt.hypotheses:
-                    hyp.teacher = teacher if len(utt.hypotheses) == 1 else f"{teacher}/{hyp.teacher}"
-        else:
-            hyp = external_hypothesis(row, teacher or path.stem, normalizer, where)
-            utt = Utterance(id=str(row["id"]), wav=str(row.get("wav", "")), duration=float(row.get("duration", 0.0)),
-                            reference=row.get("reference"), hypotheses=[hyp])
+        utt = teacher_record(row, teacher or path.stem, bool(teacher), normalizer, where)
         if utt.id in out:
             raise ManifestError(f"{where}: duplicate utterance id {utt.id!r}")
         out[utt.id] = utt
     return out
+
+
+def teacher_record(row: object, name: str, renamed: bool, normalizer: TextNormalizer | None, where: str) -> Utterance:
+    """One line of a hypothesis file as an :class:`Utterance`: a selftrain record (its teachers renamed
+    after ``name`` when ``renamed``) or an external row (one teacher called ``name``)."""
+    if not isinstance(row, dict) or "id" not in row:
+        raise ManifestError(f"{where}: a hypothesis line needs an 'id'")
+    if "hypotheses" not in row:
+        hyp = external_hypothesis(row, name, normalizer, where)
+        return Utterance(id=str(row["id"]), wav=str(row.get("wav", "")), duration=float(row.get("duration", 0.0)),
+                         reference=row.get("reference"), hypotheses=[hyp])
+    try:
+        utt = Utterance.from_dict(row)
+    except TypeError as exc:
+        raise ManifestError(f"{where}: not a selftrain record ({exc})") from exc
+    if renamed:
+        for hyp in utt.hypotheses:
+            hyp.teacher = name if len(utt.hypotheses) == 1 else f"{name}/{hyp.teacher}"
+    return utt
 
 
 @dataclass
@@ -110,7 +117,8 @@ class MergeReport:
         return out
 
 
-def _absorb(target: Utterance, other: Utterance, tag: str) -> None:
+def absorb(target: Utterance, other: Utterance, tag: str) -> None:
+    """Add ``other``'s hypotheses (a repeated teacher name gets ``@tag``) and missing fields to ``target``."""
     names = {h.teacher for h in target.hypotheses}
     for hyp in other.hypotheses:
         if hyp.teacher in names:
@@ -142,7 +150,7 @@ def merge_teachers(hyp_files: Iterable[str | Path], teachers: list[str | None] |
     for path, records in zip(paths, loaded, strict=True):
         for utt_id, utt in records.items():
             if utt_id in merged:
-                _absorb(merged[utt_id], utt, path.stem)
+                absorb(merged[utt_id], utt, path.stem)
             else:
                 merged[utt_id] = utt
     report = MergeReport(files=[str(p) for p in paths])

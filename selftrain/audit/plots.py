@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 
 from selftrain.audit.report import AuditResult  # noqa: E402
 from selftrain.audit.sweep import utterance_scores  # noqa: E402
+from selftrain.audit.table import ScoreTable  # noqa: E402
 from selftrain.confidence.calibrate import labeled_scores  # noqa: E402
 from selftrain.record import Utterance  # noqa: E402
 
@@ -84,7 +85,15 @@ def plot_reliability(result: AuditResult, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def plot_histograms(result: AuditResult, utterances: Sequence[Utterance], path: Path) -> Path | None:
+def _histogram_values(source: Sequence[Utterance] | ScoreTable, name: str,
+                      teacher: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Word scores and correctness of ``name`` (labeled words), and its utterance scores."""
+    if isinstance(source, ScoreTable):
+        return (*source.word_scores(name), source.scores(name))
+    return (*labeled_scores(source, name, "word", teacher), utterance_scores(source, name, teacher))
+
+
+def plot_histograms(result: AuditResult, utterances: Sequence[Utterance] | ScoreTable, path: Path) -> Path | None:
     """Distribution of each utterance-level score (word scores split into correct/wrong when known)."""
     methods = [m.name for m in result.methods]
     if not methods:
@@ -93,12 +102,11 @@ def plot_histograms(result: AuditResult, utterances: Sequence[Utterance], path: 
     rows = int(np.ceil(len(methods) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, name in zip(axes.flat, methods, strict=False):
-        scores, correct = labeled_scores(utterances, name, "word", result.teacher)
+        scores, correct, values = _histogram_values(utterances, name, result.teacher)
         if scores.size and correct.any() and (~correct).any():
             ax.hist([scores[correct], scores[~correct]], bins=20, range=(0, 1), label=["correct words", "wrong words"], stacked=True)
             ax.legend(fontsize=6)
         else:
-            values = utterance_scores(utterances, name, result.teacher)
             ax.hist(values[~np.isnan(values)], bins=20)
         ax.set_title(name, fontsize=9)
     for ax in list(axes.flat)[len(methods):]:

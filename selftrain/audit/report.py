@@ -23,13 +23,15 @@ from selftrain.audit.sweep import (
     recommend_threshold,
     score_names,
     sweep,
+    sweep_table,
 )
+from selftrain.audit.table import ScoreTable
 from selftrain.confidence.calibrate import CALIBRATED_SUFFIX, labeled_scores
 from selftrain.confidence.metrics import DetectionMetrics, error_detection_metrics
 from selftrain.io import atomic_write_json, atomic_write_text
 from selftrain.record import Utterance
 
-__all__ = ["MethodAudit", "AuditResult", "run_audit", "write_audit", "load_audit", "reliability_bins"]
+__all__ = ["MethodAudit", "AuditResult", "run_audit", "run_audit_table", "write_audit", "load_audit", "reliability_bins"]
 
 
 @dataclass
@@ -99,6 +101,47 @@ def _audit_method(utterances: Sequence[Utterance], name: str, teacher: str | Non
         metrics, bins = _word_quality(utterances, name + CALIBRATED_SUFFIX, teacher)
         audit.word_metrics_calibrated, audit.reliability_calibrated = (metrics.to_dict() if metrics else None), bins
     return audit
+
+
+def _table_word_quality(table: ScoreTable, name: str) -> tuple[DetectionMetrics | None, list[dict]]:
+    scores, correct = table.word_scores(name)
+    if scores.size == 0 or correct.all() or not correct.any():
+        return None, []  # AUROC is undefined with a single class
+    return error_detection_metrics(scores, correct), reliability_bins(scores, correct)
+
+
+def _audit_table_method(table: ScoreTable, name: str, target_wer: float, fractions: Sequence[float],
+                        errors: ErrorCounts) -> MethodAudit:
+    points = sweep_table(table, name, fractions, errors=errors)
+    audit = MethodAudit(name, points, recommend_threshold(points, target_wer))
+    if not name.startswith(AGREEMENT_PREFIX) and name != "selection":
+        metrics, bins = _table_word_quality(table, name)
+        audit.word_metrics, audit.reliability = (metrics.to_dict() if metrics else None), bins
+        metrics, bins = _table_word_quality(table, name + CALIBRATED_SUFFIX)
+        audit.word_metrics_calibrated, audit.reliability_calibrated = (metrics.to_dict() if metrics else None), bins
+    return audit
+
+
+def run_audit_table(
+    table: ScoreTable,
+    target_wer: float = 0.1,
+    methods: Sequence[str] | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    label: str = "",
+) -> AuditResult:
+    """:func:`run_audit` from the scores and sizes gathered in a :class:`~selftrain.audit.table.ScoreTable`
+    (the same result; memory of a few numbers per utterance instead of the records)."""
+    names = list(methods) if methods else sorted(table.names)
+    errors = table.errors()
+    return AuditResult(
+        utterances=table.size,
+        hours=table.hours,
+        with_reference=table.with_reference,
+        target_wer=target_wer,
+        teacher=table.teacher,
+        methods=[_audit_table_method(table, n, target_wer, fractions, errors) for n in names],
+        label=label,
+    )
 
 
 def run_audit(
@@ -176,11 +219,12 @@ def _markdown(result: AuditResult, plots: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_audit(result: AuditResult, out_dir: str | Path, utterances: Sequence[Utterance] | None = None,
+def write_audit(result: AuditResult, out_dir: str | Path, utterances: Sequence[Utterance] | ScoreTable | None = None,
                 previous: Sequence[AuditResult] = ()) -> list[Path]:
     """Write ``audit.json``, ``audit.md`` and the PNG plots into ``out_dir``; return the written paths.
 
-    ``utterances`` (for score histograms) and ``previous`` audits (for drift curves) are optional.
+    ``utterances`` (or their :class:`~selftrain.audit.table.ScoreTable`, for score histograms) and
+    ``previous`` audits (for drift curves) are optional.
     """
     from selftrain.audit.plots import plot_drift, plot_histograms, plot_reliability, plot_yield
 

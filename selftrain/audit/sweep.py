@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import jiwer
 import numpy as np
@@ -19,7 +20,11 @@ from selftrain.confidence.calibrate import CALIBRATED_SUFFIX, pick_hypothesis
 from selftrain.record import Utterance
 from selftrain.text import TextNormalizer
 
-__all__ = ["SweepPoint", "ErrorCounts", "error_counts", "score_names", "utterance_scores", "sweep", "recommend_threshold", "DEFAULT_FRACTIONS"]
+if TYPE_CHECKING:
+    from selftrain.audit.table import ScoreTable
+
+__all__ = ["SweepPoint", "ErrorCounts", "error_counts", "score_names", "utterance_scores", "sweep", "sweep_table",
+           "sweep_points", "recommend_threshold", "DEFAULT_FRACTIONS"]
 
 # Kept fractions at which sweeps are evaluated (thresholds are the matching score quantiles).
 DEFAULT_FRACTIONS = tuple(round(f, 2) for f in np.linspace(1.0, 0.1, 19))
@@ -160,16 +165,29 @@ def sweep(
     :func:`error_counts` with the same ``teacher``) saves re-aligning when several scores are swept.
     """
     errors = errors or error_counts(utterances, teacher, normalizer)
-    scores = utterance_scores(utterances, name, teacher)
-    order = np.array([i for i in np.argsort(-scores, kind="stable") if not math.isnan(scores[i])], dtype=np.int64)
     wrong, words = _confidence_sums(utterances, name, teacher)
     durations = np.array([u.duration for u in utterances], dtype=np.float64)
+    return sweep_points(utterance_scores(utterances, name, teacher), durations, errors, wrong, words, fractions)
+
+
+def sweep_table(table: ScoreTable, name: str, fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                errors: ErrorCounts | None = None) -> list[SweepPoint]:
+    """:func:`sweep` from a :class:`~selftrain.audit.table.ScoreTable` (same points)."""
+    wrong, words = table.confidence_sums(name)
+    return sweep_points(table.scores(name), table.durations(), errors or table.errors(), wrong, words, fractions)
+
+
+def sweep_points(scores: np.ndarray, durations: np.ndarray, errors: ErrorCounts, wrong: np.ndarray, words: np.ndarray,
+                 fractions: Sequence[float] = DEFAULT_FRACTIONS) -> list[SweepPoint]:
+    """The sweep's points from one value per utterance: score, duration, edit counts, calibrated-word sums."""
+    size = len(scores)
+    order = np.array([i for i in np.argsort(-scores, kind="stable") if not math.isnan(scores[i])], dtype=np.int64)
     cumulative = {key: np.cumsum(values[order]) for key, values in {
         "word_errors": errors.word_errors, "ref_words": errors.ref_words, "char_errors": errors.char_errors,
         "ref_chars": errors.ref_chars, "wrong": wrong, "words": words, "seconds": durations}.items()}
     points = []
     for fraction in fractions:
-        count = min(len(order), int(round(fraction * len(utterances))))
+        count = min(len(order), int(round(fraction * size)))
         if count == 0:
             continue
         at = {key: values[count - 1] for key, values in cumulative.items()}
@@ -177,7 +195,7 @@ def sweep(
             SweepPoint(
                 threshold=float(scores[order[count - 1]]),
                 kept=count,
-                kept_fraction=count / len(utterances),
+                kept_fraction=count / size,
                 kept_hours=float(at["seconds"]) / 3600,
                 wer=_ratio(at["word_errors"], at["ref_words"]),
                 cer=_ratio(at["char_errors"], at["ref_chars"]),

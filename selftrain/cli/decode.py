@@ -90,14 +90,14 @@ def decode(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...],
         return
     model_dir, manifest = _required(ctx, "model", model_dir), _required(ctx, "manifest", manifest)
     out = _required(ctx, "out", out)
-    from selftrain.data.manifest import read_manifest
+    from selftrain.data.manifest import ManifestStream
     from selftrain.decode import Shard, TeacherDecoder, decode_manifest
     from selftrain.models import load_ensemble
 
     with user_errors():
         config = _config(kwargs)
         shard_spec = Shard.parse(shard) if shard else None
-        utterances = read_manifest(manifest)
+        utterances = ManifestStream(manifest)
         model = load_ensemble([model_dir, *ensemble], device, _state_cache(kwargs))
         with TeacherDecoder(config, model.tokenizer.ctc_labels(), lm_path, teacher_name) as decoder:
             report = decode_manifest(model, utterances, decoder, out, shard_spec, limit)
@@ -114,11 +114,11 @@ def decode(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...],
 @click.option("--out", "merge_out", required=True, type=click.Path(dir_okay=False), help="Merged hypotheses.")
 def merge(shards: tuple[str, ...], merge_manifest: str, merge_out: str) -> None:
     """Join the outputs of 'decode --shard i/N' jobs into one file, in manifest order."""
-    from selftrain.data.manifest import read_manifest
+    from selftrain.data.manifest import ManifestStream
     from selftrain.decode import merge_shards
 
     with user_errors():
-        report = merge_shards(shards, read_manifest(merge_manifest), merge_out)
+        report = merge_shards(shards, ManifestStream(merge_manifest), merge_out)
     click.echo(f"wrote {report.written} records to {report.out}; {len(report.missing)} manifest ids have none")
 
 

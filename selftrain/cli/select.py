@@ -93,7 +93,8 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
     if out_dir is None:
         raise click.UsageError("--out is required (unless --fit-calibration is given)")
     from selftrain.agreement import AgreementConfig
-    from selftrain.select import SanityConfig, SegmentConfig, SelectConfig, run_selection
+    from selftrain.select import SanityConfig, SegmentConfig, SelectConfig
+    from selftrain.select.stream import run_selection_stream
 
     with user_errors():
         if rate_from is not None:
@@ -114,7 +115,7 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
                                    min_seconds=segment_min_seconds, gap_share=segment_gap_share,
                                    context=segment_context))
         agreement = AgreementConfig(confidence_method=method, dust_reference=dust_reference, dust_samples=dust_samples)
-        result = run_selection(list(hyps), out_dir, config, agreement, calibration, manifest)
+        result = run_selection_stream(list(hyps), out_dir, config, agreement, calibration, manifest)
     for line in result.warnings:
         click.echo(f"warning: {line}", err=True)
     _echo_summary(result.paths["summary"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from selftrain.errors import ManifestError
@@ -18,9 +18,12 @@ from selftrain.record import Utterance
 
 __all__ = [
     "read_manifest",
+    "iter_manifest",
+    "ManifestStream",
     "write_manifest",
     "read_speechbrain_csv",
     "write_speechbrain_csv",
+    "speechbrain_fields",
     "read_nemo_jsonl",
     "write_nemo_jsonl",
     "read_kaldi_dir",
@@ -42,6 +45,44 @@ def read_manifest(path: str | Path) -> list[Utterance]:
     if path.suffix in (".json", ".jsonl"):
         return read_nemo_jsonl(path)
     raise ManifestError(f"unknown manifest format for {path} (expected .csv, .jsonl or a Kaldi data dir)")
+
+
+def iter_manifest(path: str | Path) -> Iterator[Utterance]:
+    """The rows of a manifest one at a time, in file order (what :func:`read_manifest` returns, without
+    holding them all). CSV and JSON-lines files are read as a stream; a Kaldi dir is read whole
+    (its tables are separate files, and its rows come sorted by ID). A missing file or unknown
+    format is refused at once, before the first row is asked for."""
+    path = Path(path)
+    if path.is_dir():
+        return iter(read_kaldi_dir(path))
+    if not path.exists():
+        raise ManifestError(f"manifest not found: {path}")
+    if path.suffix == ".csv":
+        return iter_speechbrain_csv(path)
+    if path.suffix in (".json", ".jsonl"):
+        return iter_nemo_jsonl(path)
+    raise ManifestError(f"unknown manifest format for {path} (expected .csv, .jsonl or a Kaldi dir)")
+
+
+class ManifestStream:
+    """A manifest that is read row by row each time it is iterated, never held whole.
+
+    Creating it reads the file once to count and check every row, so a malformed row is refused
+    before any work starts, as with :func:`read_manifest`.
+
+    >>> rows = ManifestStream("unlabeled.csv")  # doctest: +SKIP
+    >>> len(rows), next(iter(rows)).id          # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._rows = sum(1 for _ in iter_manifest(self.path))
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __iter__(self) -> Iterator[Utterance]:
+        return iter_manifest(self.path)
 
 
 def write_manifest(utterances: Iterable[Utterance], path: str | Path, use_pseudo_labels: bool = False) -> None:
@@ -88,6 +129,11 @@ def _label(utt: Utterance, use_pseudo_labels: bool) -> str:
 
 def read_speechbrain_csv(path: str | Path) -> list[Utterance]:
     """Read a SpeechBrain CSV (``ID,duration,wav,spk_id,wrd`` plus any extra columns)."""
+    return list(iter_speechbrain_csv(path))
+
+
+def iter_speechbrain_csv(path: str | Path) -> Iterator[Utterance]:
+    """The rows of a SpeechBrain CSV one at a time (see :func:`read_speechbrain_csv`)."""
     path = Path(path)
     base = path.parent
     try:
@@ -98,25 +144,21 @@ def read_speechbrain_csv(path: str | Path) -> list[Utterance]:
             missing = {"ID", "wav"} - set(reader.fieldnames or [])
             if missing:
                 raise ManifestError(f"{path}: missing column(s) {sorted(missing)}")
-            utterances = []
             for line_no, row in enumerate(reader, start=2):
                 where = f"{path}:{line_no}"
                 if None in row:
                     raise ManifestError(f"{where}: more fields than columns")
                 extra = {k: v for k, v in row.items() if k not in SPEECHBRAIN_COLUMNS}
-                utterances.append(
-                    Utterance(
-                        id=row["ID"],
-                        wav=_resolve(row["wav"], base),
-                        duration=_parse_duration(row.get("duration") or 0.0, where),
-                        spk_id=row.get("spk_id") or "",
-                        reference=_text_or_none(row.get("wrd")),
-                        extra=extra,
-                    )
+                yield Utterance(
+                    id=row["ID"],
+                    wav=_resolve(row["wav"], base),
+                    duration=_parse_duration(row.get("duration") or 0.0, where),
+                    spk_id=row.get("spk_id") or "",
+                    reference=_text_or_none(row.get("wrd")),
+                    extra=extra,
                 )
     except csv.Error as exc:
         raise ManifestError(f"{path}: malformed CSV ({exc})") from exc
-    return utterances
 
 
 def write_speechbrain_csv(utterances: Iterable[Utterance], path: str | Path, use_pseudo_labels: bool = False) -> None:
@@ -128,20 +170,26 @@ def write_speechbrain_csv(utterances: Iterable[Utterance], path: str | Path, use
         writer = csv.writer(handle)
         writer.writerow(SPEECHBRAIN_COLUMNS + extra_columns)
         for utt in utterances:
-            writer.writerow(
-                [utt.id, f"{utt.duration:.3f}", _relative(utt.wav, path.parent), utt.spk_id, _label(utt, use_pseudo_labels)]
-                + [utt.extra.get(k, "") for k in extra_columns]
-            )
+            writer.writerow(speechbrain_fields(utt, path.parent, use_pseudo_labels) + [utt.extra.get(k, "") for k in extra_columns])
+
+
+def speechbrain_fields(utt: Utterance, base: Path, use_pseudo_labels: bool = False) -> list[str]:
+    """The :data:`SPEECHBRAIN_COLUMNS` of ``utt``'s row in a CSV written in folder ``base``."""
+    return [utt.id, f"{utt.duration:.3f}", _relative(utt.wav, base), utt.spk_id, _label(utt, use_pseudo_labels)]
 
 
 def read_nemo_jsonl(path: str | Path) -> list[Utterance]:
-    """Read a NeMo manifest (one JSON object per line: ``audio_filepath``, ``duration``, ``text``).
+    """Read a NeMo manifest (see :func:`iter_nemo_jsonl`)."""
+    return list(iter_nemo_jsonl(path))
+
+
+def iter_nemo_jsonl(path: str | Path) -> Iterator[Utterance]:
+    """The rows of a NeMo manifest one at a time (one JSON object per line: ``audio_filepath``, ``duration``, ``text``).
 
     The ID is ``utt_id`` (or ``id``) when given, else the audio file's stem, numbered (``x``, ``x-1``)
     when stems repeat. Given IDs are kept as written, so a repeated one is reported by the checks.
     """
     path = Path(path)
-    utterances = []
     seen: dict[str, int] = {}
     with open(path, encoding="utf-8", errors="surrogateescape") as handle:
         for line_no, line in enumerate(handle, start=1):
@@ -161,17 +209,14 @@ def read_nemo_jsonl(path: str | Path) -> list[Utterance]:
             else:
                 seen.setdefault(utt_id, 0)
             known = {"audio_filepath", "duration", "text", "utt_id", "id", "speaker"}
-            utterances.append(
-                Utterance(
-                    id=utt_id,
-                    wav=_resolve(audio, path.parent),
-                    duration=_parse_duration(row.get("duration", 0.0), where),
-                    spk_id=str(row.get("speaker", "")),
-                    reference=_text_or_none(row.get("text")),
-                    extra={k: str(v) for k, v in row.items() if k not in known},
-                )
+            yield Utterance(
+                id=utt_id,
+                wav=_resolve(audio, path.parent),
+                duration=_parse_duration(row.get("duration", 0.0), where),
+                spk_id=str(row.get("speaker", "")),
+                reference=_text_or_none(row.get("text")),
+                extra={k: str(v) for k, v in row.items() if k not in known},
             )
-    return utterances
 
 
 def write_nemo_jsonl(utterances: Iterable[Utterance], path: str | Path, use_pseudo_labels: bool = False) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from selftrain.errors import TextError
-from selftrain.io import atomic_write_text
+from selftrain.io import atomic_write, atomic_write_text
 from selftrain.text import Alphabet, TextNormalizer
 
 __all__ = ["Tokenizer", "CharTokenizer", "SentencePieceTokenizer", "load_tokenizer", "BLANK_INDEX"]
@@ -125,8 +125,8 @@ class SentencePieceTokenizer:
             hard_vocab_limit=False,
         )
         path = Path(f"{out_prefix}.model")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(model.getvalue())
+        with atomic_write(path, "wb") as handle:
+            handle.write(model.getvalue())
         return cls(path, normalizer)
 
     @property
@@ -153,7 +153,8 @@ class SentencePieceTokenizer:
         target = path.parent / self.model_path.name
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.resolve() != self.model_path.resolve():
-            target.write_bytes(self.model_path.read_bytes())
+            with atomic_write(target, "wb") as handle:
+                handle.write(self.model_path.read_bytes())
         atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
 
 

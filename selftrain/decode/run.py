@@ -16,12 +16,13 @@ at another rate or with several channels is resampled / downmixed and counted in
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import logging
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence, Set
+from collections.abc import Iterable, Iterator, Sequence, Set, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +34,14 @@ from tqdm import tqdm
 from selftrain.data.audio import SkipLog
 from selftrain.data.check import record_problem
 from selftrain.decode.pool import PendingResult, TeacherDecoder
-from selftrain.errors import ConfigError, DecodeError
+from selftrain.errors import ConfigError, DecodeError, StorageError
 from selftrain.io import JsonlWriter, atomic_write, read_jsonl
 from selftrain.models.api import AcousticModel
 from selftrain.record import Hypothesis, Utterance
+from selftrain.storage import storage_error
 
 __all__ = ["Shard", "DecodeReport", "MergeReport", "acoustic_log_probs", "iter_decoded", "decode_manifest", "merge_shards",
-           "screen_rows"]
+           "screen_rows", "iter_screened"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +71,19 @@ class Shard:
         digest = hashlib.sha1(utt_id.encode("utf-8", "surrogateescape")).digest()
         return int.from_bytes(digest[:8], "big") % self.count == self.index
 
-    def select(self, utterances: Sequence[Utterance], batch_size: int) -> list[Utterance]:
+    def select(self, utterances: Iterable[Utterance], batch_size: int) -> list[Utterance]:
         """This shard's utterances, taken in whole batches of the unsharded run.
 
         A batch goes to the shard its first id hashes to, so every utterance is decoded with the
         same batch neighbours (the same padding) as without sharding: the outputs match exactly.
         """
-        return [u for batch in _batches(utterances, batch_size) if self.contains(batch[0].id) for u in batch]
+        return list(self.stream(utterances, batch_size))
+
+    def stream(self, utterances: Iterable[Utterance], batch_size: int) -> Iterator[Utterance]:
+        """:meth:`select` one utterance at a time, reading ``utterances`` as it goes."""
+        for batch in _batches(utterances, batch_size):
+            if self.contains(batch[0].id):
+                yield from batch
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
@@ -159,26 +167,36 @@ def _forward_threads(model: AcousticModel, workers: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _batches(utterances: Sequence[Utterance], batch_size: int) -> list[Sequence[Utterance]]:
-    return [utterances[i : i + batch_size] for i in range(0, len(utterances), batch_size)]
+def _batches(utterances: Iterable[Utterance], batch_size: int) -> Iterator[list[Utterance]]:
+    """Consecutive runs of ``batch_size`` utterances (the last one shorter), read as they are needed."""
+    batch: list[Utterance] = []
+    for utt in utterances:
+        batch.append(utt)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
-def iter_decoded(model: AcousticModel, utterances: Sequence[Utterance], decoder: TeacherDecoder,
+def iter_decoded(model: AcousticModel, utterances: Iterable[Utterance], decoder: TeacherDecoder,
                  bad_audio: Counter[str] | None = None, progress: bool = True,
                  skip: Set[str] = frozenset(), log: SkipLog | None = None) -> Iterator[tuple[Utterance, Hypothesis]]:
     """Yield ``(utterance, hypothesis)`` in input order, batching ``utterances`` consecutively.
 
-    The next batch's forward pass overlaps the workers' beam search of earlier ones. Unusable audio
-    (longer than ``max_duration`` included) is skipped: recorded in ``log`` when given, else counted
-    by reason in ``bad_audio``. Ids in ``skip`` (already decoded) are neither decoded nor yielded, but
-    still padded into their batch, so the others' outputs do not change.
+    ``utterances`` may be a stream (:class:`~selftrain.data.manifest.ManifestStream`): it is read one
+    batch ahead of the forward pass. The next batch's forward pass overlaps the workers' beam search
+    of earlier ones. Unusable audio (longer than ``max_duration`` included) is skipped: recorded in
+    ``log`` when given, else counted by reason in ``bad_audio``. Ids in ``skip`` (already decoded) are
+    neither decoded nor yielded, but still padded into their batch, so the others' outputs do not change.
     """
     config = decoder.config
     if log is None:
         log = SkipLog(Counter() if bad_audio is None else bad_audio)
     pending: deque[tuple[list[Utterance], PendingResult]] = deque()
-    bar = tqdm(total=sum(u.id not in skip for u in utterances), desc=f"decode {decoder.teacher}", unit="utt",
-               disable=not progress)
+    total = (sum(u.id not in skip for u in utterances) if isinstance(utterances, Sequence)
+             else max(len(utterances) - len(skip), 0) if isinstance(utterances, Sized) else None)
+    bar = tqdm(total=total, desc=f"decode {decoder.teacher}", unit="utt", disable=not progress)
     for batch in _batches(utterances, config.batch_size):
         if all(u.id in skip for u in batch):
             continue
@@ -203,51 +221,92 @@ def _finish(item: tuple[list[Utterance], PendingResult], bar: tqdm) -> Iterator[
         yield utt, hyp
 
 
-def decode_manifest(model: AcousticModel, utterances: Sequence[Utterance], decoder: TeacherDecoder,
+@dataclass
+class _Tally:
+    """Counts of a manifest read as a stream: rows handed to decoding and those of them already done."""
+
+    selected: int = 0
+    already_done: int = 0
+
+
+def _tallied(utterances: Iterable[Utterance], done: Set[str], tally: _Tally) -> Iterator[Utterance]:
+    for utt in utterances:
+        tally.selected += 1
+        tally.already_done += utt.id in done
+        yield utt
+
+
+def decode_manifest(model: AcousticModel, utterances: Iterable[Utterance], decoder: TeacherDecoder,
                     out: str | Path, shard: Shard | None = None, limit: int | None = None,
                     progress: bool = True) -> DecodeReport:
     """Decode ``utterances`` (this ``shard`` of them) into the JSON-lines file ``out``, resuming.
 
-    ``limit`` stops after that many newly written records (for tests and trial runs). Rows that
-    cannot be decoded are skipped and listed in the report (see :class:`DecodeReport`).
+    ``utterances`` may be a stream (:class:`~selftrain.data.manifest.ManifestStream`): only a batch
+    of rows, the ids seen (for repeated ones) and the ids already written are held, so memory does
+    not grow with the manifest. ``limit`` stops after that many newly written records (for tests
+    and trial runs); the rest of the manifest is still read for the counts. Rows that cannot be
+    decoded are skipped and listed in the report (see :class:`DecodeReport`).
     """
     started = time.monotonic()
-    log = SkipLog()
-    usable = screen_rows(utterances, log, shard)
-    selected = shard.select(usable, decoder.config.batch_size) if shard else usable
+    screened, log = SkipLog(), SkipLog()  # rows left out before any audio is read; then audio problems
+    tally = _Tally()
+    usable = iter_screened(utterances, screened, shard)
+    selected = shard.stream(usable, decoder.config.batch_size) if shard else usable
     if decoder.config.dropout:
         torch.manual_seed(decoder.config.seed)
     model.train(decoder.config.dropout)
     with JsonlWriter(out) as writer:
         done = frozenset(writer.done)
-        report = DecodeReport(str(out), decoder.teacher, decoder.name, str(shard) if shard else None,
-                              len(selected) + len(log.rows), sum(u.id in done for u in selected), 0)
+        stream = _tallied(selected, done, tally)
+        report = DecodeReport(str(out), decoder.teacher, decoder.name, str(shard) if shard else None, 0, 0, 0)
         decoder.start()
-        for utt, hyp in iter_decoded(model, selected, decoder, progress=progress, skip=done, log=log):
-            writer.write(utt.with_hypothesis(hyp).to_dict())
-            report.decoded += 1
-            report.audio_seconds += hyp.num_frames * model.frame_shift_seconds
-            if limit is not None and report.decoded >= limit:
-                break
-    report.bad_audio, report.skipped_rows, report.converted = dict(log.bad), log.rows, dict(log.converted)
+        try:
+            for utt, hyp in iter_decoded(model, stream, decoder, progress=progress, skip=done, log=log):
+                writer.write(utt.with_hypothesis(hyp).to_dict())
+                report.decoded += 1
+                report.audio_seconds += hyp.num_frames * model.frame_shift_seconds
+                if limit is not None and report.decoded >= limit:
+                    break
+        except StorageError as exc:
+            left = len(utterances) - tally.already_done - report.decoded if isinstance(utterances, Sized) else None
+            raise _space_for_the_rest(exc, Path(out), tally.already_done + report.decoded, left) from exc.__cause__
+    for _ in stream:  # a limited run: count the rows it did not reach
+        pass
+    report.utterances = tally.selected + len(screened.rows)
+    report.already_done = tally.already_done
+    report.bad_audio = dict(screened.bad + log.bad)
+    report.skipped_rows, report.converted = screened.rows + log.rows, dict(log.converted)
     report.seconds = round(time.monotonic() - started, 3)
-    if log.rows:
-        logger.warning("skipped %d utterances: %s", len(log.rows), report.bad_audio)
+    if report.skipped_rows:
+        logger.warning("skipped %d utterances: %s", len(report.skipped_rows), report.bad_audio)
     return report
 
 
-def screen_rows(utterances: Sequence[Utterance], log: SkipLog, shard: Shard | None = None) -> list[Utterance]:
+def _space_for_the_rest(exc: StorageError, out: Path, written: int, left: int | None) -> StorageError:
+    """``exc`` asking for room for the ``left`` records still to decode (at the size of those written);
+    ``exc`` itself when that is unknown (a manifest read as a stream)."""
+    cause = exc.__cause__
+    if exc.needed_bytes is None or not isinstance(cause, OSError) or not written or left is None or not out.exists():
+        return exc
+    per_record = out.stat().st_size / written
+    return storage_error(cause, out, int(per_record * max(left, 1)))
+
+
+def screen_rows(utterances: Iterable[Utterance], log: SkipLog, shard: Shard | None = None) -> list[Utterance]:
     """The rows worth reading audio for: a repeated ID (all but its first row) and text that is not
     UTF-8 are recorded in ``log`` (only by the ``shard`` that owns the ID, so shards add up)."""
+    return list(iter_screened(utterances, log, shard))
+
+
+def iter_screened(utterances: Iterable[Utterance], log: SkipLog, shard: Shard | None = None) -> Iterator[Utterance]:
+    """:func:`screen_rows` as a stream (only the ids seen are held)."""
     seen: set[str] = set()
-    kept = []
     for utt in utterances:
         problem = record_problem(utt, seen)
         if problem is None:
-            kept.append(utt)
+            yield utt
         elif shard is None or shard.contains(utt.id):
             log.skip(utt.id, problem.code, problem.message)
-    return kept
 
 
 @dataclass
@@ -259,30 +318,57 @@ class MergeReport:
     missing: list[str]
 
 
-def merge_shards(shard_files: Iterable[str | Path], utterances: Sequence[Utterance], out: str | Path) -> MergeReport:
+def merge_shards(shard_files: Iterable[str | Path], utterances: Iterable[Utterance], out: str | Path) -> MergeReport:
     """Join shard outputs into ``out`` in manifest order: the same file an unsharded run writes.
 
     Raises :class:`DecodeError` when an id appears in two shards or is not in the manifest;
-    ids with no record (skipped audio, unfinished shards) are returned in ``missing``.
+    ids with no record (skipped audio, unfinished shards) are returned in ``missing``. Shards
+    written in manifest order (as :func:`decode_manifest` writes them) are merged as streams, holding
+    only ids; others are loaded whole.
     """
-    records: dict[str, dict] = {}
-    for path in shard_files:
-        if not Path(path).is_file():
+    paths = [Path(p) for p in shard_files]
+    for path in paths:
+        if not path.is_file():
             raise DecodeError(f"shard output not found: {path}")
+    position: dict[str, int] = {}
+    for utt in utterances:  # a repeated id was decoded (and is written) once
+        position.setdefault(utt.id, len(position))
+    decoded, in_order = _check_shards(paths, position)
+    with atomic_write(out) as handle:
+        lines = (_merged_lines(paths, position) if in_order else
+                 (_json_line(r) for r in sorted((r for p in paths for r in read_jsonl(p)), key=lambda r: position[r["id"]])))
+        handle.writelines(lines)
+    return MergeReport(str(out), len(decoded), [i for i in position if i not in decoded])
+
+
+def _check_shards(paths: list[Path], position: dict[str, int]) -> tuple[set[str], bool]:
+    """The ids decoded in all shards (refused: one in two shards, or not in the manifest), and whether
+    every shard lists its ids in manifest order."""
+    decoded: set[str] = set()
+    unknown: set[str] = set()
+    in_order = True
+    for path in paths:
+        last = -1
         for record in read_jsonl(path):
-            if record["id"] in records:
-                raise DecodeError(f"utterance {record['id']} appears in more than one shard ({path})")
-            records[record["id"]] = record
-    order = list(dict.fromkeys(u.id for u in utterances))  # a repeated id was decoded (and is written) once
-    unknown = set(records) - set(order)
+            utt_id = record["id"]
+            if utt_id in decoded:
+                raise DecodeError(f"utterance {utt_id} appears in more than one shard ({path})")
+            decoded.add(utt_id)
+            if utt_id not in position:
+                unknown.add(utt_id)
+                continue
+            in_order = in_order and position[utt_id] > last
+            last = position[utt_id]
     if unknown:
         raise DecodeError(f"{len(unknown)} decoded ids are not in the manifest, e.g. {sorted(unknown)[0]}")
-    missing = [i for i in order if i not in records]
-    with atomic_write(out) as handle:
-        for utt_id in order:
-            if utt_id in records:
-                handle.write(_json_line(records[utt_id]))
-    return MergeReport(str(out), len(records), missing)
+    return decoded, in_order
+
+
+def _merged_lines(paths: list[Path], position: dict[str, int]) -> Iterator[str]:
+    """The shards' records as lines, in manifest order (each shard already is)."""
+    streams = [((position[r["id"]], k, r) for r in read_jsonl(path)) for k, path in enumerate(paths)]
+    for _, _, record in heapq.merge(*streams):
+        yield _json_line(record)
 
 
 def _json_line(record: dict) -> str:

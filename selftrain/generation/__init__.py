@@ -1,6 +1,7 @@
 """Self-training generations: the experiment folder, its stages and the summary contract."""
 
 from selftrain.generation.config import ExperimentConfig, load_experiment_config
+from selftrain.generation.lock import lock_workdir
 from selftrain.generation.run import (
     experiment_status,
     open_workdir,
@@ -16,6 +17,7 @@ __all__ = [
     "Workdir",
     "config_hash",
     "open_workdir",
+    "lock_workdir",
     "run_experiment",
     "run_generation",
     "write_summary",

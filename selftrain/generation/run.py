@@ -16,6 +16,7 @@ from typing import Any
 from selftrain import __version__
 from selftrain.audit.significance import Comparison, paired_bootstrap, utterance_errors
 from selftrain.generation.config import ExperimentConfig
+from selftrain.generation.lock import LOCK_FILE, lock_workdir, read_owner
 from selftrain.generation.stages import (
     EXTERNAL_STAGE,
     TUNE_STAGE,
@@ -38,8 +39,10 @@ log = logging.getLogger(__name__)
 
 
 def open_workdir(config: ExperimentConfig, root: str | Path) -> Workdir:
-    """Validate the inputs and bind ``root`` to this config (refused if it holds another experiment)."""
+    """Validate the inputs, hold ``root`` for this process (:func:`~selftrain.generation.lock.lock_workdir`:
+    refused while another run uses it) and bind it to this config (refused if it holds another experiment)."""
     config.validate_paths()
+    lock_workdir(root)
     return Workdir(root, config.to_dict())
 
 
@@ -198,4 +201,7 @@ def experiment_status(root: str | Path) -> list[str]:
         lines.append(f"  external teachers ({', '.join(config['teachers']['external'])}): {state}")
     if (workdir.root / "summary.json").exists():
         lines.append(f"  summary: {workdir.root / 'summary.json'}")
+    owner = read_owner(workdir.root / LOCK_FILE)
+    if owner is not None and owner.is_alive():
+        lines.append(f"  in use by {owner.describe()}")
     return lines

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from selftrain.audit import load_audit, recommend_threshold, run_audit, sweep, write_audit
-from selftrain.audit.inputs import attach_references, load_records
-from selftrain.data.manifest import read_manifest
+from selftrain.audit import load_audit, recommend_threshold, sweep, write_audit
+from selftrain.audit.inputs import attach_references, iter_records, load_records, reference_texts
+from selftrain.data.manifest import ManifestStream, read_manifest
 from selftrain.decode.evaluate import error_kinds, error_rates
 from selftrain.generation.config import ExperimentConfig
 from selftrain.generation.workdir import Workdir
 from selftrain.overrides import deep_merge
 from selftrain.record import Utterance
-from selftrain.select.output import pseudo_label_wer
-from selftrain.select.segments import trained_seconds
+from selftrain.select.output import LabelQuality
+from selftrain.text import TextNormalizer
 
 __all__ = ["train_model", "build_language_model", "decode_teachers", "transcribe_external", "external_hypotheses",
            "evaluate_hyps", "evaluate_generation", "selection_inputs", "select_pseudo_labels", "audit_generation", "model_dir",
@@ -169,7 +170,7 @@ def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generati
     from selftrain.models import load_ensemble
 
     lm_path = workdir.stage_dir(None, "lm") / LM_FILE
-    utterances = read_manifest(manifest)
+    utterances = ManifestStream(manifest)  # read row by row by each teacher: memory flat in the manifest's size
     runs: list[tuple[str, int, Any]] = []
     if config.teachers.lm:
         runs.append(("lm", teacher_generation, _decoder_config(config, workdir, teacher_generation)))
@@ -304,6 +305,7 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
     from selftrain.select import SelectConfig
     from selftrain.select.pipeline import run_selection
     from selftrain.select.policy import speaking_rate_bounds_or_warning
+    from selftrain.select.stream import run_selection_stream
 
     inputs = selection_inputs(workdir, generation)
     agreement = AgreementConfig()
@@ -340,17 +342,17 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
         select_config = replace(select_config, threshold=threshold, keep_fraction=None, threshold_schedule=None,
                                 keep_fraction_schedule=None)
         threshold_info.update(details)
-    result = run_selection(inputs["unlabeled"], out, select_config, agreement,
-                           calibration=calibration_path, manifest=config.data.unlabeled)
-    kept = [u for u in result.utterances if u.decision is not None and u.decision.kept]
-    total = len(result.utterances)
+    # The unlabeled pool can be large: streamed, memory flat in its size (the same files as run_selection).
+    result = run_selection_stream(inputs["unlabeled"], out, select_config, agreement,
+                                  calibration=calibration_path, manifest=config.data.unlabeled)
+    kept, total = result.summary["kept"], result.summary["utterances"]
     return {
         "threshold": select_config.threshold,
         "method": select_config.method,
-        "selected_utterances": len(kept),
-        "selected_hours": round(sum(trained_seconds(u) for u in kept) / 3600, 4),
-        "segmented_utterances": sum(1 for u in kept if u.segments),
-        "selected_fraction": round(len(kept) / total, 4) if total else 0.0,
+        "selected_utterances": kept,
+        "selected_hours": round(result.summary["kept_hours"], 4),
+        "segmented_utterances": result.summary["segmented"],
+        "selected_fraction": round(kept / total, 4) if total else 0.0,
         "threshold_choice": threshold_info,
         **({"speaking_rate_bounds": rate_bounds} if rate_bounds else {}),
         "warnings": result.warnings + ([rate_warning] if rate_warning else []),
@@ -358,15 +360,32 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
 
 
 def audit_generation(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
-    """Audit the unlabeled decisions (measured WER when the unlabeled references are given)."""
-    records = load_records(workdir.stage_dir(generation, "select") / "decisions.jsonl")
-    if config.data.unlabeled_reference:
-        attach_references(records, config.data.unlabeled_reference)
-    result = run_audit(records, target_wer=config.threshold.target_wer, label=f"gen_{generation:03d}")
+    """Audit the unlabeled decisions (measured WER when the unlabeled references are given).
+
+    The decisions are read as a stream into a :class:`~selftrain.audit.table.ScoreTable` (scores and
+    sizes, not the records); the references, when given, are held as one text per utterance."""
+    from selftrain.audit.report import run_audit_table
+    from selftrain.audit.table import ScoreTable
+
+    references = reference_texts(config.data.unlabeled_reference) if config.data.unlabeled_reference else None
+    kept_quality = LabelQuality()
+    table = ScoreTable(_audited(workdir.stage_dir(generation, "select") / "decisions.jsonl", references, kept_quality))
+    result = run_audit_table(table, target_wer=config.threshold.target_wer, label=f"gen_{generation:03d}")
     previous = [load_audit(workdir.stage_dir(g, "audit")) for g in range(1, generation)
                 if (workdir.stage_dir(g, "audit") / "audit.json").exists()]
-    write_audit(result, out, records, previous=previous)
-    kept = [u for u in records if u.decision is not None and u.decision.kept and u.reference]
-    quality = pseudo_label_wer(kept)
+    write_audit(result, out, table, previous=previous)
+    quality = kept_quality.result()
     pseudo_label_wer_kept = round(quality["wer"], 4) if quality else None
     return {"pseudo_label_wer": pseudo_label_wer_kept, "with_reference": result.with_reference}
+
+
+def _audited(decisions: Path, references: dict[str, str | None] | None, kept_quality: LabelQuality) -> Iterator[Utterance]:
+    """The decisions one at a time, with their references (as :func:`attach_references` sets them);
+    the pseudo-label quality of the kept ones is added up in ``kept_quality``."""
+    normalizer = TextNormalizer()
+    for utt in iter_records(decisions):
+        if references is not None and references.get(utt.id) is not None:
+            utt.reference = references[utt.id]
+        if utt.decision is not None and utt.decision.kept and utt.reference:
+            kept_quality.add(utt, normalizer)
+        yield utt

@@ -8,6 +8,7 @@ Layout::
     W/gen_001/ ...             decode/, select/, train/, audit/, generation.json
     W/gen_00N/tune/            the decoder settings chosen on dev for that model (``decode_tuning``)
     W/summary.json             per-generation figures (the contract users' scripts rely on)
+    W/.lock                    who works in the folder now (:mod:`selftrain.generation.lock`)
 
 Each stage writes into its own folder and leaves ``.done`` (JSON: what it produced, how long it took)
 only when everything is written, so a re-run skips finished stages and redoes a stage that was
@@ -29,6 +30,7 @@ from typing import Any, TypeVar
 
 from selftrain.errors import ConfigError
 from selftrain.io import atomic_write_json
+from selftrain.storage import as_storage_error, folder_bytes, storage_errors
 
 __all__ = ["Workdir", "config_hash", "experiment_hash", "DONE_MARKER"]
 
@@ -135,15 +137,24 @@ class Workdir:
         """Run ``work(stage_dir)`` unless the stage is done; record its result and time in the marker.
 
         ``work`` returns a JSON-able dict of what it produced (paths relative to the stage, figures).
+        A full disk or a read-only folder at any of its writes raises
+        :class:`~selftrain.errors.StorageError` (no marker: the next run redoes or resumes the stage).
         """
         if self.is_done(stage_dir) and not force:
             log.info("%s: done, skipping", stage_dir.relative_to(self.root))
             return self.done_info(stage_dir)
-        (stage_dir / DONE_MARKER).unlink(missing_ok=True)
-        stage_dir.mkdir(parents=True, exist_ok=True)
+        with storage_errors(stage_dir):
+            (stage_dir / DONE_MARKER).unlink(missing_ok=True)
+            stage_dir.mkdir(parents=True, exist_ok=True)
         log.info("%s: running", stage_dir.relative_to(self.root))
         start = time.time()
-        result = dict(work(stage_dir))
+        try:
+            result = dict(work(stage_dir))
+        except Exception as exc:
+            storage = as_storage_error(exc, stage_dir, _checkpoint_bytes(stage_dir))
+            if storage is None or storage is exc:
+                raise
+            raise storage from exc
         result["seconds"] = round(time.time() - start, 1)
         atomic_write_json(stage_dir / DONE_MARKER, result)
         return result
@@ -172,6 +183,15 @@ class Workdir:
             partial.rename(target)
             adopted.append(rel)
         return adopted
+
+
+# Where a training stage keeps its checkpoints (selftrain.train.run: <stage>/save/CKPT+...).
+CHECKPOINT_GLOB = "save/CKPT*"
+
+
+def _checkpoint_bytes(stage_dir: Path) -> int:
+    """The size of the stage's largest checkpoint: what a checkpoint save that failed needs again (0 without one)."""
+    return max((folder_bytes(d) for d in stage_dir.glob(CHECKPOINT_GLOB) if d.is_dir()), default=0)
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jiwer
 
@@ -14,14 +16,16 @@ from selftrain.select.policy import reason_counts
 from selftrain.select.segments import SEGMENT_AUDIO_DIR, label_pairs, trained_seconds, training_rows
 from selftrain.text import TextNormalizer
 
-__all__ = ["SELECTED_CSV", "DECISIONS_JSONL", "SUMMARY_JSON", "write_selection", "pseudo_label_wer", "summarize"]
+__all__ = ["SELECTED_CSV", "DECISIONS_JSONL", "SUMMARY_JSON", "write_selection", "pseudo_label_wer", "summarize",
+           "with_columns", "LabelQuality"]
 
 SELECTED_CSV = "selected.csv"
 DECISIONS_JSONL = "decisions.jsonl"
 SUMMARY_JSON = "summary.json"
 
 
-def _with_columns(utt: Utterance) -> Utterance:
+def with_columns(utt: Utterance) -> Utterance:
+    """A kept row with the ``confidence``, ``agreement`` and ``policy`` columns of ``selected.csv``."""
     extra = dict(utt.extra)
     extra["confidence"] = "" if utt.confidence is None else f"{utt.confidence:.4f}"
     extra["agreement"] = f"{utt.agreement['agreement']:.4f}" if "agreement" in utt.agreement else ""
@@ -40,6 +44,48 @@ def pseudo_label_wer(utterances: list[Utterance], normalizer: TextNormalizer | N
     refs, hyps = zip(*pairs, strict=True)
     return {"wer": float(jiwer.wer(list(refs), list(hyps))), "cer": float(jiwer.cer(list(refs), list(hyps))),
             "utterances": len(pairs)}
+
+
+class _Errors:
+    """Word (or character) error counts added up pair by pair; ``rate`` is what jiwer gives for all pairs at once."""
+
+    def __init__(self, process: Callable[[str, str], Any]):
+        self.process = process
+        self.hits = self.substitutions = self.deletions = self.insertions = 0
+
+    def add(self, reference: str, hypothesis: str) -> None:
+        out = self.process(reference, hypothesis)
+        self.hits += out.hits
+        self.substitutions += out.substitutions
+        self.deletions += out.deletions
+        self.insertions += out.insertions
+
+    def rate(self) -> float:
+        reference_units = self.hits + self.substitutions + self.deletions
+        if reference_units == 0:
+            return float(self.insertions)
+        return float(self.substitutions + self.deletions + self.insertions) / float(reference_units)
+
+
+class LabelQuality:
+    """:func:`~selftrain.select.output.pseudo_label_wer` added up one utterance at a time."""
+
+    def __init__(self) -> None:
+        self.words, self.chars, self.pairs = _Errors(jiwer.process_words), _Errors(jiwer.process_characters), 0
+
+    def add(self, utt: Utterance, normalizer: TextNormalizer) -> None:
+        if utt.reference is None:
+            return
+        for reference, label in label_pairs(utt, normalizer(utt.reference)):
+            if reference:
+                self.words.add(reference, label)
+                self.chars.add(reference, label)
+                self.pairs += 1
+
+    def result(self) -> dict[str, float] | None:
+        if not self.pairs:
+            return None
+        return {"wer": self.words.rate(), "cer": self.chars.rate(), "utterances": self.pairs}
 
 
 def summarize(utterances: list[Utterance]) -> dict:
@@ -75,7 +121,7 @@ def write_selection(utterances: list[Utterance], out_dir: str | Path, extra_summ
     for utt in utterances:
         if utt.decision is not None and utt.decision.kept:
             rows = training_rows(utt, out_dir / SEGMENT_AUDIO_DIR, segment_context)
-            kept.extend(_with_columns(row) for row in rows)
+            kept.extend(with_columns(row) for row in rows)
     write_speechbrain_csv(kept, paths["csv"], use_pseudo_labels=True)
     tmp = paths["decisions"].with_name("." + DECISIONS_JSONL + ".partial")
     with JsonlWriter(tmp, resume=False) as writer:

@@ -19,7 +19,7 @@ from selftrain.select.policy import chosen_hypothesis, select_utterances
 from selftrain.select.quality import labeled_items, word_detection
 from selftrain.select.segments import apply_segments
 
-__all__ = ["SelectionResult", "attach_manifest", "run_selection", "word_quality"]
+__all__ = ["SelectionResult", "attach_manifest", "fill_from_manifest", "run_selection", "word_quality"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def attach_manifest(utterances: list[Utterance], manifest: str | Path, unusable:
             if unusable is not None:
                 unusable[utt.id] = f"encoding: manifest row of {utt.id} holds bytes that are not UTF-8"
         else:
-            _fill(utt, source)
+            fill_from_manifest(utt, source)
     hypothesis_ids = {u.id for u in utterances}
     repeated = sorted({r.id for r in rows if by_id[r.id] is not r})
     lacking = [i for i in by_id if i not in hypothesis_ids]
@@ -67,7 +67,8 @@ def attach_manifest(utterances: list[Utterance], manifest: str | Path, unusable:
     return warnings
 
 
-def _fill(utt: Utterance, source: Utterance) -> None:
+def fill_from_manifest(utt: Utterance, source: Utterance) -> None:
+    """Take audio path, duration, speaker and (when missing) reference from the manifest row ``source``."""
     utt.wav, utt.duration = source.wav or utt.wav, source.duration or utt.duration
     utt.spk_id = utt.spk_id or source.spk_id
     if utt.reference is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from selftrain.confidence.calibrate import CALIBRATED_SUFFIX
 from selftrain.errors import ConfigError
@@ -23,7 +23,7 @@ from selftrain.text import TextNormalizer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["select_utterances", "sanity_reason", "chosen_hypothesis", "utterance_confidence", "reason_counts",
+__all__ = ["select_utterances", "first_failure", "rank_value", "quota", "keep_ranked", "ranked_decision", "sanity_reason", "chosen_hypothesis", "utterance_confidence", "reason_counts",
            "chars_per_second", "speaking_rate_bounds", "speaking_rate_bounds_or_warning"]
 
 COMBINED_TEACHER = "rover"
@@ -180,25 +180,54 @@ def select_utterances(utterances: Iterable[Utterance], config: SelectConfig | No
     utterances = list(utterances)
     survivors: list[Utterance] = []
     for utt in utterances:
-        utt.pseudo_label, utt.confidence = None, None
-        reason = _first_failure(utt, cfg)
+        reason = first_failure(utt, cfg)
         if reason:
             utt.decision = Decision(False, reason, policy)
         else:
             survivors.append(utt)
-    quota = len(survivors)
-    if cfg.keep_fraction is not None:
-        quota = min(quota, int(round(cfg.keep_fraction * len(utterances))))
-    ranked = sorted(survivors, key=lambda u: _rank_value(u, cfg), reverse=True)  # stable: ties keep input order
-    cut = _rank_value(ranked[quota - 1], cfg) if quota > 0 else math.inf
-    for rank, utt in enumerate(ranked):
-        value = _rank_value(utt, cfg)
-        if rank < quota:
-            utt.decision = Decision(True, f"kept: {cfg.rank_by} {value:.3f}" + _kept_detail(utt, cfg), policy)
-        else:
-            utt.decision = Decision(False, f"keep_fraction: {cfg.rank_by} {value:.3f} below the cut {cut:.3f} "
-                                           f"(keep {cfg.keep_fraction:g} of {len(utterances)})", policy)
+    kept, cut = keep_ranked([_rank_value(u, cfg) for u in survivors], quota(cfg, len(survivors), len(utterances)))
+    for utt, keep in zip(survivors, kept, strict=True):
+        utt.decision = ranked_decision(utt, cfg, bool(keep), cut, len(utterances))
     return utterances
+
+
+def first_failure(utt: Utterance, cfg: SelectConfig) -> str | None:
+    """Set ``utt``'s pseudo-label and confidence from the chosen teacher; the reason it is dropped before
+    any ranking (the first check it fails), or None when it survives to the ranking."""
+    utt.pseudo_label, utt.confidence = None, None
+    return _first_failure(utt, cfg)
+
+
+def rank_value(utt: Utterance, cfg: SelectConfig) -> float:
+    """What the keep-fraction ranks survivors by (``cfg.rank_by``)."""
+    return _rank_value(utt, cfg)
+
+
+def quota(cfg: SelectConfig, survivors: int, utterances: int) -> int:
+    """How many survivors are kept: all, or at most ``keep_fraction`` of every utterance decided."""
+    if cfg.keep_fraction is None:
+        return survivors
+    return min(survivors, int(round(cfg.keep_fraction * utterances)))
+
+
+def keep_ranked(values: Sequence[float], count: int) -> tuple[bytearray, float]:
+    """Which survivors (in input order, by their rank ``values``) are kept: the ``count`` highest, ties
+    in input order; and the cut (the lowest kept value; inf when none is kept). Only the values are
+    needed, so a streamed selection holds one number per survivor."""
+    ranked = sorted(range(len(values)), key=values.__getitem__, reverse=True)  # stable: ties keep input order
+    kept = bytearray(len(values))
+    for index in ranked[:count]:
+        kept[index] = 1
+    return kept, (values[ranked[count - 1]] if count > 0 else math.inf)
+
+
+def ranked_decision(utt: Utterance, cfg: SelectConfig, kept: bool, cut: float, utterances: int) -> Decision:
+    """The decision of a survivor of :func:`first_failure` once the ranking is known."""
+    value = _rank_value(utt, cfg)
+    if kept:
+        return Decision(True, f"kept: {cfg.rank_by} {value:.3f}" + _kept_detail(utt, cfg), cfg.describe())
+    return Decision(False, f"keep_fraction: {cfg.rank_by} {value:.3f} below the cut {cut:.3f} "
+                           f"(keep {cfg.keep_fraction:g} of {utterances})", cfg.describe())
 
 
 def _kept_detail(utt: Utterance, cfg: SelectConfig) -> str:

@@ -147,7 +147,7 @@ def test_cli_decode_merge_and_eval(setup, tmp_path: Path, monkeypatch) -> None:
     import selftrain.models.ensemble
     from selftrain.cli import main
 
-    monkeypatch.setattr(selftrain.models.ensemble, "load_acoustic_model", lambda model_dir, device="cpu": setup["model"])
+    monkeypatch.setattr(selftrain.models.ensemble, "load_acoustic_model", lambda model_dir, device="cpu", state_cache=None: setup["model"])
     manifest = tmp_path / "m.csv"
     write_manifest(setup["utts"], manifest)
     (tmp_path / "model").mkdir()

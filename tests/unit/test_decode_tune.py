@@ -123,7 +123,7 @@ def test_cli_decode_tune(tmp_path: Path, monkeypatch) -> None:
     from selftrain.cli import main
 
     model = FakeModel()
-    monkeypatch.setattr(selftrain.models.ensemble, "load_acoustic_model", lambda model_dir, device="cpu": model)
+    monkeypatch.setattr(selftrain.models.ensemble, "load_acoustic_model", lambda model_dir, device="cpu", state_cache=None: model)
     manifest = tmp_path / "dev.csv"
     write_manifest(make_corpus(tmp_path / "wav", TEXTS, LABELS), manifest)
     lm = build_lm(write_lm_text(tmp_path / "lm.txt"), tmp_path / "lm.bin", LMBuildConfig(order=3)).path

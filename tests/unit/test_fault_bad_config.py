@@ -23,6 +23,7 @@ from selftrain.data.manifest import write_manifest
 from selftrain.decode import DecoderConfig, TeacherDecoder
 from selftrain.errors import CheckpointError, ConfigError, LMError
 from selftrain.generation import Workdir, load_experiment_config
+from selftrain.generation.lock import LOCK_FILE
 from selftrain.generation.run import open_workdir
 from selftrain.models import export_model, load_acoustic_model
 from selftrain.models.acoustic import build_model
@@ -310,7 +311,7 @@ def test_a_workdir_of_another_experiment_is_refused_with_the_differing_keys(tmp_
     other = load_experiment_config(overrides={"data": data, "seed": 2, "select": {"threshold": 0.5}})
     with pytest.raises(ConfigError, match=r"work belongs to another experiment .*differing keys: seed, select"):
         open_workdir(other, tmp_path / "work")
-    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["experiment.json"]
+    assert sorted(p.name for p in (tmp_path / "work").iterdir() if p.name != LOCK_FILE) == ["experiment.json"]
 
 
 def test_run_cli_refuses_a_workdir_of_another_experiment_before_any_stage(tmp_path) -> None:
@@ -318,7 +319,7 @@ def test_run_cli_refuses_a_workdir_of_another_experiment_before_any_stage(tmp_pa
     Workdir(workdir, {"generations": 1, "seed": 123})
     result = CliRunner().invoke(main, ["run", "--workdir", str(workdir), *_inputs(tmp_path)])
     assert result.exit_code == 2 and "belongs to another experiment" in result.output and "seed" in result.output
-    assert sorted(p.name for p in workdir.iterdir()) == ["experiment.json"]
+    assert sorted(p.name for p in workdir.iterdir() if p.name != LOCK_FILE) == ["experiment.json"]
 
 
 @pytest.mark.parametrize("content", ["{ torn", "[1, 2]", '{"config_hash": "abc"}'])

@@ -214,7 +214,7 @@ def test_sharded_decoding_reports_every_bad_row_once(corpus, tmp_path) -> None:
 def test_decode_cli_finishes_and_reports_the_skipped_rows(corpus, tmp_path, monkeypatch) -> None:
     import selftrain.models.ensemble
 
-    monkeypatch.setattr(selftrain.models.ensemble, "load_acoustic_model", lambda model_dir, device="cpu": corpus["model"])
+    monkeypatch.setattr(selftrain.models.ensemble, "load_acoustic_model", lambda model_dir, device="cpu", state_cache=None: corpus["model"])
     (tmp_path / "model").mkdir()
     out = tmp_path / "hyps.jsonl"
     result = CliRunner().invoke(main, ["decode", "--model", str(tmp_path / "model"), "--manifest",

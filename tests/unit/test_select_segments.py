@@ -259,3 +259,17 @@ def test_malformed_runs_are_manifest_errors():
         parse_runs(Utterance("u", "u.wav", 2.0, extra={"runs": '[[1.5, 1.0, "a b"]]'}))
     with pytest.raises(ConfigError, match="segments.context"):
         SegmentConfig(context="padded")
+
+
+@pytest.mark.parametrize("context", ["cut", "whole"])
+def test_streamed_selection_cuts_the_same_segments(tmp_path, context):
+    from selftrain.select.stream import run_selection_stream
+
+    hyp_file, manifest, _ = _selection_inputs(tmp_path)
+    config = SelectConfig(threshold=0.5, segments=SegmentConfig(enabled=True, min_words=3, min_seconds=0.5, context=context))
+    held = run_selection([hyp_file], tmp_path / "held", config, manifest=manifest)
+    streamed = run_selection_stream([hyp_file], tmp_path / "streamed", config, manifest=manifest)
+    for key in ("csv", "decisions", "summary"):
+        assert streamed.paths[key].read_bytes() == held.paths[key].read_bytes(), key
+    cut = sorted(p.name for p in (tmp_path / "streamed").rglob("*.wav"))
+    assert cut == sorted(p.name for p in (tmp_path / "held").rglob("*.wav")) and (cut != []) == (context == "cut")

@@ -115,7 +115,7 @@ def merge_rank_shards(config, workdir, generation: int, world: int, poll_seconds
     The merged file is what an unsharded run writes, so the generation's decode stage resumes it
     and only retries utterances whose audio was unusable.
     """
-    from selftrain.data.manifest import read_manifest
+    from selftrain.data.manifest import ManifestStream
     from selftrain.decode.run import merge_shards
     from selftrain.generation.workdir import DONE_MARKER
 
@@ -123,7 +123,7 @@ def merge_rank_shards(config, workdir, generation: int, world: int, poll_seconds
     for r, folder in enumerate(shard_dirs):
         wait_for(folder / DONE_MARKER, poll_seconds, f"rank {r}'s pseudo-labeling shard")
     infos = [workdir.done_info(folder)["teachers"] for folder in shard_dirs]
-    utterances = read_manifest(config.data.unlabeled)
+    utterances = ManifestStream(config.data.unlabeled)  # read row by row, not held
     decode_dir = workdir.stage_dir(generation, "decode")
     for name, info in infos[0].items():
         report = merge_shards([folder / shard[name]["file"] for folder, shard in zip(shard_dirs, infos, strict=True)],
@@ -162,11 +162,13 @@ def run_generation_distributed(config, workdir, generation: int, rank: int, worl
 
 
 def open_experiment(config, output_folder: str | Path, rank: int, poll_seconds: float):
-    """Rank 0 binds the work folder to the config (refused if it holds another one); the others wait."""
-    from selftrain.generation import Workdir, open_workdir
+    """Rank 0 locks the work folder for this torchrun job and binds it to the config (refused if it
+    holds another one); the others check that no other job holds it, then wait."""
+    from selftrain.generation import Workdir, lock_workdir, open_workdir
 
     if rank == 0:
         return open_workdir(config, output_folder)
+    lock_workdir(output_folder)
     wait_for(Path(output_folder) / "experiment.json", poll_seconds, "rank 0's work folder")
     return Workdir(output_folder)
 
