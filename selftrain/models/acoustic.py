@@ -230,7 +230,7 @@ class CTCModel(nn.Module):
     def num_mel_frames(self, num_samples: int) -> int:
         """Feature frames of one unpadded utterance of ``num_samples`` samples."""
         hop = int(round(self.config.features.sample_rate * self.config.features.hop_length_ms / 1000))
-        return num_samples // hop + (0 if self.config.encoder == "whisper" else 1)
+        return max(1, num_samples // hop) if self.config.encoder == "whisper" else num_samples // hop + 1
 
     @property
     def encoder_dim(self) -> int:

@@ -65,6 +65,8 @@ class WhisperLogMel(nn.Module):
 
     @torch.no_grad()
     def forward(self, wavs: torch.Tensor) -> torch.Tensor:
+        if wavs.shape[-1] <= N_FFT // 2:  # the centred STFT's reflection needs more: pad a very short clip with silence
+            wavs = F.pad(wavs, (0, N_FFT // 2 + 1 - wavs.shape[-1]))
         with torch.autocast(device_type=wavs.device.type, enabled=False):
             spec = torch.stft(wavs.float(), N_FFT, HOP, window=self.window, return_complex=True)
             power = spec[..., :-1].abs() ** 2  # [B, F, T]

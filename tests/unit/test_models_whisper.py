@@ -296,3 +296,15 @@ def test_lora_adapts_the_fine_tuned_blocks_and_merges_back() -> None:
     with torch.no_grad():
         torch.testing.assert_close(model(wav, torch.ones(1))[0], merged(wav, torch.ones(1))[0], atol=1e-4, rtol=0)
     assert not any(p.requires_grad for p in merged.subsampler.parameters())
+
+
+def test_very_short_clips_encode_to_one_frame(tmp_path: Path) -> None:
+    model = CTCModel(tiny_config(), vocab_size=6).eval()
+    wavs = torch.randn(2, 4000) * 0.1
+    with torch.no_grad():
+        for samples in (16, 150, 400):
+            log_probs, frames = model(wavs[:1, :samples], torch.ones(1))
+            assert int(frames[0]) == 1 and log_probs.shape[1] == 1 and torch.isfinite(log_probs).all()
+        model.state_cache = FrozenStateCache(tmp_path, model)
+        _, frames = model(wavs, torch.tensor([1.0, 0.002]))  # an 8-sample row beside a normal one
+    assert frames.tolist() == [model.num_latent_frames(25), 1]
