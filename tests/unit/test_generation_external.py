@@ -244,7 +244,7 @@ def test_decode_teachers_averages_the_generations_model_with_the_members(tmp_pat
             def ctc_labels():
                 return ["", "a"]
 
-    def fake_load(dirs, device="cpu"):
+    def fake_load(dirs, device="cpu", state_cache=None):
         loaded.append([str(d) for d in dirs])
         return Model()
 
