@@ -35,16 +35,7 @@ SPEECHBRAIN_COLUMNS = ["ID", "duration", "wav", "spk_id", "wrd"]
 
 def read_manifest(path: str | Path) -> list[Utterance]:
     """Read a manifest, choosing the format from the path: ``.csv``, ``.json``/``.jsonl`` or a Kaldi dir."""
-    path = Path(path)
-    if path.is_dir():
-        return read_kaldi_dir(path)
-    if not path.exists():
-        raise ManifestError(f"manifest not found: {path}")
-    if path.suffix == ".csv":
-        return read_speechbrain_csv(path)
-    if path.suffix in (".json", ".jsonl"):
-        return read_nemo_jsonl(path)
-    raise ManifestError(f"unknown manifest format for {path} (expected .csv, .jsonl or a Kaldi data dir)")
+    return list(iter_manifest(path))
 
 
 def iter_manifest(path: str | Path) -> Iterator[Utterance]:
