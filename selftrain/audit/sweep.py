@@ -24,10 +24,12 @@ if TYPE_CHECKING:
     from selftrain.audit.table import ScoreTable
 
 __all__ = ["SweepPoint", "ErrorCounts", "error_counts", "score_names", "utterance_scores", "sweep", "sweep_table",
-           "sweep_points", "recommend_threshold", "DEFAULT_FRACTIONS"]
+           "sweep_points", "recommend_threshold", "choose_threshold", "DEFAULT_FRACTIONS", "SELECTION_FRACTIONS"]
 
 # Kept fractions at which sweeps are evaluated (thresholds are the matching score quantiles).
 DEFAULT_FRACTIONS = tuple(round(f, 2) for f in np.linspace(1.0, 0.1, 19))
+# Kept fractions at which a selection's automatic threshold is chosen on dev.
+SELECTION_FRACTIONS = tuple(round(0.05 * k, 2) for k in range(20, 0, -1))
 SELECTION_SCORE = "selection"  # Utterance.confidence, the score selection used
 AGREEMENT_PREFIX = "agreement:"
 
@@ -212,3 +214,13 @@ def recommend_threshold(points: Sequence[SweepPoint], target_wer: float) -> Swee
 
     good = [p for p in points if wer_of(p) is not None and wer_of(p) <= target_wer]  # type: ignore[operator]
     return max(good, key=lambda p: (p.kept, -p.threshold)) if good else None
+
+
+def choose_threshold(points: Sequence[SweepPoint], target_wer: float, min_keep_fraction: float) -> SweepPoint | None:
+    """:func:`recommend_threshold`, lowered when needed so that at least ``min_keep_fraction`` is kept
+    (the point keeping the least among those that keep enough); None when no point qualifies."""
+    chosen = recommend_threshold(points, target_wer)
+    if chosen is None or chosen.kept_fraction < min_keep_fraction:
+        floor = [p for p in points if p.kept_fraction >= min_keep_fraction]
+        chosen = min(floor, key=lambda p: p.kept_fraction) if floor else chosen
+    return chosen

@@ -282,13 +282,17 @@ class Calibration:
         atomic_write_json(path, self.to_dict())
 
     @classmethod
+    def from_dict(cls, data: dict) -> Calibration:
+        """The calibration :meth:`to_dict` gave."""
+        return cls(word={m: Calibrator(**c) for m, c in data.get("word", {}).items()},
+                   utterance={m: Calibrator(**c) for m, c in data.get("utterance", {}).items()},
+                   combiners={lv: Combiner(**c) for lv, c in data.get("combiners", {}).items()},
+                   utterance_target=data.get("utterance_target", "exact"))
+
+    @classmethod
     def load(cls, path: str | Path) -> Calibration:
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            return cls(word={m: Calibrator(**c) for m, c in data.get("word", {}).items()},
-                       utterance={m: Calibrator(**c) for m, c in data.get("utterance", {}).items()},
-                       combiners={lv: Combiner(**c) for lv, c in data.get("combiners", {}).items()},
-                       utterance_target=data.get("utterance_target", "exact"))
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise ConfigError(f"cannot read calibration {path}: {exc}") from exc
 

@@ -13,8 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from selftrain.audit import load_audit, recommend_threshold, sweep, write_audit
+from selftrain.audit import load_audit, sweep, write_audit
 from selftrain.audit.inputs import attach_references, iter_records, load_records, reference_texts
+from selftrain.audit.sweep import SELECTION_FRACTIONS, choose_threshold
 from selftrain.data.manifest import ManifestStream, read_manifest
 from selftrain.decode.evaluate import error_kinds, error_rates
 from selftrain.generation.config import ExperimentConfig
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 LM_FILE = "lm.bin"
 TUNE_STAGE = "tune"  # W/gen_XXX/tune/: the decoder settings chosen on dev for that generation's model
 EXTERNAL_STAGE = "external"  # W/external/: the external teachers' hypotheses, made once per experiment
-SELECTION_FRACTIONS = tuple(round(0.05 * k, 2) for k in range(20, 0, -1))
 
 
 def model_dir(workdir: Workdir, generation: int) -> Path:
@@ -286,10 +286,7 @@ def _auto_threshold(config: ExperimentConfig, dev_records: list[Utterance]) -> t
     """The lowest threshold whose pseudo-label WER on the transcribed dev set stays under the target,
     lowered when needed so that at least ``min_keep_fraction`` of dev is kept."""
     points = sweep(dev_records, "selection", fractions=SELECTION_FRACTIONS)
-    chosen = recommend_threshold(points, config.threshold.target_wer)
-    if chosen is None or chosen.kept_fraction < config.threshold.min_keep_fraction:
-        floor = [p for p in points if p.kept_fraction >= config.threshold.min_keep_fraction]
-        chosen = min(floor, key=lambda p: p.kept_fraction) if floor else chosen
+    chosen = choose_threshold(points, config.threshold.target_wer, config.threshold.min_keep_fraction)
     info = {"target_wer": config.threshold.target_wer,
             "dev_points": [p.to_dict() for p in points],
             "dev_choice": chosen.to_dict() if chosen else None}

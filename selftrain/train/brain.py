@@ -151,7 +151,8 @@ def seed_epoch(seed: int, epoch: int) -> None:
 
 class SelftrainBrain(sb.Brain):
     """Brain with ``hparams``: ``config`` (TrainConfig), ``tokenizer``, ``combiner``, ``augment``,
-    ``lr_scheduler``, ``epoch_counter``, ``train_logger``, optional ``tb_logger``, ``ema``, ``teacher``."""
+    ``lr_scheduler``, ``epoch_counter``, ``train_logger``, optional ``tb_logger``, ``ema``, ``teacher``,
+    ``continuous`` (a :class:`~selftrain.train.continuous.ContinuousLabeler`)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -272,6 +273,9 @@ class SelftrainBrain(sb.Brain):
 
     def fit_batch(self, batch):
         started = time.time()
+        continuous = getattr(self.hparams, "continuous", None)
+        if continuous is not None:  # unlabeled rows get their labels now (selftrain.train.continuous)
+            batch = continuous.label_batch(self, batch)
         self.hparams.lr_scheduler(self.optimizer)
         step = self.optimizer_step
         for group in self.optimizer.param_groups:  # pretrained blocks fine-tune at a fraction of the schedule's rate

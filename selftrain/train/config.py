@@ -13,6 +13,7 @@ from typing import Any
 
 from selftrain.errors import ConfigError
 from selftrain.models.config import ModelConfig, model_preset, update_dataclass
+from selftrain.select.config import SanityConfig, SelectConfig
 
 __all__ = [
     "DataConfig",
@@ -21,6 +22,8 @@ __all__ = [
     "SSLConfig",
     "CombineConfig",
     "TeacherConfig",
+    "ContinuousConfig",
+    "LABEL_SOURCES",
     "TrainConfig",
     "load_train_config",
     "parse_overrides",
@@ -157,6 +160,79 @@ class TeacherConfig:
     init_head: bool = False  # also copy its CTC head (same tokenizer, e.g. a student from its teacher)
 
 
+LABEL_SOURCES = ("ema", "cache")
+
+
+@dataclass
+class ContinuousConfig:
+    """Continuous pseudo-labeling inside one training run (:mod:`selftrain.train.continuous`).
+
+    Off by default: a run then trains on the labels it is given (offline generations). On, the
+    first ``warmup_steps`` optimizer steps are supervised; from then on every batch's unlabeled rows
+    (``data.unlabeled``, at the share ``data.mix_unlabeled``) are labeled on the fly by greedy
+    decoding of their clean audio while the student trains on their augmented audio. ``source``:
+    ``ema`` labels with an exponential moving average of the student (decay ``ema_decay``, reset to
+    the student's weights when the warm-up ends; momentum pseudo-labeling) or ``cache``, a
+    slimIPL-style cache of up to ``cache_size`` labels made by the student itself with dropout off;
+    a cached label is used as it is and remade with probability ``cache_replace_prob`` each time
+    its utterance comes back.
+
+    Labels are filtered as the offline selection filters them: utterance confidence from the CTC
+    posteriors (:func:`~selftrain.confidence.score_hypothesis`), calibrated on dev
+    (:func:`~selftrain.confidence.calibrate.fit_calibration`), with the threshold that keeps the
+    pseudo-label WER on dev under ``target_wer`` but at least ``min_keep_fraction`` of dev, both
+    refit every ``calibrate_every`` steps; then the ``sanity`` filters, whose speaking-rate bounds
+    become the labeled audio's rate at ``speaking_rate_quantile`` and 1 - it (None: the fixed bounds).
+
+    The guard: every ``guard_window`` steps, when more than ``guard_max_short_share`` of the labels
+    made were empty or slower than the lower speaking-rate bound, or when a calibration finds the
+    teacher's dev WER more than ``guard_max_wer_rise`` above its best, the weights go back to the
+    best checkpoint and the label cache is emptied; after ``guard_max_trips`` trips the run stops.
+    Every ``audit_every`` steps up to ``audit_sample`` labels of the batch are written to
+    ``continuous/labels.jsonl`` (records for ``selftrain audit``).
+    """
+
+    enabled: bool = False
+    source: str = "ema"  # ema or cache
+    warmup_steps: int = 500  # supervised steps before labeling starts (0: label from the first step)
+    warmup_dev_wer: float = 0.0  # >0: the warm-up also ends at a dev evaluation whose WER is below this
+    ema_decay: float = 0.999
+    cache_size: int = 1000
+    cache_replace_prob: float = 0.1
+    calibrate_every: int = 200  # steps between dev calibrations (and threshold refits)
+    target_wer: float = 0.25  # as the offline selection's threshold.target_wer
+    min_keep_fraction: float = 0.2  # as the offline selection's threshold.min_keep_fraction
+    method: str = SelectConfig.method  # utterance score (the calibrated combination when one is fit)
+    speaking_rate_quantile: float | None = 0.01  # as ExperimentConfig.speaking_rate_quantile
+    sanity: SanityConfig = field(default_factory=SanityConfig)
+    guard_window: int = 100
+    guard_max_short_share: float = 0.5
+    guard_max_wer_rise: float = 0.1
+    guard_max_trips: int = 3
+    audit_every: int = 50
+    audit_sample: int = 8
+    references: list[str] = field(default_factory=list)  # manifests with the unlabeled audio's transcripts (audit only)
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` for values that cannot work."""
+        if self.source not in LABEL_SOURCES:
+            raise ConfigError(f"continuous.source must be one of {LABEL_SOURCES}, not {self.source!r}")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"continuous.ema_decay must be in (0, 1), got {self.ema_decay}")
+        if not 0.0 <= self.cache_replace_prob <= 1.0:
+            raise ConfigError(f"continuous.cache_replace_prob must be in [0, 1], got {self.cache_replace_prob}")
+        for name in ("cache_size", "calibrate_every", "guard_window", "guard_max_trips", "audit_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"continuous.{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_steps < 0 or self.audit_sample < 0:
+            raise ConfigError("continuous.warmup_steps and continuous.audit_sample must not be negative")
+        for name in ("target_wer", "min_keep_fraction", "guard_max_short_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"continuous.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.speaking_rate_quantile is not None and not 0.0 <= self.speaking_rate_quantile < 0.5:
+            raise ConfigError(f"continuous.speaking_rate_quantile must be in [0, 0.5) or null, got {self.speaking_rate_quantile}")
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs. ``preset`` names the model architecture (see ``models.config``)."""
@@ -183,6 +259,7 @@ class TrainConfig:
     ssl: SSLConfig = field(default_factory=SSLConfig)
     combine: CombineConfig = field(default_factory=CombineConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    continuous: ContinuousConfig = field(default_factory=ContinuousConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -30,3 +30,11 @@ class EMATeacher(nn.Module):
             shadow.mul_(self.decay).add_(param.detach().float(), alpha=1.0 - self.decay)
         for shadow_buf, buf in zip(self.shadow.buffers(), model.buffers(), strict=True):
             shadow_buf.copy_(buf)
+
+    @torch.no_grad()
+    def reset(self, model: nn.Module) -> None:
+        """Start over from ``model``'s weights (e.g. when a teacher starts labeling after a warm-up)."""
+        for shadow, param in zip(self.shadow.parameters(), model.parameters(), strict=True):
+            shadow.copy_(param.detach().float())
+        for shadow_buf, buf in zip(self.shadow.buffers(), model.buffers(), strict=True):
+            shadow_buf.copy_(buf)

@@ -70,6 +70,18 @@ def _validate(config: TrainConfig) -> None:
         raise ConfigError("teacher.distill_weight > 0 needs teacher.teacher_model (a model folder)")
     if config.model.encoder == "whisper":
         _validate_frozen_front(config)
+    if config.continuous.enabled:
+        _validate_continuous(config)
+
+
+def _validate_continuous(config: TrainConfig) -> None:
+    config.continuous.check()
+    if not config.data.unlabeled:
+        raise ConfigError("continuous.enabled needs unlabeled audio to label: data.unlabeled is empty")
+    if not config.data.dev:
+        raise ConfigError("continuous.enabled needs a dev set (data.dev): labels are calibrated and the guard judged on it")
+    if config.continuous.source == "ema" and config.teacher.ema_decay > 0:
+        raise ConfigError("continuous.source=ema keeps its own EMA teacher (continuous.ema_decay): leave teacher.ema_decay at 0")
 
 
 def _validate_frozen_front(config: TrainConfig) -> None:
@@ -206,7 +218,6 @@ def build_run(config: TrainConfig, prepared, run_opts: dict) -> BuiltRun:
     from selftrain.train.brain import SelftrainBrain
     from selftrain.train.checkpoints import AtomicCheckpointer
     from selftrain.train.data import make_dataset, make_train_sampler
-    from selftrain.train.ema import EMATeacher
 
     out = Path(config.out)
     sample_rate = config.model.features.sample_rate
@@ -217,18 +228,22 @@ def build_run(config: TrainConfig, prepared, run_opts: dict) -> BuiltRun:
     scheduler = WarmAndExpDecayLRSchedule(config.optim.lr, warmup, max(total_steps, warmup + 1), config.optim.decay_factor)
     epoch_counter = EpochCounter(config.epochs)
     combiner = build_combiner(config.combine)
-    ema = EMATeacher(trainer.model, config.teacher.ema_decay) if config.teacher.ema_decay > 0 else None
+    ema = _build_ema(config, trainer.model)
     recoverables = {"trainer": trainer, "scheduler": scheduler, "counter": epoch_counter}
     if list(combiner.state_dict()):
         recoverables["combiner"] = combiner
     if ema is not None:
         recoverables["ema"] = ema
+    continuous = _build_labeler(config, prepared, ema) if config.continuous.enabled else None
+    if continuous is not None:
+        recoverables["continuous"] = continuous
     checkpointer = AtomicCheckpointer(out / "save", recoverables=recoverables)
     hparams = {
         "config": config, "tokenizer": prepared.tokenizer, "combiner": combiner,
         "augment": StudentAugment(config.augment, sample_rate), "lr_scheduler": scheduler,
         "epoch_counter": epoch_counter, "train_logger": FileTrainLogger(str(out / "train_log.txt")),
         "tb_logger": _tensorboard(out), "ema": ema, "teacher": _load_teacher(config, prepared),
+        "continuous": continuous,
     }
     brain = SelftrainBrain(modules={"trainer": trainer}, opt_class=_optimizer(config, trainer), hparams=hparams,
                            run_opts=run_opts, checkpointer=checkpointer)
@@ -238,6 +253,35 @@ def build_run(config: TrainConfig, prepared, run_opts: dict) -> BuiltRun:
     train_set = make_dataset(prepared.train, sample_rate)
     dev_set = make_dataset(prepared.dev, sample_rate).filtered_sorted(sort_key="duration") if prepared.dev else None
     return BuiltRun(brain, checkpointer, epoch_counter, sampler, train_set, dev_set, ema)
+
+
+def _build_ema(config: TrainConfig, model: CTCModel):
+    """The EMA teacher: exported (``teacher.ema_decay``) or labeling (``continuous.source=ema``); it
+    reads a pretrained encoder's frozen states from the student's cache."""
+    from selftrain.train.ema import EMATeacher
+
+    labeling = config.continuous.enabled and config.continuous.source == "ema"
+    decay = config.continuous.ema_decay if labeling else config.teacher.ema_decay
+    if decay <= 0:
+        return None
+    ema = EMATeacher(model, decay)
+    ema.shadow.state_cache = model.state_cache
+    return ema
+
+
+def _build_labeler(config: TrainConfig, prepared, ema):
+    """The continuous labeler, with the unlabeled transcripts (audit only) that the manifests hold."""
+    from selftrain.audit.inputs import reference_texts
+    from selftrain.train.continuous import ContinuousLabeler
+    from selftrain.train.data import KIND_LABELED
+    from selftrain.train.label_filter import rate_bounded_sanity
+
+    references: dict[str, str | None] = {}
+    for manifest in [*config.data.unlabeled, *config.continuous.references]:
+        references.update({k: v for k, v in reference_texts(manifest).items() if v is not None})
+    sanity = rate_bounded_sanity(config.continuous, [r for r in prepared.train if r.kind == KIND_LABELED])
+    return ContinuousLabeler(config.continuous, config.seed, prepared.tokenizer, prepared.dev, sanity,
+                             config.model.features.sample_rate, Path(config.out), references, ema)
 
 
 def train(config: TrainConfig) -> Path:
@@ -261,9 +305,10 @@ def train(config: TrainConfig) -> Path:
         ddp_init_group(run_opts)
     _seed(config.seed)
     frame_shift = subsampling(config.model) * config.model.features.hop_length_ms / 1000
-    if config.data.unlabeled and not config.ssl.objectives and not config.teacher.distill_weight > 0:
-        logger.warning("unlabeled manifests are ignored: neither an SSL objective (ssl.objectives) nor "
-                       "distillation (teacher.distill_weight) learns from them")
+    learns_unlabeled = config.ssl.objectives or config.teacher.distill_weight > 0 or config.continuous.enabled
+    if config.data.unlabeled and not learns_unlabeled:
+        logger.warning("unlabeled manifests are ignored: neither an SSL objective (ssl.objectives), "
+                       "distillation (teacher.distill_weight) nor continuous labels (continuous.enabled) learn from them")
         config = replace(config, data=replace(config.data, unlabeled=[]))
     prepared = prepare_data(config.data, config.model.features.sample_rate, frame_shift)
     if if_main_process():
@@ -324,6 +369,8 @@ def _finish(brain, checkpointer, prepared, config: TrainConfig, out: Path, start
     if chosen is None:
         raise CheckpointError(f"no checkpoint was written under {out / 'save'}")
     trained_epochs, trained_steps = brain.hparams.epoch_counter.current, brain.optimizer_step
+    labeler = getattr(brain.hparams, "continuous", None)
+    continuous = labeler.summary() if labeler is not None else None
     checkpointer.load_checkpoint(chosen)  # restores the counters to the chosen checkpoint's
     dev = {}
     if dev_set is not None:
@@ -359,6 +406,7 @@ def _finish(brain, checkpointer, prepared, config: TrainConfig, out: Path, start
         converted=dict(prepared.converted),
         ssl_cache={"hits": brain.cache.hits, "misses": brain.cache.misses, "utterances": len(brain.cache.store)},
         **_state_cache_counts(brain.model),
+        **({"continuous": continuous} if continuous is not None else {}),
     )
     atomic_write_json(out / "summary.json", dict(summary))
     logger.info("dev WER %s CER %s; model in %s", summary["dev_wer"], summary["dev_cer"], model_dir)

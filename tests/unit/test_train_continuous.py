@@ -1,0 +1,160 @@
+"""Continuous pseudo-labeling inside one run on a tiny tone corpus: labels, cache, guard, audit, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from selftrain.errors import ConfigError
+from selftrain.train import load_train_config, train
+
+
+def _clip(path: Path, text: str, seed: int) -> str:
+    """One tone per character (a=300 Hz, b=600 Hz), 0.2 s each, with noise."""
+    rng = np.random.default_rng(seed)
+    freqs = {"a": 300.0, "b": 600.0, " ": 0.0}
+    parts = [np.sin(2 * np.pi * freqs[c] * np.arange(3200) / 16000) * 0.3 for c in text]
+    data = np.concatenate([np.zeros(1600), *parts, np.zeros(1600)]) + 0.01 * rng.standard_normal(1600 * 2 + 3200 * len(text))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), data.astype(np.float32), 16000)
+    return str(path)
+
+
+def _manifest(path: Path, rows: list[tuple[str, str, str]]) -> str:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["ID", "duration", "wav", "spk_id", "wrd"])
+        for utt, wav, text in rows:
+            writer.writerow([utt, "1.0", wav, "s", text])
+    return str(path)
+
+
+TEXTS = ["ab", "ba", "aa", "ab ba", "ba aa", "aa ab"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    labeled = [(f"l{i}", _clip(root / f"l{i}.wav", t, i), t) for i, t in enumerate(TEXTS * 4)]
+    dev = [(f"d{i}", _clip(root / f"d{i}.wav", t, 100 + i), t) for i, t in enumerate(TEXTS)]
+    # the unlabeled manifest keeps its transcripts: training ignores them, the audit file shows them
+    unlabeled = [(f"u{i}", _clip(root / f"u{i}.wav", t, 300 + i), t) for i, t in enumerate(TEXTS * 2)]
+    return {"labeled": _manifest(root / "labeled.csv", labeled), "dev": _manifest(root / "dev.csv", dev),
+            "unlabeled": _manifest(root / "unlabeled.csv", unlabeled)}
+
+
+@pytest.fixture(scope="module")
+def teacher(corpus, tmp_path_factory):
+    """A supervised model that spells most characters (what `selftrain run` starts a continuous run from)."""
+    out = tmp_path_factory.mktemp("teacher")
+    values = {"out": str(out), "epochs": 40, "optim": {"lr": 1e-2, "decay_factor": 1.0}, "augment": {"specaugment": False},
+              "data": {"labeled": [corpus["labeled"]], "dev": corpus["dev"], "batch_seconds": 4.0}}
+    return str(train(load_train_config("tiny", overrides=values)))
+
+
+def _config(corpus, out, **overrides):
+    values = {"out": str(out), "epochs": 3, "optim": {"lr": 5e-3, "warmup_steps": 5},
+              "data": {"labeled": [corpus["labeled"]], "unlabeled": [corpus["unlabeled"]], "dev": corpus["dev"],
+                       "batch_seconds": 8.0, "mix_unlabeled": 0.3},
+              "continuous": {"enabled": True, "warmup_steps": 2, "calibrate_every": 5, "audit_every": 2,
+                             "audit_sample": 2, "guard_window": 4, "speaking_rate_quantile": None}}
+    for key, value in overrides.items():
+        node = values
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return load_train_config("tiny", overrides=values)
+
+
+def _summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("source", ["ema", "cache"])
+def test_unlabeled_rows_are_labeled_filtered_and_audited(corpus, teacher, tmp_path, source):
+    run = tmp_path / "run"
+    train(_config(corpus, run, **{"continuous.source": source, "teacher.init_encoder": teacher, "teacher.init_head": True}))
+    continuous = _summary(run)["continuous"]
+    labels = continuous["labels"]
+    assert continuous["warmup_end_step"] == 2 and continuous["calibrations"] >= 2
+    assert labels["made"] > 0 and labels["kept"] > 0 and continuous["guard_trips"] == 0
+    assert continuous["threshold"] is not None and continuous["teacher_dev_wer"] < 1.0
+    assert sum(v for k, v in labels.items() if k == "kept" or k.startswith("dropped:")) == labels["made"] + labels.get("reused", 0)
+    if source == "cache":
+        assert labels.get("reused", 0) > 0 and 0 < continuous["cached_labels"] <= 12
+    else:
+        assert "reused" not in labels and (run / "model_ema" / "model.pt").exists()
+    records = [json.loads(line) for line in (run / "continuous" / "labels.jsonl").read_text().splitlines()]
+    assert records and all(r["reference"] in TEXTS and r["decision"]["reason"] for r in records)
+    assert any(r["decision"]["kept"] and r["pseudo_label"] for r in records)
+    assert all(r["hypotheses"][0]["teacher"] == source and "entropy_tsallis_exp" in r["hypotheses"][0]["scores"] for r in records)
+
+
+def test_the_audit_reads_the_label_sample(corpus, teacher, tmp_path):
+    from click.testing import CliRunner
+
+    from selftrain.cli import main
+
+    run = tmp_path / "run"
+    train(_config(corpus, run, **{"teacher.init_encoder": teacher, "teacher.init_head": True}))
+    result = CliRunner().invoke(main, ["audit", "--hyps", str(run / "continuous" / "labels.jsonl"), "--out", str(tmp_path / "audit")])
+    assert result.exit_code == 0, result.output
+    audit = json.loads((tmp_path / "audit" / "audit.json").read_text())
+    assert audit["with_reference"] > 0
+    assert any(m["name"] == "selection" for m in audit["methods"])
+
+
+def test_the_guard_goes_back_then_stops_and_counts_its_trips(corpus, tmp_path):
+    # every label counts as too short: each window trips, the second trip stops the run
+    run = tmp_path / "run"
+    train(_config(corpus, run, **{"continuous.guard_max_short_share": 0.0, "continuous.guard_max_trips": 2,
+                                  "continuous.sanity.min_chars_per_second": 1000.0, "epochs": 6}))
+    summary = _summary(run)
+    continuous = summary["continuous"]
+    assert continuous["guard_trips"] == 2 and len(continuous["trips"]) == 2
+    assert "empty or too short" in continuous["trips"][0]["reason"] and continuous["stopped"]
+    assert summary["epochs"] < 6  # stopped early
+    assert "kept" not in continuous["labels"]  # the rate bound dropped every label
+
+
+def test_an_interrupted_continuous_run_ends_with_the_uninterrupted_weights(corpus, teacher, tmp_path, monkeypatch):
+    from selftrain.train.brain import SelftrainBrain
+
+    settings = {"continuous.source": "cache", "teacher.init_encoder": teacher, "teacher.init_head": True}
+    straight_dir = train(_config(corpus, tmp_path / "straight", **settings))
+    original = SelftrainBrain.on_stage_start
+
+    def crash_in_epoch_3(self, stage, epoch=None):
+        if epoch == 3:
+            raise KeyboardInterrupt  # killed after epoch 2's checkpoint, labels made and cached
+        return original(self, stage, epoch)
+
+    monkeypatch.setattr(SelftrainBrain, "on_stage_start", crash_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(corpus, tmp_path / "resumed", **settings))
+    monkeypatch.setattr(SelftrainBrain, "on_stage_start", original)
+    resumed_dir = train(_config(corpus, tmp_path / "resumed", **settings))
+    straight, resumed = (torch.load(d / "model.pt", weights_only=True) for d in (straight_dir, resumed_dir))
+    for name, value in straight.items():
+        assert torch.equal(value, resumed[name]), name
+    continuous = _summary(tmp_path / "straight")["continuous"]
+    assert continuous == _summary(tmp_path / "resumed")["continuous"]
+    assert continuous["labels"]["reused"] > 0 and continuous["labels"]["kept"] > 0  # the cache carried over
+    audit = [(d / "continuous" / "labels.jsonl").read_bytes() for d in (tmp_path / "straight", tmp_path / "resumed")]
+    assert audit[0] == audit[1]
+
+
+def test_continuous_config_errors(corpus, tmp_path):
+    with pytest.raises(ConfigError, match="source"):
+        train(_config(corpus, tmp_path / "r", **{"continuous.source": "oracle"}))
+    with pytest.raises(ConfigError, match="data.unlabeled"):
+        train(_config(corpus, tmp_path / "r", **{"data.unlabeled": []}))
+    with pytest.raises(ConfigError, match="teacher.ema_decay"):
+        train(_config(corpus, tmp_path / "r", **{"teacher.ema_decay": 0.9}))
