@@ -158,3 +158,23 @@ def test_continuous_config_errors(corpus, tmp_path):
         train(_config(corpus, tmp_path / "r", **{"data.unlabeled": []}))
     with pytest.raises(ConfigError, match="teacher.ema_decay"):
         train(_config(corpus, tmp_path / "r", **{"teacher.ema_decay": 0.9}))
+
+
+def test_a_pretrained_encoder_labels_from_its_cached_clean_states(corpus, tmp_path):
+    from tests.unit.test_models_whisper import FFN, HEADS, LAYERS, WIDTH, reference_state, write_openai
+
+    checkpoint = write_openai(tmp_path / "tiny.pt", reference_state())
+    model = {"d_model": WIDTH, "num_heads": HEADS, "num_layers": LAYERS, "d_ffn": FFN, "frozen_layers": 1,
+             "pretrained": str(checkpoint)}
+    values = {"out": str(tmp_path / "run"), "epochs": 2, "state_cache": str(tmp_path / "cache"), "model": model,
+              "data": {"labeled": [corpus["labeled"]], "unlabeled": [corpus["unlabeled"]], "dev": corpus["dev"],
+                       "batch_seconds": 8.0, "mix_unlabeled": 0.3},
+              "continuous": {"enabled": True, "warmup_steps": 1, "calibrate_every": 3, "speaking_rate_quantile": None,
+                             "guard_max_short_share": 1.0}}
+    train(load_train_config("cpu-whisper-tiny", overrides=values))
+    summary = _summary(tmp_path / "run")
+    assert summary["continuous"]["labels"]["made"] > 0 and summary["continuous"]["calibrations"] >= 2
+    # every utterance's frozen states were computed once: the EMA teacher read the student's cache
+    cache = summary["state_cache"]
+    assert cache["misses"] == summary["train_utterances"] + summary["dev_utterances"]
+    assert cache["hits"] > summary["continuous"]["labels"]["made"]
