@@ -29,7 +29,8 @@ GENERATION_STAGES = ("decode", "select", "audit", "train", "eval")
 # of checkpoint folders in them): hypotheses, decisions, selected pseudo-labels, audits, models.
 COMPARED_GLOBS = ("summary.json", "lm/lm.bin", "gen_*/decode/*.jsonl", "gen_*/select/selected.csv",
                   "gen_*/select/decisions.jsonl", "gen_*/select/dev/decisions.jsonl", "gen_*/select/calibration.json",
-                  "gen_*/audit/audit.json", "gen_*/eval/*.jsonl", "gen_*/train/model/model.pt")
+                  "gen_*/audit/audit.json", "gen_*/eval/*.jsonl", "gen_*/train/model/model.pt",
+                  "gen_*/train/model_ema/model.pt", "gen_*/train/continuous/labels.jsonl")
 TRAINING_STATE = ("trainer.ckpt", "optimizer.ckpt", "scheduler.ckpt")  # torch files; counter.ckpt is text
 
 
@@ -87,17 +88,20 @@ def run_clean(args: list[str], log: Path, hash_seed: str | None = None) -> float
     return time.monotonic() - started
 
 
-def stage_order(generations: int) -> list[str]:
-    """Stage folders relative to the work folder, in the order they run."""
+def stage_order(generations: int, schedule: str = "generations") -> list[str]:
+    """Stage folders relative to the work folder, in the order they run (the continuous schedule:
+    generation 0, then one training of generation 1)."""
     stages = ["gen_000/train", "lm", "gen_000/eval"]
+    if schedule == "continuous":
+        return stages + (["gen_001/train", "gen_001/eval"] if generations else [])
     for g in range(1, generations + 1):
         stages += [f"gen_{g:03d}/{name}" for name in GENERATION_STAGES]
     return stages
 
 
-def stage_seconds(workdir: Path, generations: int) -> dict[str, float]:
+def stage_seconds(workdir: Path, generations: int, schedule: str = "generations") -> dict[str, float]:
     """How long each stage took in a finished run (from its done marker)."""
-    return {s: json.loads((workdir / s / ".done").read_text())["seconds"] for s in stage_order(generations)}
+    return {s: json.loads((workdir / s / ".done").read_text())["seconds"] for s in stage_order(generations, schedule)}
 
 
 def compared_files(workdir: Path) -> dict[str, bytes]:
@@ -130,6 +134,12 @@ def torn_files(workdir: Path) -> list[str]:
                 torch.load(meta.parent / name, weights_only=True)
             except Exception as exc:  # noqa: BLE001 (any failure to load is the finding)
                 problems.append(f"{(meta.parent / name).relative_to(workdir)}: {type(exc).__name__}")
+        labeler = meta.parent / "continuous.ckpt"  # a continuous run's label cache and guard (JSON)
+        if labeler.exists():
+            try:
+                json.loads(labeler.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                problems.append(f"{labeler.relative_to(workdir)}: {exc}")
         counter = meta.parent / "counter.ckpt"
         if not (counter.exists() and counter.read_text().strip().isdigit()):
             problems.append(f"{counter.relative_to(workdir)}: missing or not an epoch number")
@@ -196,13 +206,14 @@ def _arm(proc: subprocess.Popen, log: Path, workdir: Path, target: str, stage: s
 
 
 def run_with_kills(args: list[str], workdir: Path, generations: int, kills: int, reference: Path,
-                   logs: Path, seed: int = 0) -> KillSuiteResult:
+                   logs: Path, seed: int = 0, schedule: str = "generations") -> KillSuiteResult:
     """Run ``args`` to the end while SIGKILLing it ``kills`` times; compare with ``reference``.
 
-    Each process (first start and every restart) logs to its own file under ``logs``."""
+    Each process (first start and every restart) logs to its own file under ``logs``. ``schedule``
+    is the experiment's (``--set schedule=...`` in ``args``)."""
     rng = random.Random(seed)
-    stages = stage_order(generations)
-    seconds = stage_seconds(reference, generations)
+    stages = stage_order(generations, schedule)
+    seconds = stage_seconds(reference, generations, schedule)
     logs.mkdir(parents=True, exist_ok=True)
     result = KillSuiteResult()
     started = time.monotonic()

@@ -19,6 +19,8 @@ def _print_summary(summary: dict) -> None:
         if g["generation"] == 0:
             return "supervised teacher"
         verdict = "next teacher" if g.get("accepted", True) else "rejected: worse on dev"
+        if g.get("schedule") == "continuous":
+            return f"continuous student of gen {g.get('teacher_generation')} ({g.get('guard_trips')} guard trips), {verdict}"
         return f"student of gen {g.get('teacher_generation')}, {verdict}"
 
     click.echo("\n| generation | dev WER | test WER | pseudo-label WER | selected | hours | threshold | model |")

@@ -19,7 +19,7 @@ from selftrain.errors import ConfigError
 from selftrain.models.config import update_dataclass
 from selftrain.overrides import deep_merge
 
-__all__ = ["DataPaths", "TeachersConfig", "ThresholdConfig", "AcceptanceConfig", "ExperimentConfig", "load_experiment_config",
+__all__ = ["SCHEDULES", "continuous_budget", "DataPaths", "TeachersConfig", "ThresholdConfig", "AcceptanceConfig", "ExperimentConfig", "load_experiment_config",
            "check_stage_overrides", "check_external_teachers"]
 
 _EXTERNAL_KEYS = ("external", "external_settings")
@@ -92,6 +92,10 @@ class ThresholdConfig:
 
 
 ACCEPTANCE_TESTS = ("dev_wer", "bootstrap")
+# How self-training runs after generation 0. "generations": offline generations (decode, select,
+# audit, train, repeated). "continuous": one training run, generation 1, that labels the unlabeled
+# audio as it trains (selftrain.train.continuous), warm-started from generation 0.
+SCHEDULES = ("generations", "continuous")
 # Where a student's weights start. "teacher": its teacher's (the newest accepted generation; fast on
 # CPU, IPL-style). "base": generation 0's supervised model, whichever generation teaches, so what a
 # student learned from its own pseudo-labels' errors is not carried into the next student's weights
@@ -130,6 +134,10 @@ class ExperimentConfig:
 
     data: DataPaths = field(default_factory=DataPaths)
     generations: int = 3
+    # "generations" or "continuous" (SCHEDULES). Continuous: one run replaces generations 1..N, with the
+    # step budget of those N students (continuous_budget), evaluated and accepted as generation 1.
+    schedule: str = "generations"
+    continuous_steps: int = 0  # continuous: the run's optimizer steps; 0: those of the offline generations
     seed: int = 0
     preset: str = "cpu-small"
     lm_order: int = 4
@@ -163,6 +171,10 @@ class ExperimentConfig:
             raise ConfigError("generations must be >= 0")
         if self.speaking_rate_quantile is not None and not 0.0 <= self.speaking_rate_quantile < 0.5:
             raise ConfigError(f"speaking_rate_quantile must be in [0, 0.5) or null, got {self.speaking_rate_quantile}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.continuous_steps < 0:
+            raise ConfigError(f"continuous_steps must be >= 0, got {self.continuous_steps}")
         if self.student_init not in STUDENT_INITS:
             raise ConfigError(f"student_init must be one of {', '.join(STUDENT_INITS)}, got {self.student_init!r}")
 
@@ -201,6 +213,8 @@ class ExperimentConfig:
         if self.decode_tuning == TuneConfig():  # and for decoder tuning at its defaults (off)
             del values["decode_tuning"]
         del values["state_cache"]  # where a cache lives never changes a result
+        if self.schedule == "generations" and not self.continuous_steps:  # folders of older versions still open
+            del values["schedule"], values["continuous_steps"]
         return values
 
 
@@ -301,3 +315,22 @@ def load_experiment_config(config_file: str | Path | None = None, overrides: dic
     check_stage_overrides(config)
     check_external_teachers(config.teachers)
     return config
+
+
+def continuous_budget(config: ExperimentConfig) -> dict[str, Any]:
+    """The continuous run's budget and mix: what ``config.generations`` offline students would use.
+
+    An offline student trains ``student_train.epochs`` epochs (one pass over the labeled audio each)
+    of batches whose labeled share is ``mix_labeled`` against ``mix_pseudo`` and, with SSL objectives,
+    ``mix_unlabeled``. The continuous run gives the unlabeled audio the share those pools had, so its
+    batches hold the same labeled audio and an epoch has the same steps; it trains ``generations``
+    times the epochs (and ``generations`` times ``student_train.max_steps`` when that is set), or
+    ``continuous_steps`` steps when that is set. Returns ``{"epochs", "max_steps", "mix_unlabeled"}``.
+    """
+    from selftrain.train.config import load_train_config
+
+    student = load_train_config(config.preset, overrides=config.student_train)
+    unlabeled_share = student.data.mix_pseudo + (student.data.mix_unlabeled if student.ssl.objectives else 0.0)
+    return {"epochs": config.generations * student.epochs,
+            "max_steps": config.continuous_steps or config.generations * student.max_steps,
+            "mix_unlabeled": round(unlabeled_share, 6)}

@@ -63,9 +63,11 @@ def run_generation(config: ExperimentConfig, workdir: Workdir, generation: int, 
     started = time.time()
     stages: dict[str, Any] = {}
     teacher = teacher_generation(workdir, generation)
-    if generation > 0:
-        if not workdir.is_done(workdir.stage_dir(generation - 1, "eval")):
-            raise RuntimeError(f"generation {generation - 1} is not finished; run it first")
+    if generation > 0 and config.schedule == "continuous" and generation != 1:
+        raise RuntimeError("the continuous schedule has one self-training generation (generation 1)")
+    if generation > 0 and not workdir.is_done(workdir.stage_dir(generation - 1, "eval")):
+        raise RuntimeError(f"generation {generation - 1} is not finished; run it first")
+    if generation > 0 and config.schedule == "generations":
         teacher_eval = workdir.stage_dir(teacher, "eval")
 
         def decode(out: Path) -> dict[str, Any]:
@@ -134,14 +136,19 @@ def _dev_comparison(config: ExperimentConfig, workdir: Workdir, generation: int,
 def _generation_record(config: ExperimentConfig, generation: int, stages: dict[str, Any], seconds: float) -> dict[str, Any]:
     select = stages.get("select", {})
     evaluation = stages["eval"]
+    continuous = stages["train"].get("continuous")
     return {
+        "schedule": "continuous" if continuous is not None else "generations",
+        **({"guard_trips": continuous["guard_trips"], "continuous": continuous,
+            "budget": stages["train"]["budget"], "optimizer_steps": stages["train"]["optimizer_steps"]}
+           if continuous is not None else {}),
         "generation": generation,
         "dev_wer": evaluation["dev_scores"]["wer"],
         "dev_cer": evaluation["dev_scores"]["cer"],
         "test_wer": evaluation.get("test_scores", {}).get("wer"),
         "test_cer": evaluation.get("test_scores", {}).get("cer"),
         "test_errors": evaluation.get("test_scores", {}).get("errors"),  # deletions can rise while WER does not
-        "pseudo_label_wer": stages.get("audit", {}).get("pseudo_label_wer"),
+        "pseudo_label_wer": stages.get("audit", stages["train"]).get("pseudo_label_wer"),
         "selected_utterances": select.get("selected_utterances", 0),
         "selected_hours": select.get("selected_hours", 0.0),
         "selected_fraction": select.get("selected_fraction", 0.0),
@@ -163,7 +170,8 @@ def write_summary(workdir: Workdir) -> dict[str, Any]:
         record = json.loads(path.read_text(encoding="utf-8"))
         generations.append({key: record.get(key) for key in (
             "generation", "dev_wer", "test_wer", "pseudo_label_wer", "selected_utterances", "selected_hours",
-            "selected_fraction", "threshold", "dev_cer", "test_cer", "test_errors", "accepted", "teacher_generation")})
+            "selected_fraction", "threshold", "dev_cer", "test_cer", "test_errors", "accepted", "teacher_generation",
+            "schedule", "guard_trips")})
     accepted = [g for g in generations if g.get("accepted", True)]
     summary = {
         "generations": generations,
@@ -178,7 +186,8 @@ def write_summary(workdir: Workdir) -> dict[str, Any]:
 def run_experiment(config: ExperimentConfig, root: str | Path, force: bool = False) -> dict[str, Any]:
     """Run generations 0..``config.generations`` (skipping finished work) and return the summary."""
     workdir = open_workdir(config, root)
-    for generation in range(config.generations + 1):
+    last = config.generations if config.schedule == "generations" else min(1, config.generations)
+    for generation in range(last + 1):
         run_generation(config, workdir, generation, force)
         write_summary(workdir)
     return write_summary(workdir)
@@ -188,9 +197,11 @@ def experiment_status(root: str | Path) -> list[str]:
     """Human-readable lines: which stages of which generation are done."""
     workdir = Workdir(root)
     config = workdir.config()
-    lines = [f"experiment {root}: {config['generations']} generations planned, preset {config['preset']}"]
-    for generation in range(config["generations"] + 1):
-        names = ["train", "eval"] if generation == 0 else ["decode", "select", "audit", "train", "eval"]
+    continuous = config.get("schedule") == "continuous"
+    planned = f"continuous run on the budget of {config['generations']} generations" if continuous else f"{config['generations']} generations"
+    lines = [f"experiment {root}: {planned} planned, preset {config['preset']}"]
+    for generation in range((min(1, config["generations"]) if continuous else config["generations"]) + 1):
+        names = ["train", "eval"] if generation == 0 or continuous else ["decode", "select", "audit", "train", "eval"]
         if config.get("decode_tuning", {}).get("enabled"):
             names.insert(-1, TUNE_STAGE)
         done = [n for n in names if workdir.is_done(workdir.stage_dir(generation, n))]

@@ -25,7 +25,7 @@ from selftrain.record import Utterance
 from selftrain.select.output import LabelQuality
 from selftrain.text import TextNormalizer
 
-__all__ = ["train_model", "build_language_model", "decode_teachers", "transcribe_external", "external_hypotheses",
+__all__ = ["train_model", "train_continuous", "build_language_model", "decode_teachers", "transcribe_external", "external_hypotheses",
            "evaluate_hyps", "evaluate_generation", "selection_inputs", "select_pseudo_labels", "audit_generation", "model_dir",
            "teacher_generation", "tune_generation", "tuned_settings", "LM_FILE", "EXTERNAL_STAGE", "TUNE_STAGE"]
 
@@ -65,6 +65,8 @@ def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out
     """Train generation 0's teacher (labeled only) or a student (labeled + selected pseudo-labels + SSL)."""
     from selftrain.train import load_train_config, train
 
+    if generation > 0 and config.schedule == "continuous":
+        return train_continuous(config, workdir, generation, out)
     data: dict[str, Any] = {"labeled": [config.data.labeled], "dev": config.data.dev}
     overrides: dict[str, Any] = {"out": str(out), "seed": config.seed + generation,
                                  "state_cache": str(state_cache_dir(config, workdir))}
@@ -90,6 +92,50 @@ def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out
     train_config = load_train_config(config.preset, overrides=deep_merge(overrides, extra))
     model = train(train_config)
     return {"model": str(Path(model).relative_to(out))}
+
+
+def train_continuous(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
+    """The continuous schedule's one student run: labeled + unlabeled audio, labeled on the fly from
+    the first step (generation 0 was the warm-up; a ``scratch`` student keeps the configured warm-up),
+    filtered like the offline selection (its target WER, keep floor and speaking-rate quantile), on
+    the budget of the offline generations (:func:`~selftrain.generation.config.continuous_budget`)."""
+    from selftrain.generation.config import continuous_budget
+    from selftrain.train import load_train_config, train
+
+    budget = continuous_budget(config)
+    continuous: dict[str, Any] = {"enabled": True, "target_wer": config.threshold.target_wer,
+                                  "min_keep_fraction": config.threshold.min_keep_fraction,
+                                  "speaking_rate_quantile": config.speaking_rate_quantile}
+    if config.data.unlabeled_reference:
+        continuous["references"] = [config.data.unlabeled_reference]
+    overrides: dict[str, Any] = {"out": str(out), "seed": config.seed + generation,
+                                 "state_cache": str(state_cache_dir(config, workdir)), "continuous": continuous,
+                                 "data": {"labeled": [config.data.labeled], "unlabeled": [config.data.unlabeled],
+                                          "dev": config.data.dev, "mix_unlabeled": budget["mix_unlabeled"]}}
+    if config.student_init != "scratch":
+        continuous["warmup_steps"] = 0
+        overrides["teacher"] = {"init_encoder": str(model_dir(workdir, 0)), "init_head": True}
+    train_config = load_train_config(config.preset, overrides=deep_merge(overrides, config.student_train))
+    train_config = replace(train_config, epochs=budget["epochs"], max_steps=budget["max_steps"])
+    model = train(train_config)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    return {"model": str(Path(model).relative_to(out)), "budget": budget, "continuous": summary["continuous"],
+            "optimizer_steps": summary["optimizer_steps"], "pseudo_label_wer": _sampled_label_wer(out)}
+
+
+def _sampled_label_wer(out: Path) -> float | None:
+    """The WER of the kept labels in the continuous run's audit sample (None without references)."""
+    from selftrain.train.continuous import AUDIT_FILE
+
+    path = out / AUDIT_FILE
+    if not path.exists():
+        return None
+    quality, normalizer = LabelQuality(), TextNormalizer()
+    for utt in iter_records(path):
+        if utt.decision is not None and utt.decision.kept:
+            quality.add(utt, normalizer)
+    result = quality.result()
+    return round(result["wer"], 4) if result else None
 
 
 def _ssl_only_manifest(config: ExperimentConfig, selected: Path, out: Path) -> Path:

@@ -1,8 +1,9 @@
 """Kill -9 during a tiny `selftrain run`, restart, and get exactly what an uninterrupted run gets.
 
 Also the determinism check: two clean runs in fresh processes (different hash seeds) write
-byte-identical hypotheses, decisions, pseudo-labels, audits and models. The long version (more
-kills, more generations) is ``scripts/kill_suite.py``.
+byte-identical hypotheses, decisions, pseudo-labels, audits and models. The same two checks cover a
+continuous run (labels made during training: cache, EMA teacher and calibration in the checkpoint).
+The long version (more kills, more generations) is ``scripts/kill_suite.py``.
 """
 
 from __future__ import annotations
@@ -43,3 +44,36 @@ def test_killed_run_finishes_with_the_clean_runs_files(clean_run, tiny_corpus, t
     assert result.problems == []
     assert result.differing == []
     assert result.compared >= 15
+
+
+# A continuous run: the cache source (its label cache is part of the checkpoint), recalibrated and
+# audited often so that a kill lands between those events; labeling starts at generation 0's weights.
+CONTINUOUS = SETTINGS + ["--set", "schedule=continuous", "--set", "student_train.continuous.source=cache",
+                         "--set", "student_train.continuous.calibrate_every=2", "--set", "student_train.continuous.audit_every=1"]
+CONTINUOUS_KILLS = 4
+
+
+@pytest.fixture(scope="module")
+def clean_continuous_run(tiny_corpus, tmp_path_factory):
+    root = tmp_path_factory.mktemp("kill_continuous")
+    workdir = root / "clean"
+    run_clean(run_args(tiny_corpus, workdir, 1, CONTINUOUS), root / "clean.log", hash_seed="1")
+    return workdir
+
+
+def test_two_clean_continuous_runs_write_identical_files(clean_continuous_run, tiny_corpus, tmp_path):
+    again = tmp_path / "again"
+    run_clean(run_args(tiny_corpus, again, 1, CONTINUOUS), tmp_path / "again.log", hash_seed="2")
+    expected, got = compared_files(clean_continuous_run), compared_files(again)
+    assert "gen_001/train/continuous/labels.jsonl" in expected and "gen_001/train/model/model.pt" in expected
+    assert sorted(k for k in expected if expected[k] != got.get(k)) == []
+
+
+def test_killed_continuous_run_finishes_with_the_clean_runs_files(clean_continuous_run, tiny_corpus, tmp_path):
+    workdir = tmp_path / "killed"
+    result = run_with_kills(run_args(tiny_corpus, workdir, 1, CONTINUOUS), workdir, 1, CONTINUOUS_KILLS,
+                            clean_continuous_run, tmp_path / "logs", seed=3, schedule="continuous")
+    assert len(result.kills) == CONTINUOUS_KILLS, result
+    assert any(k.stage == "gen_001/train" for k in result.kills)  # at least one kill inside the continuous run
+    assert result.problems == []
+    assert result.differing == []

@@ -5,6 +5,7 @@ import pytest
 import selftrain.train as train_module
 from selftrain.generation import Workdir, load_experiment_config
 from selftrain.generation.stages import train_model
+from selftrain.train.config import DataConfig
 
 
 @pytest.fixture
@@ -85,3 +86,59 @@ def test_an_unknown_student_init_is_refused_naming_the_choices(tmp_path):
 
     with pytest.raises(ConfigError, match="teacher, base, scratch"):
         load_experiment_config(overrides={"student_init": "previous"})
+
+
+def _continuous(tmp_path, monkeypatch, **values):
+    import json
+
+    from selftrain.generation.stages import train_continuous  # noqa: F401 (train_model dispatches to it)
+
+    configs = []
+
+    def fake_train(config):
+        configs.append(config)
+        out = tmp_path / "out"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps({"continuous": {"guard_trips": 0}, "optimizer_steps": 7}))
+        return f"{config.out}/model"
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    paths = {name: str(tmp_path / f"{name}.csv") for name in ("labeled", "unlabeled", "dev", "unlabeled_reference")}
+    config = load_experiment_config(overrides={"data": paths, "schedule": "continuous", **values})
+    workdir = Workdir(tmp_path / "w", config.to_dict())
+    result = train_model(config, workdir, 1, tmp_path / "out")
+    return configs[0], workdir, result
+
+
+def test_a_continuous_student_labels_all_unlabeled_audio_on_the_offline_budget(tmp_path, monkeypatch):
+    trained, workdir, result = _continuous(tmp_path, monkeypatch, generations=3,
+                                           student_train={"epochs": 4, "max_steps": 50, "continuous": {"guard_window": 9}})
+    assert trained.continuous.enabled and trained.continuous.warmup_steps == 0  # generation 0 was the warm-up
+    assert trained.continuous.guard_window == 9  # the student settings still apply
+    assert trained.continuous.references == [str(tmp_path / "unlabeled_reference.csv")]
+    assert trained.data.unlabeled == [str(tmp_path / "unlabeled.csv")] and trained.data.pseudo == []
+    assert trained.teacher.init_encoder == str(workdir.stage_dir(0, "train") / "model")
+    # three offline students' budget: 3 x 4 epochs, 3 x 50 steps; the unlabeled audio takes the share that
+    # the selected pseudo-labels had (the students have no SSL objective, so no SSL-only share)
+    assert (trained.epochs, trained.max_steps) == (12, 150)
+    assert trained.data.mix_unlabeled == pytest.approx(trained.data.mix_pseudo)
+    assert result["budget"] == {"epochs": 12, "max_steps": 150, "mix_unlabeled": trained.data.mix_pseudo}
+    assert result["continuous"] == {"guard_trips": 0} and result["pseudo_label_wer"] is None
+
+
+def test_continuous_steps_set_the_budget_and_scratch_keeps_its_warmup(tmp_path, monkeypatch):
+    trained, _, _ = _continuous(tmp_path, monkeypatch, continuous_steps=321, student_init="scratch",
+                                student_train={"ssl": {"objectives": ["best_rq"]}})
+    assert trained.max_steps == 321 and trained.teacher.init_encoder == ""
+    assert trained.continuous.warmup_steps > 0
+    defaults = DataConfig()
+    assert trained.data.mix_unlabeled == pytest.approx(defaults.mix_pseudo + defaults.mix_unlabeled)  # + the SSL-only share
+
+
+def test_the_schedule_is_checked_and_left_out_of_older_folders_hash(tmp_path):
+    from selftrain.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="generations, continuous"):
+        load_experiment_config(overrides={"schedule": "online"})
+    assert "schedule" not in load_experiment_config().to_dict()
+    assert load_experiment_config(overrides={"schedule": "continuous"}).to_dict()["schedule"] == "continuous"
