@@ -18,7 +18,10 @@ each in its own resumable experiment folder under ``--work``:
   share the default policy kept), ``no_lm`` (pseudo-labels from greedy decoding), ``student_ssl``
   (the default selection, SSL loss on in the student);
 - ``labeled_<pct>``: a teacher and ``curve_generations`` generations on a subset of the labeled set
-  (the sample-efficiency curve).
+  (the sample-efficiency curve);
+- explored variants with ``schedule: continuous`` (on any scale): from the main run's teacher, one
+  continuous run (labels made during training, :mod:`selftrain.train.continuous`) on the step budget
+  of the scale's generations, reported against those generations and the labeled-only control.
 
 It writes ``self_training.{json,md,png}`` under ``--out``: test WER/CER, pseudo-label WER, kept
 fraction and wall time per row, the gap recovery (control - final) / (control - oracle) after the
@@ -75,6 +78,8 @@ PRESET_ARM = "preset_"  # arm-name prefix of a scale's ``compare_presets`` teach
 MIN_PLOTTED_WER_SPAN = 0.03
 EXPLORED = "explore:"  # arm-name prefix of the scale's ``explore`` variants
 EXPLORED_LABELS = ("pseudo", "none", "oracle", "oracle_selected", "oracle_random", "oracle_runs")  # what an explored student trains on
+CONTINUOUS = "continuous"  # an explored variant's ``schedule`` that makes it a continuous run
+VS_CONTROL, VS_OFFLINE = ":vs_labeled_only", ":vs_generations"  # key suffixes of a continuous arm's comparisons
 
 log = logging.getLogger("self_training")
 
@@ -375,6 +380,8 @@ def generation_rows(root: Path, arm: str, adopted: tuple[str, ...] = ()) -> list
             "test_errors": record.get("test_errors") or test_errors(root, generation),
             "pseudo_label_wer": record.get("pseudo_label_wer"), "kept_fraction": record.get("selected_fraction"),
             "selected_hours": record.get("selected_hours"), "accepted": record.get("accepted", True),
+            **({"schedule": CONTINUOUS, "guard_trips": record.get("guard_trips"),
+                "optimizer_steps": record.get("optimizer_steps")} if record.get("schedule") == CONTINUOUS else {}),
             "wall_seconds": round(sum(v or 0.0 for v in own.values()), 1), "stage_seconds": own,
             **({"decoder_tuning": record["decoder_tuning"]} if record.get("decoder_tuning") else {}),
         })
@@ -436,7 +443,7 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
             arms[name] = generation_rows(root, name, tuple(adopt))
     unavailable: dict[str, str] = {}
     for name, variant in (scale.get("explore") or {}).items() if "explore" not in skip else []:
-        overrides, labels = split_variant(one, variant)
+        overrides, labels = split_variant(one, continuous_variant(variant, generations))
         missing = missing_recognizer(overrides)
         if missing is not None:
             log.warning("explored variant %s not run: %s", name, missing)
@@ -473,6 +480,16 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
             "curve_generations": scale["curve_generations"], "skipped": list(skip), "unavailable": unavailable}
 
 
+def continuous_variant(variant: dict[str, Any], generations: int) -> dict[str, Any]:
+    """A ``schedule: continuous`` variant runs on the budget of the scale's ``generations`` (unless it
+    sets its own) and labels its audio itself (``labels: pseudo``); other variants are returned as given."""
+    if variant.get("schedule") != CONTINUOUS:
+        return variant
+    if variant.get("labels", "pseudo") != "pseudo":
+        raise SystemExit(f"a continuous variant makes its own labels: labels {variant['labels']!r} cannot go with it")
+    return {"generations": generations, **variant}
+
+
 def explored_adoption(name: str, variant: dict[str, Any], planted: bool) -> list[str]:
     """The main run's stages an explored variant reuses: its teacher always, its generation-1
     decoding unless the variant plants its own labels or changes how the unlabeled audio is decoded.
@@ -483,7 +500,8 @@ def explored_adoption(name: str, variant: dict[str, Any], planted: bool) -> list
     if changes_teacher:
         raise SystemExit(f"explored variant {name!r} changes the teacher ({', '.join(changes_teacher)}); "
                          "set those in the scale's `experiment` (a scale of its own) instead")
-    return TEACHER if planted or {"teachers", "decode"} & set(variant) else DECODED
+    continuous = variant.get("schedule") == CONTINUOUS  # decodes nothing before it trains
+    return TEACHER if planted or continuous or {"teachers", "decode"} & set(variant) else DECODED
 
 
 def missing_recognizer(overrides: dict[str, Any]) -> str | None:
@@ -516,7 +534,28 @@ def significance(work: Path, teacher_root: Path, arms: dict[str, list[dict[str, 
     for row in (r for n in arms if n.startswith(EXPLORED) for r in _later(arms, n)):  # every explored student against the teacher
         folder = work / "exp" / row["arm"][len(EXPLORED):] / f"gen_{row['generation']:03d}"
         result[_explored_name(row)] = paired_bootstrap(utterance_errors(folder / "eval" / "test_lm.jsonl", test), teacher).to_dict()
-    return {**result, **_against_no_filter(work, arms, test)}
+    return {**result, **_against_no_filter(work, arms, test), **_continuous_against(work, arms, final, compared)}
+
+
+def _continuous_against(work: Path, arms: dict[str, list[dict[str, Any]]], offline, compared: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Paired bootstrap of each continuous arm's model against the labeled-only control's final model
+    and the offline generations' final model (keys: the arm's row name + :data:`VS_CONTROL` / :data:`VS_OFFLINE`)."""
+    result = {}
+    for row in _continuous_rows(arms):
+        folder = work / "exp" / row["arm"][len(EXPLORED):] / f"gen_{row['generation']:03d}"
+        errors = utterance_errors(folder / "eval" / "test_lm.jsonl", _test_manifest(folder.parent))
+        for suffix, other in ((VS_CONTROL, compared.get("labeled_only")), (VS_OFFLINE, offline)):
+            if other:
+                result[_explored_name(row) + suffix] = paired_bootstrap(errors, other).to_dict()
+    return result
+
+
+def _test_manifest(root: Path) -> str:
+    return json.loads((root / "experiment.json").read_text(encoding="utf-8"))["config"]["data"]["test"]
+
+
+def _continuous_rows(arms: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [r for name in arms if name.startswith(EXPLORED) for r in _later(arms, name) if r.get("schedule") == CONTINUOUS]
 
 
 def _against_no_filter(work: Path, arms: dict[str, list[dict[str, Any]]], test: str) -> dict[str, dict[str, float]]:
@@ -597,7 +636,32 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
         "labeled_only_test_wer": control, "oracle_test_wer": oracle, "oracle_generation_1_test_wer": oracle_1,
         "gap_recovery": recovery, "gap_recovery_vs_teacher": _recovery(supervised, final["test_wer"], oracle),
         "vs_no_filter": vs_no_filter, "no_filter_test_wer": no_filter, "curve": curve,
+        "continuous": continuous_analysis(result, control, oracle),
         "targets": {name: met for name, ran, met in targets if ran},
+    }
+
+
+def continuous_analysis(result: dict[str, Any], control: float | None, oracle: float | None) -> dict[str, Any] | None:
+    """Each continuous arm against the offline generations and the labeled-only control: test WER, wall
+    time (the self-training stages after the shared teacher), gap recovery, guard trips and intervals."""
+    arms, compared = result["arms"], result.get("significance") or {}
+    rows = _continuous_rows(arms)
+    if not rows:
+        return None
+    final = final_generation(arms["main"])
+
+    def wall(arm: str) -> float:
+        return round(sum(r["wall_seconds"] for r in _later(arms, arm)), 1)
+
+    return {
+        "generations": {"test_wer": final["test_wer"], "final_generation": final["generation"], "wall_seconds": wall("main")},
+        "labeled_only": {"test_wer": control, "wall_seconds": wall("labeled_only")} if control is not None else None,
+        "arms": [{"name": _explored_name(r), "test_wer": r["test_wer"], "dev_wer": r["dev_wer"], "accepted": r["accepted"],
+                  "wall_seconds": r["wall_seconds"], "optimizer_steps": r.get("optimizer_steps"), "guard_trips": r.get("guard_trips"),
+                  "pseudo_label_wer": r["pseudo_label_wer"], "gap_recovery": _recovery(control, r["test_wer"], oracle),
+                  "vs_teacher": _interval(compared.get(_explored_name(r))),
+                  "vs_labeled_only": _interval(compared.get(_explored_name(r) + VS_CONTROL)),
+                  "vs_generations": _interval(compared.get(_explored_name(r) + VS_OFFLINE))} for r in rows],
     }
 
 
@@ -727,7 +791,8 @@ def to_markdown(result: dict[str, Any], command: str, name: str = "self_training
         *([f"Arms left out of this run (`--skip`): {', '.join(skipped)}."] if skipped else []),
         *[f"Explored variant `{n}` not run: {why}." for n, why in (result.get("unavailable") or {}).items()], "",
         "## Main result", "", *_table(rows), "", *_recovery_lines(a), *_significance_lines(result.get("significance") or {}, a), *_tuning_lines(rows),
-        *_ablation_lines(arms, a), *_explored_lines(arms, result.get("significance") or {}), *_curve_lines(result),
+        *_ablation_lines(arms, a), *_continuous_lines(a.get("continuous")), *_explored_lines(arms, result.get("significance") or {}),
+        *_curve_lines(result),
         "", "## Targets", "", *[f"- {target}: {'met' if ok else 'NOT met'}" for target, ok in a["targets"].items()],
         "", f"Plots: `{name}.png`. What the budget buys and what was tried: `docs/experiments/`.", "",
     ]
@@ -760,6 +825,31 @@ def _ablation_lines(arms: dict[str, list[dict[str, Any]]], a: dict[str, Any]) ->
                   *[f"| {policy} | {_fmt(v['test_wer'])} | {_fmt(v['better_than_no_filter_by'], 4)} | "
                     f"{_fmt_interval(v.get('interval'))} |" for policy, v in a["vs_no_filter"].items()]]
     return lines
+
+
+def _continuous_lines(c: dict[str, Any] | None) -> list[str]:
+    """The continuous schedule against the offline generations and the labeled-only control."""
+    if not c:
+        return []
+    offline, control = c["generations"], c["labeled_only"]
+    lines = ["## Continuous schedule (one run on the generations' step budget) against offline generations", "",
+             "Wall time: the stages after the shared teacher (continuous: its training and evaluation; generations: "
+             "decoding, selection, audit, training and evaluation of each). Intervals: paired bootstrap (2000 resamples) "
+             "of the continuous model's test WER minus the other's; below 0 throughout is a clear win.", "",
+             "| row | test WER | wall time (s) | gap recovery | guard trips | steps | sampled label WER | accepted | "
+             "vs teacher | vs labeled-only control | vs offline generations |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+             f"| offline generations (final: generation {offline['final_generation']}) | {_fmt(offline['test_wer'])} | "
+             f"{_fmt(offline['wall_seconds'], 0)} | - | - | - | - | - | - | - | - |"]
+    if control is not None:
+        lines.append(f"| control: labeled only (final) | {_fmt(control['test_wer'])} | {_fmt(control['wall_seconds'], 0)} | "
+                     "- | - | - | - | - | - | - | - |")
+    for arm in c["arms"]:
+        lines.append(f"| {arm['name']} | {_fmt(arm['test_wer'])} | {_fmt(arm['wall_seconds'], 0)} | {_fmt(arm['gap_recovery'])} | "
+                     f"{_fmt(arm['guard_trips'])} | {_fmt(arm['optimizer_steps'])} | {_fmt(arm['pseudo_label_wer'])} | "
+                     f"{'yes' if arm['accepted'] else 'no (rejected on dev)'} | {_fmt_interval(arm['vs_teacher'])} | "
+                     f"{_fmt_interval(arm['vs_labeled_only'])} | {_fmt_interval(arm['vs_generations'])} |")
+    return [*lines, ""]
 
 
 def _fmt_interval(interval: list[float] | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -123,9 +124,15 @@ def test_report_lists_explored_arms_and_the_significance_table():
 
 
 @pytest.mark.parametrize("scale_name", ["default", "followup", "quick", "strong_lm", "strong_lm_1500", "strong_lm_1500_chain",
-                                        "noisy_teacher", "ensemble_teacher", "tuned_decoding"])
+                                        "noisy_teacher", "ensemble_teacher", "tuned_decoding", "pretrained_10min_fresh"])
 def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
-    from self_training import load_scale, missing_recognizer, split_variant, teacher_overrides
+    from self_training import (
+        continuous_variant,
+        load_scale,
+        missing_recognizer,
+        split_variant,
+        teacher_overrides,
+    )
 
     from selftrain.generation import load_experiment_config
     from selftrain.overrides import deep_merge
@@ -136,13 +143,14 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
                "teacher": load_experiment_config(overrides=teacher_overrides(base))}
     one = deep_merge(base, {"generations": 1})
     for name, variant in (scale.get("explore") or {}).items():
-        overrides = split_variant(one, variant)[0]
+        overrides = split_variant(one, continuous_variant(variant, base["generations"]))[0]
         if missing_recognizer(overrides) is None:  # else a recognizer's extra is not installed: the run leaves it out
             configs[name] = load_experiment_config(overrides=overrides)
     assert configs["teacher"].generations == 0
     # scales recorded before the speaking-rate bounds became the default keep them off (their folders and
     # figures stay valid; their `rate_guard*` variants measure them); the others follow the default
-    recorded_without_bounds = scale_name not in ("default", "quick", "noisy_teacher", "ensemble_teacher", "tuned_decoding")
+    recorded_without_bounds = scale_name not in ("default", "quick", "noisy_teacher", "ensemble_teacher", "tuned_decoding",
+                                                 "pretrained_10min_fresh")
     assert configs["main"].speaking_rate_quantile == (None if recorded_without_bounds else 0.01)
     assert configs["main"].teacher_train["epochs"] == base["teacher_train"]["epochs"]
     if scale_name == "followup":  # the default scale's corpus and teacher, one generation
@@ -159,6 +167,8 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
     if "corpus_from" in scale:  # the same audio as that scale, a teacher of its own
         other = load_scale(Path(__file__).resolve().parents[2] / "benchmarks" / "self_training.yaml", scale["corpus_from"])
         assert scale["corpus"] == other["corpus"]
+    for name in (n for n in configs if n.startswith("continuous")):  # on the budget of the scale's generations
+        assert configs[name].schedule == "continuous" and configs[name].generations == configs["main"].generations
     for name in scale.get("ensemble_from") or []:  # members train on this scale's audio
         other = load_scale(Path(__file__).resolve().parents[2] / "benchmarks" / "self_training.yaml", name)
         assert other["corpus"] == scale["corpus"]
@@ -520,3 +530,47 @@ def test_each_filtered_policy_is_compared_with_no_filtering_on_the_same_test_utt
     compared = significance(tmp_path, tmp_path / "teacher", arms, str(test))
     assert compared["no_filter:main"]["difference"] == pytest.approx(-0.125)
     assert compared["no_filter:main"]["high"] < 0
+
+
+def test_a_continuous_variant_runs_on_the_generations_budget_and_decodes_nothing_first():
+    from self_training import TEACHER, continuous_variant, explored_adoption
+
+    variant = continuous_variant({"schedule": "continuous", "seed": 1}, generations=3)
+    assert variant == {"generations": 3, "schedule": "continuous", "seed": 1}
+    assert continuous_variant({"schedule": "continuous", "generations": 2}, 3)["generations"] == 2
+    assert continuous_variant({"seed": 1}, 3) == {"seed": 1}  # other variants: one generation unless they say
+    assert explored_adoption("c", variant, planted=False) == TEACHER
+    with pytest.raises(SystemExit, match="makes its own labels"):
+        continuous_variant({"schedule": "continuous", "labels": "oracle"}, 3)
+
+
+@pytest.mark.integration
+def test_a_continuous_arm_runs_end_to_end_and_is_reported_against_generations_and_control(tmp_path):
+    from self_training import OPTIONAL_ARMS, run_benchmark
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+    from conftest import tts_available
+
+    if not tts_available():
+        pytest.skip("needs the speech synthesis tools (scripts/setup.sh installs them)")
+    scale = {"corpus": {"scale": 0.01, "seed": 3}, "labeled_fractions": [1.0], "curve_generations": 1,
+             "ssl": {"objectives": ["best_rq"]},
+             "explore": {"continuous": {"schedule": "continuous", "student_train": {"continuous": {"calibrate_every": 2}}}},
+             "experiment": {"generations": 2, "preset": "tiny", "lm_order": 3, "teacher_train": {"epochs": 2},
+                            "student_train": {"epochs": 1}, "decode": {"workers": 0, "beam_width": 4, "nbest": 2}}}
+    skip = tuple(arm for arm in OPTIONAL_ARMS if arm not in ("explore", "labeled_only", "oracle"))
+    result = run_benchmark(scale, tmp_path / "work", skip)
+    row = result["arms"]["explore:continuous"][-1]
+    assert (row["generation"], row["schedule"], row["guard_trips"]) == (1, "continuous", 0)
+    assert not (tmp_path / "work" / "exp" / "continuous" / "gen_001" / "decode").exists()  # nothing decoded before training
+    record = json.loads((tmp_path / "work" / "exp" / "continuous" / "gen_001" / "generation.json").read_text())
+    main = [json.loads((tmp_path / "work" / "main" / f"gen_{g:03d}" / "train" / "summary.json").read_text()) for g in (1, 2)]
+    # the offline generations' budget: as many epochs as the two students together, each as many steps
+    assert record["budget"]["epochs"] == 2 and record["optimizer_steps"] == sum(s["optimizer_steps"] for s in main)
+    result["analysis"] = analyse(result)
+    result["meta"] = _meta()
+    continuous = result["analysis"]["continuous"]
+    assert continuous["arms"][0]["vs_labeled_only"] is not None and continuous["arms"][0]["vs_generations"] is not None
+    assert continuous["generations"]["wall_seconds"] > 0 and continuous["labeled_only"]["wall_seconds"] > 0
+    report = to_markdown(result, "python benchmarks/self_training.py")
+    assert "## Continuous schedule" in report and "| explore:continuous |" in report
