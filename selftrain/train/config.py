@@ -192,25 +192,25 @@ class ContinuousConfig:
     ``continuous/labels.jsonl`` (records for ``selftrain audit``).
     """
 
-    enabled: bool = False
+    enabled: bool = False  # on: label the unlabeled rows during training
     source: str = "ema"  # ema or cache
     warmup_steps: int = 500  # supervised steps before labeling starts (0: label from the first step)
     warmup_dev_wer: float = 0.0  # >0: the warm-up also ends at a dev evaluation whose WER is below this
-    ema_decay: float = 0.999
-    cache_size: int = 1000
-    cache_replace_prob: float = 0.1
+    ema_decay: float = 0.999  # source ema: the teacher's decay per step (momentum pseudo-labeling's value)
+    cache_size: int = 1000  # source cache: labels kept (the oldest leaves first)
+    cache_replace_prob: float = 0.1  # source cache: chance that a reused label is made again
     calibrate_every: int = 200  # steps between dev calibrations (and threshold refits)
     target_wer: float = 0.25  # as the offline selection's threshold.target_wer
     min_keep_fraction: float = 0.2  # as the offline selection's threshold.min_keep_fraction
     method: str = SelectConfig.method  # utterance score (the calibrated combination when one is fit)
     speaking_rate_quantile: float | None = 0.01  # as ExperimentConfig.speaking_rate_quantile
     sanity: SanityConfig = field(default_factory=SanityConfig)
-    guard_window: int = 100
-    guard_max_short_share: float = 0.5
-    guard_max_wer_rise: float = 0.1
-    guard_max_trips: int = 3
-    audit_every: int = 50
-    audit_sample: int = 8
+    guard_window: int = 100  # steps over which the share of empty / too-short labels is judged
+    guard_max_short_share: float = 0.5  # above this share of empty / too-short labels the guard trips
+    guard_max_wer_rise: float = 0.1  # the guard trips when the teacher's dev WER is this far above its best
+    guard_max_trips: int = 3  # the run stops at this many trips (each earlier one goes back to the best checkpoint)
+    audit_every: int = 50  # steps between label samples written to continuous/labels.jsonl
+    audit_sample: int = 8  # labels of the batch written each time (0: no audit file)
     references: list[str] = field(default_factory=list)  # manifests with the unlabeled audio's transcripts (audit only)
 
     def check(self) -> None:
