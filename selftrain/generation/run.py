@@ -15,6 +15,7 @@ from typing import Any
 
 from selftrain import __version__
 from selftrain.audit.significance import Comparison, paired_bootstrap, utterance_errors
+from selftrain.errors import ConfigError
 from selftrain.generation.config import ExperimentConfig
 from selftrain.generation.lock import LOCK_FILE, lock_workdir, read_owner
 from selftrain.generation.stages import (
@@ -64,7 +65,7 @@ def run_generation(config: ExperimentConfig, workdir: Workdir, generation: int, 
     stages: dict[str, Any] = {}
     teacher = teacher_generation(workdir, generation)
     if generation > 0 and config.schedule == "continuous" and generation != 1:
-        raise RuntimeError("the continuous schedule has one self-training generation (generation 1)")
+        raise ConfigError(f"generation {generation}: the continuous schedule has one self-training generation (generation 1)")
     if generation > 0 and not workdir.is_done(workdir.stage_dir(generation - 1, "eval")):
         raise RuntimeError(f"generation {generation - 1} is not finished; run it first")
     if generation > 0 and config.schedule == "generations":

@@ -178,3 +178,13 @@ def test_a_pretrained_encoder_labels_from_its_cached_clean_states(corpus, tmp_pa
     cache = summary["state_cache"]
     assert cache["misses"] == summary["train_utterances"] + summary["dev_utterances"]
     assert cache["hits"] > summary["continuous"]["labels"]["made"]
+
+
+def test_the_warmup_can_end_at_a_dev_evaluation_under_a_wer(corpus, tmp_path):
+    run = tmp_path / "run"
+    # never by steps; the first dev evaluation (end of epoch 1) is under 1.01 whatever the model reads
+    train(_config(corpus, run, **{"continuous.warmup_steps": 10_000, "continuous.warmup_dev_wer": 1.01,
+                                  "continuous.guard_max_short_share": 1.0}))
+    log = (run / "train_log.txt").read_text().splitlines()
+    first_epoch_steps = int(log[0].split("steps: ")[1].split(",")[0])
+    assert _summary(run)["continuous"]["warmup_end_step"] == first_epoch_steps
