@@ -103,9 +103,11 @@ def train_continuous(config: ExperimentConfig, workdir: Workdir, generation: int
     from selftrain.train import load_train_config, train
 
     budget = continuous_budget(config)
+    # The experiment's LM and decoder settings, for labels by beam search + LM (continuous.decoder=lm)
     continuous: dict[str, Any] = {"enabled": True, "target_wer": config.threshold.target_wer,
                                   "min_keep_fraction": config.threshold.min_keep_fraction,
-                                  "speaking_rate_quantile": config.speaking_rate_quantile}
+                                  "speaking_rate_quantile": config.speaking_rate_quantile,
+                                  "lm": str(workdir.stage_dir(None, "lm") / LM_FILE), "decode": dict(config.decode)}
     if config.data.unlabeled_reference:
         continuous["references"] = [config.data.unlabeled_reference]
     overrides: dict[str, Any] = {"out": str(out), "seed": config.seed + generation,

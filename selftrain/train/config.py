@@ -24,6 +24,7 @@ __all__ = [
     "TeacherConfig",
     "ContinuousConfig",
     "LABEL_SOURCES",
+    "LABEL_DECODERS",
     "TrainConfig",
     "load_train_config",
     "parse_overrides",
@@ -161,6 +162,7 @@ class TeacherConfig:
 
 
 LABEL_SOURCES = ("ema", "cache")
+LABEL_DECODERS = ("greedy", "lm")
 
 
 @dataclass
@@ -175,7 +177,10 @@ class ContinuousConfig:
     the student's weights when the warm-up ends; momentum pseudo-labeling) or ``cache``, a
     slimIPL-style cache of up to ``cache_size`` labels made by the student itself with dropout off;
     a cached label is used as it is and remade with probability ``cache_replace_prob`` each time
-    its utterance comes back.
+    its utterance comes back. ``decoder``: ``greedy`` (best path) or ``lm``: beam search with the
+    KenLM model ``lm`` through the offline decoder (:class:`~selftrain.decode.TeacherDecoder`, its
+    :class:`~selftrain.decode.DecoderConfig` with the overrides ``decode``), in the training
+    process (no worker pool: forking a process that trains is not safe).
 
     Labels are filtered as the offline selection filters them: utterance confidence from the CTC
     posteriors (:func:`~selftrain.confidence.score_hypothesis`), calibrated on dev
@@ -196,6 +201,9 @@ class ContinuousConfig:
     source: str = "ema"  # ema or cache
     warmup_steps: int = 500  # supervised steps before labeling starts (0: label from the first step)
     warmup_dev_wer: float = 0.0  # >0: the warm-up also ends at a dev evaluation whose WER is below this
+    decoder: str = "greedy"  # greedy or lm (beam search + the LM `lm`)
+    lm: str = ""  # decoder lm: a KenLM model (.bin/.arpa, with its unigram list beside it)
+    decode: dict[str, Any] = field(default_factory=dict)  # decoder lm: DecoderConfig overrides (beam_width, alpha, ...)
     ema_decay: float = 0.999  # source ema: the teacher's decay per step (momentum pseudo-labeling's value)
     cache_size: int = 1000  # source cache: labels kept (the oldest leaves first)
     cache_replace_prob: float = 0.1  # source cache: chance that a reused label is made again
@@ -217,6 +225,10 @@ class ContinuousConfig:
         """Raise :class:`ConfigError` for values that cannot work."""
         if self.source not in LABEL_SOURCES:
             raise ConfigError(f"continuous.source must be one of {LABEL_SOURCES}, not {self.source!r}")
+        if self.decoder not in LABEL_DECODERS:
+            raise ConfigError(f"continuous.decoder must be one of {LABEL_DECODERS}, not {self.decoder!r}")
+        if self.decoder == "lm" and not Path(self.lm).is_file():
+            raise ConfigError(f"continuous.decoder=lm needs continuous.lm, a KenLM model file (got {self.lm!r})")
         if not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"continuous.ema_decay must be in (0, 1), got {self.ema_decay}")
         if not 0.0 <= self.cache_replace_prob <= 1.0:

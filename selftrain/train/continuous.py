@@ -11,7 +11,8 @@ with CTC like any labeled row; dropped rows keep weight 0. Label sources:
   label is reused, and remade with probability ``cache_replace_prob`` each time its utterance
   comes back; the oldest entry leaves when the cache is full.
 
-Both decode the clean audio (with a pretrained encoder, the cached frozen states). A guard watches
+Both decode the clean audio (with a pretrained encoder, the cached frozen states), greedily or with
+beam search + LM (``decoder``). A guard watches
 for collapse (see :class:`~selftrain.train.config.ContinuousConfig`). The labeler's state (cache,
 calibration, guard, counts, how much of the audit file belongs to it) is a checkpoint recoverable,
 and its random draws are seeded by the run's seed and the step, so a run resumed from a checkpoint
@@ -38,10 +39,10 @@ from selftrain.record import Hypothesis
 from selftrain.train.config import ContinuousConfig
 from selftrain.train.data import KIND_UNLABELED
 from selftrain.train.label_filter import (
+    HypothesisMaker,
     LabelDecision,
     LabelFilter,
     fit_label_filter,
-    greedy_hypothesis,
     teacher_log_probs,
 )
 
@@ -72,6 +73,7 @@ class ContinuousLabeler:
         self.audit_path = Path(out) / AUDIT_FILE
         self.references = references or {}
         self.ema = ema
+        self.make = HypothesisMaker(config, self.labels, config.source)
         self._audit_truncated = False
         self.reset_state()
 
@@ -159,8 +161,8 @@ class ContinuousLabeler:
         return self.ema.shadow if self.config.source == "ema" else brain.model
 
     def _calibrate(self, brain, step: int) -> None:
-        self.filter = fit_label_filter(self._teacher(brain), self.dev_rows, self.tokenizer, self.sample_rate,
-                                       brain.device, self.config, step, self.config.source)
+        self.filter = fit_label_filter(self._teacher(brain), self.dev_rows, self.make, self.sample_rate,
+                                       brain.device, self.config, step)
         self.calibrations += 1
         wer = self.filter.dev_wer
         if self.best_dev_wer is not None and wer > self.best_dev_wer + self.config.guard_max_wer_rise:
@@ -180,8 +182,8 @@ class ContinuousLabeler:
         if fresh:
             index = torch.tensor(fresh)
             log_probs = teacher_log_probs(self._teacher(brain), wavs[index].to(brain.device), rel_lens[index].to(brain.device))
-            for i, lp in zip(fresh, log_probs, strict=True):
-                made[i] = (greedy_hypothesis(lp, self.labels, self.config.source), lp.shape[0])
+            for i, lp, hyp in zip(fresh, log_probs, self.make(log_probs), strict=True):
+                made[i] = (hyp, lp.shape[0])
         decisions = []
         for i, utt in zip(rows, ids, strict=True):
             if i in made:

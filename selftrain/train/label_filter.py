@@ -1,6 +1,6 @@
 """On-the-fly pseudo-label filtering for continuous training: the offline selection's checks, per batch.
 
-A label is the greedy hypothesis of a teacher's CTC posteriors. Its utterance confidence is computed
+A label is the greedy (or beam search + LM) hypothesis of a teacher's CTC posteriors. Its utterance confidence is computed
 as the offline decoding computes it (:func:`~selftrain.confidence.score_hypothesis`), mapped through a
 calibration fit on dev (:func:`~selftrain.confidence.calibrate.fit_calibration`, the calibrated
 combination when one is fit, as :func:`~selftrain.generation.stages.select_pseudo_labels` does), and
@@ -33,7 +33,7 @@ from selftrain.select.policy import (
     utterance_confidence,
 )
 
-__all__ = ["LabelDecision", "LabelFilter", "teacher_log_probs", "fit_label_filter", "rate_bounded_sanity"]
+__all__ = ["LabelDecision", "LabelFilter", "HypothesisMaker", "teacher_log_probs", "fit_label_filter", "rate_bounded_sanity"]
 
 logger = logging.getLogger(__name__)
 
@@ -133,11 +133,34 @@ def greedy_hypothesis(log_probs: np.ndarray, labels: list[str], teacher: str) ->
     return hyp
 
 
-def fit_label_filter(model, dev_rows: list, tokenizer, sample_rate: int, device, config, step: int,
-                     teacher: str) -> LabelFilter:
-    """Decode dev with ``model`` (greedy, clean audio), fit a calibration on it and choose the threshold
-    (``config``: :class:`~selftrain.train.config.ContinuousConfig`)."""
-    labels = tokenizer.ctc_labels()
+class HypothesisMaker:
+    """Teacher posteriors -> scored hypotheses, as ``config.decoder`` says (a
+    :class:`~selftrain.train.config.ContinuousConfig`): greedy, or beam search + LM through the
+    offline :class:`~selftrain.decode.TeacherDecoder` (built at first use, in this process)."""
+
+    def __init__(self, config, labels: list[str], teacher: str):
+        self.config = config
+        self.labels = labels
+        self.teacher = teacher
+        self._decoder = None
+
+    def __call__(self, log_probs: list[np.ndarray]) -> list[Hypothesis]:
+        if self.config.decoder == "greedy":
+            return [greedy_hypothesis(lp, self.labels, self.teacher) for lp in log_probs]
+        if self._decoder is None:
+            from selftrain.decode import DecoderConfig, TeacherDecoder
+            from selftrain.models.config import update_dataclass
+
+            settings = DecoderConfig()
+            update_dataclass(settings, self.config.decode, "continuous.decode")
+            self._decoder = TeacherDecoder(replace(settings, workers=0, confidence=True), self.labels, self.config.lm, self.teacher)
+        return self._decoder.decode(log_probs)
+
+
+def fit_label_filter(model, dev_rows: list, make: HypothesisMaker, sample_rate: int, device, config, step: int
+                     ) -> LabelFilter:
+    """Decode dev with ``model`` (clean audio) into hypotheses by ``make``, fit a calibration on them and
+    choose the threshold (``config``: :class:`~selftrain.train.config.ContinuousConfig`)."""
     records: list[Utterance] = []
     ordered = sorted(dev_rows, key=lambda r: r.duration)
     for start in range(0, len(ordered), DEV_BATCH):
@@ -145,9 +168,9 @@ def fit_label_filter(model, dev_rows: list, tokenizer, sample_rate: int, device,
         wavs = [load_audio(r.wav, sample_rate) for r in part]
         lengths = torch.tensor([len(w) for w in wavs], dtype=torch.float32)
         padded = pad_sequence(wavs, batch_first=True).to(device)
-        for row, lp in zip(part, teacher_log_probs(model, padded, (lengths / lengths.max()).to(device)), strict=True):
-            records.append(Utterance(row.id, row.wav, row.duration, reference=row.text,
-                                     hypotheses=[greedy_hypothesis(lp, labels, teacher)]))
+        hypotheses = make(teacher_log_probs(model, padded, (lengths / lengths.max()).to(device)))
+        for row, hyp in zip(part, hypotheses, strict=True):
+            records.append(Utterance(row.id, row.wav, row.duration, reference=row.text, hypotheses=[hyp]))
     dev_wer, _ = error_rates([r.reference or "" for r in records], [r.hypotheses[0].text for r in records])
     try:
         calibration: Calibration | None = fit_calibration(records)

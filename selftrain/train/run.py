@@ -80,6 +80,10 @@ def _validate_continuous(config: TrainConfig) -> None:
         raise ConfigError("continuous.enabled needs unlabeled audio to label: data.unlabeled is empty")
     if not config.data.dev:
         raise ConfigError("continuous.enabled needs a dev set (data.dev): labels are calibrated and the guard judged on it")
+    from selftrain.decode.config import DecoderConfig
+    from selftrain.models.config import update_dataclass
+
+    update_dataclass(DecoderConfig(), config.continuous.decode, "continuous.decode")  # a misspelt key fails now
     if config.continuous.source == "ema" and config.teacher.ema_decay > 0:
         raise ConfigError("continuous.source=ema keeps its own EMA teacher (continuous.ema_decay): leave teacher.ema_decay at 0")
 

@@ -116,6 +116,8 @@ def test_a_continuous_student_labels_all_unlabeled_audio_on_the_offline_budget(t
     assert trained.continuous.enabled and trained.continuous.warmup_steps == 0  # generation 0 was the warm-up
     assert trained.continuous.guard_window == 9  # the student settings still apply
     assert trained.continuous.references == [str(tmp_path / "unlabeled_reference.csv")]
+    # greedy labels by default; the experiment's LM is there for continuous.decoder=lm
+    assert trained.continuous.decoder == "greedy" and trained.continuous.lm == str(workdir.stage_dir(None, "lm") / "lm.bin")
     assert trained.data.unlabeled == [str(tmp_path / "unlabeled.csv")] and trained.data.pseudo == []
     assert trained.teacher.init_encoder == str(workdir.stage_dir(0, "train") / "model")
     # three offline students' budget: 3 x 4 epochs, 3 x 50 steps; the unlabeled audio takes the share that

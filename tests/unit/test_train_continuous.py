@@ -188,3 +188,22 @@ def test_the_warmup_can_end_at_a_dev_evaluation_under_a_wer(corpus, tmp_path):
     log = (run / "train_log.txt").read_text().splitlines()
     first_epoch_steps = int(log[0].split("steps: ")[1].split(",")[0])
     assert _summary(run)["continuous"]["warmup_end_step"] == first_epoch_steps
+
+
+def test_labels_by_beam_search_with_the_lm(corpus, teacher, tmp_path):
+    from lm import LMBuildConfig, build_lm
+
+    text = tmp_path / "lm.txt"
+    text.write_text("\n".join(TEXTS * 5) + "\n")
+    lm = build_lm(text, tmp_path / "lm.bin", LMBuildConfig(order=2))
+    run = tmp_path / "run"
+    train(_config(corpus, run, **{"teacher.init_encoder": teacher, "teacher.init_head": True, "continuous.decoder": "lm",
+                                  "continuous.lm": str(tmp_path / "lm.bin"), "continuous.decode": {"beam_width": 4}}))
+    assert lm is not None and _summary(run)["continuous"]["labels"]["made"] > 0
+    records = [json.loads(line) for line in (run / "continuous" / "labels.jsonl").read_text().splitlines()]
+    assert {r["hypotheses"][0]["decoder"] for r in records} == {"pyctcdecode"} and any(r["pseudo_label"] for r in records)
+    assert all("lm_word_prob" in r["hypotheses"][0]["scores"] for r in records if r["pseudo_label"])  # the LM scored them
+    with pytest.raises(ConfigError, match="continuous.lm"):
+        train(_config(corpus, tmp_path / "r", **{"continuous.decoder": "lm"}))
+    with pytest.raises(ConfigError, match="continuous.decode.beam"):
+        train(_config(corpus, tmp_path / "r", **{"continuous.decode": {"beam": 4}}))
