@@ -87,6 +87,12 @@ def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out
             # Distillation learns from the generation's teacher: its posteriors on every row, unlabeled ones too.
             overrides["teacher"]["teacher_model"] = teacher_model
     overrides["data"] = data
+    if extra.get("checkpoint_metric") == "lm_wer":
+        # Checkpoints chosen on dev decoded as the experiment decodes: its LM, and the decoder weights
+        # of the teacher (tuned for it when decode_tuning is on; the student's own are tuned later).
+        decoder = _decoder_config(config, workdir, teacher_generation(workdir, generation))
+        overrides["dev_lm"] = str(workdir.stage_dir(None, "lm") / LM_FILE)
+        overrides["dev_decoder"] = {k: getattr(decoder, k) for k in ("alpha", "beta", "blank_penalty")}
     train_config = load_train_config(config.preset, overrides=deep_merge(overrides, extra))
     model = train(train_config)
     return {"model": str(Path(model).relative_to(out))}

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selftrain.decode.config import DecoderConfig
 from selftrain.errors import ConfigError
 from selftrain.models.config import ModelConfig, model_preset, update_dataclass
 
@@ -168,7 +169,13 @@ class TrainConfig:
     max_minutes: float = 0.0  # >0 stops at the end of the epoch that passes this wall time
     eval_every: int = 1  # epochs between dev evaluations
     early_stop_patience: int = 0  # >0: stop after this many evaluations without dev score improvement
-    checkpoint_metric: str = "wer+cer"  # dev score for checkpoint choice / early stopping: wer, cer or wer+cer (mean)
+    # Dev score for checkpoint choice / early stopping: wer, cer, wer+cer (their mean; all greedy) or
+    # lm_wer (dev decoded with the LM at dev_lm by the beam search in dev_decoder).
+    checkpoint_metric: str = "wer+cer"
+    dev_lm: str = ""  # KenLM model (binary or ARPA) for checkpoint_metric lm_wer
+    # The LM beam search for lm_wer: narrower than a teacher's (it runs at every dev evaluation, in
+    # the training process); `selftrain run` sets alpha, beta and blank_penalty from its decoder.
+    dev_decoder: DecoderConfig = field(default_factory=lambda: DecoderConfig(beam_width=16))
     seed: int = 1234
     precision: str = "fp32"  # fp32, bf16 or fp16 (autocast)
     device: str = "cpu"

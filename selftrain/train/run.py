@@ -62,6 +62,8 @@ def _validate(config: TrainConfig) -> None:
 
     if config.checkpoint_metric not in CHECKPOINT_METRICS:
         raise ConfigError(f"checkpoint_metric must be one of {CHECKPOINT_METRICS}, not {config.checkpoint_metric!r}")
+    if config.checkpoint_metric == "lm_wer" and not Path(config.dev_lm).is_file():
+        raise ConfigError(f"checkpoint_metric lm_wer needs dev_lm, a KenLM model file (got {config.dev_lm!r})")
     if config.epochs < 0 or config.optim.warmup_steps < 0:
         raise ConfigError("epochs and optim.warmup_steps must not be negative")
     if config.data.batch_seconds <= 0:
