@@ -154,7 +154,7 @@ def test_checkpoints_can_be_chosen_on_lm_decoded_dev_wer(corpus, tmp_path):
     metas = [yaml.safe_load(p.read_text()) for p in (tmp_path / "run").rglob("CKPT.yaml")]
     assert len(metas) == 2  # one per evaluated epoch
     for meta in metas:
-        assert 0.0 <= meta["LM_WER"] and meta["score"] == meta["LM_WER"]
+        assert meta["LM_WER"] >= 0.0 and meta["score"] == meta["LM_WER"]
     assert "LM_WER" in (tmp_path / "run" / "train_log.txt").read_text()
 
 
