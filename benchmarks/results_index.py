@@ -22,7 +22,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 INDEX = RESULTS / "INDEX.md"
 EXPERIMENTS = "../../docs/experiments"
 
-# The maintained benchmarks; every other script is a one-off analysis of a finished experiment.
+# The maintained benchmarks; the one-off analyses of a finished experiment are in benchmarks/analysis/.
 MAINTAINED = ("decode_speed", "train_step", "stream_memory", "pseudo_label_quality", "self_training")
 
 # results file (no suffix) -> (question, research-log page, date of the commit that recorded it when
@@ -137,10 +137,10 @@ def render(results_dir: Path = RESULTS) -> str:
            "own date; \"not recorded\" means the file does not say (its research-log page describes the",
            "run). Every recorded run was on CPU; none used a GPU.", "",
            "Grouped by the script that wrote them: the maintained benchmarks first, then the one-off",
-           "analyses.", ""]
+           "analyses (`benchmarks/analysis/`).", ""]
     by_script: dict[str, list[str]] = {}
     for name, data in results.items():
-        match = re.search(r"benchmarks/(\w+)\.py", _meta(data)[0])
+        match = re.search(r"benchmarks/((?:analysis/)?\w+)\.py", _meta(data)[0])
         by_script.setdefault(match.group(1) if match else "(no command)", []).append(name)
     order = [s for s in MAINTAINED if s in by_script] + sorted(s for s in by_script if s not in MAINTAINED)
     for script in order:
