@@ -85,7 +85,7 @@ def prepare() -> None:
 
 def _split_size(name: str, help_text: str) -> Callable:
     default = getattr(FILLETS_DEFAULTS, name)
-    return click.option(f"--{name}", type=float, default=default, show_default=default is not None or "the rest",
+    return click.option(f"--{name}", type=float, default=default, show_default=default is not None,
                         help=f"{help_text} A fraction (< 1) or a number (>= 1) of sentences.")
 
 
@@ -99,7 +99,7 @@ def _split_size(name: str, help_text: str) -> Callable:
 @_split_size("labeled", "Transcribed training sentences.")
 @_split_size("dev", "Dev sentences.")
 @_split_size("test", "Test sentences.")
-@_split_size("unlabeled", "Unlabeled sentences.")
+@_split_size("unlabeled", "Unlabeled sentences (default: every sentence not in another split).")
 @click.option("--lm-extra", type=click.Path(exists=True, dir_okay=False), default=FILLETS_DEFAULTS.lm_extra or None,
               help="A text file (one sentence per line) added to the LM text; sentences of unlabeled, dev and test are left out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

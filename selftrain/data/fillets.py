@@ -65,7 +65,7 @@ class FilletsConfig:
     """
 
     root: str = "/usr/share/games/fillets-ng"  # the installed game data
-    lang: str = "nl"  # the dialogs' language: dialogs_<lang>.lua and sound/<level>/<lang>/
+    lang: str = "nl"  # the dialogs' language: `dialogs_LANG.lua` and `sound/LEVEL/LANG/`
     seed: int = 0  # seed of the split (the same seed gives the same split)
     labeled: float = 0.2  # transcribed training sentences
     dev: float = 0.1  # transcribed target-domain sentences: early stopping, calibration, thresholds
