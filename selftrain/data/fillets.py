@@ -180,9 +180,9 @@ def read_dialogs(path: str | Path, level: str, dropped: list[DroppedLine]) -> li
         if function == "dialogId":
             if pending:
                 dropped.append(DroppedLine(f"{level}-{pending[0]}", "no_text", "dialogId without dialogStr"))
-            pending = args if args else None
-            if args is None:
-                dropped.append(DroppedLine(f"{level}-?", "unparsed", "dialogId arguments are not strings"))
+            pending = args or None
+            if not args:
+                dropped.append(DroppedLine(f"{level}-?", "unparsed", "dialogId without string arguments"))
         elif pending and args:
             lines.append(DialogLine(level, pending[0], pending[1] if len(pending) > 1 else "",
                                     args[0], pending[2] if len(pending) > 2 else ""))
@@ -305,7 +305,10 @@ def _usable_lines(root: Path, config: FilletsConfig, dropped: list[DroppedLine])
     """Lines with a usable transcript and a first-of-its-bytes recording; the line count, the
     duplicate-clip count and the recordings no line names."""
     lines = [line for level, path in _check_installed(root, config.lang) for line in read_dialogs(path, level, dropped)]
-    kept, seen_hashes, named, duplicates = [], {}, set(), 0
+    kept: list[tuple[DialogLine, Path]] = []
+    seen_hashes: dict[str, str] = {}  # sha256 of a clip's bytes -> the line that kept it
+    named: set[Path] = set()
+    duplicates = 0
     for line in lines:
         audio = root / "sound" / line.level / config.lang / f"{line.dialog_id}.ogg"
         named.add(audio)
