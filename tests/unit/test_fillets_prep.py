@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from selftrain.cli import main
 from selftrain.data.fillets import (
+    SPLITS,
     FilletsConfig,
     drop_reason,
     normalize_line,
@@ -210,3 +211,17 @@ def test_cli_prepares_and_reports(tree, tmp_path):
     assert saved["splits"]["labeled"]["sentences"] == 5 + len(saved["moved_for_alphabet"])
     bad = CliRunner().invoke(main, ["data", "prepare", "fillets", "--root", str(tree), "--out", str(out), "--labeled", "2.5"])
     assert bad.exit_code == 2 and "whole number" in bad.output
+
+
+def test_lm_extra_is_normalised_and_never_holds_another_splits_sentence(prepared, tree, tmp_path):
+    out, _ = prepared
+    sentences = _sentences(_splits(out))
+    extra = tmp_path / "extra.txt"
+    # Every sentence of every split, written as raw text would be (capital, punctuation), and two new ones.
+    raw = [f"{s[0].upper()}{s[1:]}!" for name in SPLITS for s in sorted(sentences[name])]
+    extra.write_text("\n".join([*raw, "Een NIEUWE zin, over de zee.", "", "Zo\u2019n kreeft?"]) + "\n", encoding="utf-8")
+    corpus = prepare_fillets(FilletsConfig(root=str(tree), lm_extra=str(extra)), tmp_path / "extra", progress=False)
+    lm_lines = (tmp_path / "extra" / "lm_text.txt").read_text(encoding="utf-8").splitlines()
+    assert lm_lines == sorted(sentences["labeled"] | {"een nieuwe zin over de zee", "zo'n kreeft"})
+    assert corpus.lm_sentences == len(lm_lines)
+    assert not set(lm_lines) & (sentences["unlabeled"] | sentences["dev"] | sentences["test"])
