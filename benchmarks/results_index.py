@@ -22,7 +22,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 INDEX = RESULTS / "INDEX.md"
 EXPERIMENTS = "../../docs/experiments"
 
-# The maintained benchmarks; every other script is a one-off analysis of a finished experiment.
+# The maintained benchmarks; the one-off analyses of a finished experiment are in benchmarks/analysis/.
 MAINTAINED = ("decode_speed", "train_step", "stream_memory", "pseudo_label_quality", "self_training")
 
 # results file (no suffix) -> (question, research-log page, date of the commit that recorded it when
@@ -41,8 +41,10 @@ QUESTIONS: dict[str, tuple[str, str, str]] = {
                                   "2026-12-02-earlier-benchmark-run", ""),
     "self_training": ("Does self-training beat a labeled-only control (default scale)?",
                       "2026-12-02-self-training-benchmark", ""),
-    "segment_quality": ("How much audio and how clean are the labels for each segment setting?", "", "2026-12-02"),
-    "segment_edges": ("What does cutting a run of words out of its utterance do to the audio?", "", "2026-12-02"),
+    "segment_quality": ("How much audio and how clean are the labels for each segment setting?",
+                        "2026-12-02-segments", "2026-12-02"),
+    "segment_edges": ("What does cutting a run of words out of its utterance do to the audio?",
+                      "2026-12-02-segments", "2026-12-02"),
     "self_training_followup": ("Is it the label errors or the choice of audio that the pseudo-labels cost?",
                                "2026-12-03-label-errors-or-audio", ""),
     "lm_corrections_followup": ("Which pseudo-label words did the LM change, and are they right (small LM)?",
@@ -137,10 +139,10 @@ def render(results_dir: Path = RESULTS) -> str:
            "own date; \"not recorded\" means the file does not say (its research-log page describes the",
            "run). Every recorded run was on CPU; none used a GPU.", "",
            "Grouped by the script that wrote them: the maintained benchmarks first, then the one-off",
-           "analyses.", ""]
+           "analyses (`benchmarks/analysis/`).", ""]
     by_script: dict[str, list[str]] = {}
     for name, data in results.items():
-        match = re.search(r"benchmarks/(\w+)\.py", _meta(data)[0])
+        match = re.search(r"benchmarks/((?:analysis/)?\w+)\.py", _meta(data)[0])
         by_script.setdefault(match.group(1) if match else "(no command)", []).append(name)
     order = [s for s in MAINTAINED if s in by_script] + sorted(s for s in by_script if s not in MAINTAINED)
     for script in order:

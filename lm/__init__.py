@@ -5,6 +5,7 @@
 """
 
 from lm.build import LMBuildConfig, LMBuildReport, TextStats, build_lm, normalise_lines, prepare_text
+from lm.doc_text import DocTextConfig, DocTextReport, extract_doc_text
 from lm.model import (
     Perplexity,
     arpa_unigrams,
@@ -23,6 +24,9 @@ __all__ = [
     "TextStats",
     "build_lm",
     "normalise_lines",
+    "DocTextConfig",
+    "DocTextReport",
+    "extract_doc_text",
     "prepare_text",
     "Perplexity",
     "arpa_unigrams",

@@ -15,6 +15,7 @@ __all__ = [
     "DecodeError",
     "WorkdirBusyError",
     "StorageError",
+    "CorpusError",
 ]
 
 
@@ -67,3 +68,7 @@ class StorageError(SelftrainError):
         self.path = path
         self.free_bytes = free_bytes
         self.needed_bytes = needed_bytes
+
+
+class CorpusError(SelftrainError):
+    """A corpus to prepare is not installed or not in its expected layout; the message says what to install."""

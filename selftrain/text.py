@@ -22,9 +22,12 @@ __all__ = ["TextNormalizer", "Alphabet", "WORD_SEPARATOR", "SYMBOL_WORDS", "spel
 
 WORD_SEPARATOR = " "
 
+# Typographic apostrophes (right and left single quotation marks, modifier letter apostrophe): the
+# same symbol as "'" inside a word ("zo\u2019n" is "zo'n"), so a kept "'" keeps them too.
+APOSTROPHES = {"\u2019": "'", "\u2018": "'", "\u02bc": "'"}
+
 # Symbols that external recognizers write where a speaker says a word (see TextNormalizer.for_external).
-SYMBOL_WORDS = {"%": " percent ", "&": " and ", "+": " plus ", "@": " at ", "=": " equals ",
-                "\u2019": "'", "\u2018": "'", "\u02bc": "'"}
+SYMBOL_WORDS = {"%": " percent ", "&": " and ", "+": " plus ", "@": " at ", "=": " equals ", **APOSTROPHES}
 
 _ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
@@ -129,6 +132,8 @@ class TextNormalizer:
 
     >>> TextNormalizer()("Don't PANIC -- it's 42!")
     "don't panic it's"
+    >>> TextNormalizer()("Zo\u2019n auto\u2019s")
+    "zo'n auto's"
     >>> TextNormalizer(keep_digits=True)("Ça coûte 42 €.")
     'ça coûte 42'
     >>> TextNormalizer().for_external()("It’s 42% off & the 3rd time!")
@@ -144,6 +149,9 @@ class TextNormalizer:
 
     def __call__(self, text: str) -> str:
         text = unicodedata.normalize(self.unicode_form, text)  # type: ignore[arg-type]
+        if "'" in self.keep_chars:
+            for old, new in APOSTROPHES.items():
+                text = text.replace(old, new)
         for old, new in self.replacements.items():
             text = text.replace(old, new)
         if self.spell_numbers:

@@ -1,17 +1,21 @@
-"""``selftrain data``: validate manifests and convert between manifest formats."""
+"""``selftrain data``: validate manifests, convert between manifest formats, prepare corpora."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from selftrain.cli.common import user_errors
+from selftrain.data.fillets import FilletsConfig
+
+FILLETS_DEFAULTS = FilletsConfig()
 
 
 @click.group()
 def data() -> None:
-    """Validate and convert manifests (SpeechBrain CSV, NeMo JSON-lines, Kaldi data dirs)."""
+    """Validate and convert manifests (SpeechBrain CSV, NeMo JSON-lines, Kaldi data dirs); prepare corpora."""
 
 
 @data.command()
@@ -72,3 +76,48 @@ def convert(source: Path, target: Path) -> None:
         utterances = read_manifest(source)
         write_manifest(utterances, target)
     click.echo(f"{len(utterances)} rows written to {target}")
+
+
+@data.group()
+def prepare() -> None:
+    """Turn an installed speech corpus into self-training manifests (labeled, unlabeled, dev, test, LM text)."""
+
+
+def _split_size(name: str, help_text: str) -> Callable:
+    default = getattr(FILLETS_DEFAULTS, name)
+    return click.option(f"--{name}", type=float, default=default, show_default=default is not None,
+                        help=f"{help_text} A fraction (< 1) or a number (>= 1) of sentences.")
+
+
+@prepare.command("fillets")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (created; running again resumes: converted WAVs are kept).")
+@click.option("--root", default=FILLETS_DEFAULTS.root, show_default=True, type=click.Path(path_type=Path),
+              help="The game data (Debian packages fillets-ng-data and fillets-ng-data-LANG).")
+@click.option("--lang", default=FILLETS_DEFAULTS.lang, show_default=True, help="The dialogs' language.")
+@click.option("--seed", default=FILLETS_DEFAULTS.seed, show_default=True, help="Seed of the split.")
+@_split_size("labeled", "Transcribed training sentences.")
+@_split_size("dev", "Dev sentences.")
+@_split_size("test", "Test sentences.")
+@_split_size("unlabeled", "Unlabeled sentences (default: every sentence not in another split).")
+@click.option("--lm-extra", type=click.Path(exists=True, dir_okay=False), default=FILLETS_DEFAULTS.lm_extra or None,
+              help="A text file (one sentence per line) added to the LM text; sentences of unlabeled, dev and test are left out.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def fillets(out_dir: Path, root: Path, lang: str, seed: int, labeled: float, dev: float, test: float,
+            unlabeled: float | None, lm_extra: str | None, quiet: bool) -> None:
+    """The spoken dialogs of Fish Fillets NG (Dutch: `apt-get install fillets-ng-data-nl`) as a corpus.
+
+    Writes 16 kHz mono WAVs, labeled.csv, unlabeled.csv (+ unlabeled_reference.csv), dev.csv,
+    test.csv, lm_text.txt and corpus.json to OUT: recipes/fillets_nl/README.md.
+    """
+    from selftrain.data.fillets import FilletsConfig, prepare_fillets
+
+    with user_errors():
+        config = FilletsConfig(root=str(root), lang=lang, seed=seed, labeled=labeled, dev=dev, test=test,
+                               unlabeled=unlabeled, lm_extra=lm_extra or "")
+        corpus = prepare_fillets(config, out_dir, progress=not quiet)
+    for name, stats in corpus.splits.items():
+        click.echo(f"{name:9} {stats.utterances:5d} utterances {stats.sentences:5d} sentences {stats.hours:7.3f} h")
+    dropped = ", ".join(f"{reason} {n}" for reason, n in corpus.dropped.items()) or "none"
+    click.echo(f"alphabet {corpus.alphabet!r}; dropped: {dropped}; {corpus.duplicate_clips} duplicate clips")
+    click.echo(f"written to {out_dir} (corpus.json has the details)")

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import click
 
+from lm.doc_text import DocTextConfig
 from selftrain.cli.common import user_errors
 
 __all__ = ["lm"]
+
+DOC_TEXT_DEFAULTS = DocTextConfig()
 
 
 @click.group()
@@ -77,3 +80,52 @@ def build(texts: tuple[str, ...], order: int, out: str, prune: str, discount_fal
     if report.heldout is not None:
         click.echo(f"held-out perplexity: {report.heldout.perplexity:.2f} "
                    f"(OOV rate {report.heldout.oov_rate:.3f}, {report.heldout.sentences} sentences)")
+
+
+@lm.command("text-from-docs")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Output text, one normalised sentence per line (a report goes to OUT's stem + .report.json).")
+@click.option("--lang", default="", show_default=True,
+              help="Language: HTML marked as another one is skipped; without PATHS, read Debian's documentation "
+                   "of this language (nl: debian-faq-nl, aptitude-doc-nl, debian-edu-doc-nl, debian-edu-doc-legacy-nl).")
+@click.option("--chars", default="", show_default=True,
+              help="Characters a sentence may use besides the space, e.g. the corpus alphabet (empty: any).")
+@click.option("--lexicon", type=click.Path(exists=True, dir_okay=False),
+              help="Word list (one word a line); sentences it mostly lacks are dropped. "
+                   "Default with --lang and no PATHS: Debian's list for the language (nl: wdutch).")
+@click.option("--no-lexicon", is_flag=True, help="No word list, not even the default one.")
+@click.option("--lexicon-min-known", default=DOC_TEXT_DEFAULTS.lexicon_min_known, show_default=True,
+              type=click.FloatRange(0, 1), help="Share of a sentence's words the word list must hold.")
+@click.option("--lexicon-words", is_flag=True,
+              help="Also write every word-list word as a one-word line (off: it skews the n-gram counts).")
+@click.option("--min-words", default=DOC_TEXT_DEFAULTS.min_words, show_default=True, type=click.IntRange(1))
+@click.option("--max-words", default=DOC_TEXT_DEFAULTS.max_words, show_default=True, type=click.IntRange(1))
+def text_from_docs(paths: tuple[str, ...], out: str, lang: str, chars: str, lexicon: str | None, no_lexicon: bool,
+                   lexicon_min_known: float, lexicon_words: bool, min_words: int, max_words: int) -> None:
+    """LM text from documentation: the sentences of HTML and .txt files (or .gz) in PATHS.
+
+    Code, URLs, numbers, acronyms, abbreviations and headings are left out, each drop counted;
+    sentences are normalised as the Fish Fillets transcripts are and kept once. Feed OUT to
+    `data prepare fillets --lm-extra` or `lm build --text` (recipes/fillets_nl/README.md).
+    """
+    from lm.doc_text import DocTextConfig, debian_docs, extract_doc_text
+    from selftrain.data.fillets import DIALOG_NORMALIZER
+    from selftrain.io import atomic_write_json
+
+    with user_errors():
+        config = DocTextConfig(lang=lang, chars=chars, min_words=min_words, max_words=max_words,
+                               lexicon_min_known=lexicon_min_known, lexicon_words=lexicon_words)
+        sources, word_list = list(paths), lexicon or ""
+        if not sources:
+            if not lang:
+                raise click.UsageError("give PATHS, or --lang to read Debian's documentation of a language")
+            sources, default_list = debian_docs(lang, lexicon=not (lexicon or no_lexicon))
+            word_list = word_list or default_list
+        report = extract_doc_text(sources, out, config, DIALOG_NORMALIZER, "" if no_lexicon else word_list)
+    out_path = Path(out)
+    atomic_write_json(out_path.with_name(f"{out_path.stem}.report.json"), report.to_dict())
+    click.echo(f"wrote {out}: {report.sentences} sentences, {report.words} words, {report.vocabulary} distinct words "
+               f"(+{report.lexicon_lines} word-list lines) from {report.files} files")
+    click.echo(f"{report.sentences_seen} sentences seen; dropped: "
+               + (", ".join(f"{reason} {n}" for reason, n in report.dropped.items()) or "none"))

@@ -241,6 +241,9 @@ def check_stage_overrides(config: ExperimentConfig) -> None:
             load_train_config(config.preset, overrides=getattr(config, name))
         except ConfigError as exc:
             raise ConfigError(f"{name}: {exc}") from exc
+    if config.teacher_train.get("checkpoint_metric") == "lm_wer":
+        raise ConfigError("teacher_train.checkpoint_metric lm_wer: the LM is built with the teacher's tokenizer, "
+                          "after its training; use lm_wer in student_train")
     select = SelectConfig()
     for name, stage_config in (("decode", DecoderConfig()), ("agreement", AgreementConfig()), ("select", select)):
         update_dataclass(stage_config, getattr(config, name), name)

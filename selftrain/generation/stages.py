@@ -89,9 +89,21 @@ def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out
             # Distillation learns from the generation's teacher: its posteriors on every row, unlabeled ones too.
             overrides["teacher"]["teacher_model"] = teacher_model
     overrides["data"] = data
+    overrides.update(_lm_dev_settings(config, workdir, generation, extra))
     train_config = load_train_config(config.preset, overrides=deep_merge(overrides, extra))
     model = train(train_config)
     return {"model": str(Path(model).relative_to(out))}
+
+
+def _lm_dev_settings(config: ExperimentConfig, workdir: Workdir, generation: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """With ``checkpoint_metric: lm_wer``, checkpoints are chosen on dev decoded as the experiment
+    decodes: its LM, and the decoder weights of the teacher (tuned for it when decode_tuning is on;
+    the student's own are tuned later)."""
+    if extra.get("checkpoint_metric") != "lm_wer":
+        return {}
+    decoder = _decoder_config(config, workdir, teacher_generation(workdir, generation))
+    return {"dev_lm": str(workdir.stage_dir(None, "lm") / LM_FILE),
+            "dev_decoder": {k: getattr(decoder, k) for k in ("alpha", "beta", "blank_penalty")}}
 
 
 def train_continuous(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
@@ -103,11 +115,14 @@ def train_continuous(config: ExperimentConfig, workdir: Workdir, generation: int
     from selftrain.train import load_train_config, train
 
     budget = continuous_budget(config)
-    # The experiment's LM and decoder settings, for labels by beam search + LM (continuous.decoder=lm)
+    from dataclasses import asdict
+
+    # The experiment's LM and generation 0's decoder settings, for labels by beam search + LM (continuous.decoder=lm)
     continuous: dict[str, Any] = {"enabled": True, "target_wer": config.threshold.target_wer,
                                   "min_keep_fraction": config.threshold.min_keep_fraction,
                                   "speaking_rate_quantile": config.speaking_rate_quantile,
-                                  "lm": str(workdir.stage_dir(None, "lm") / LM_FILE), "decode": dict(config.decode)}
+                                  "lm": str(workdir.stage_dir(None, "lm") / LM_FILE),
+                                  "decode": asdict(_decoder_config(config, workdir, 0))}
     if config.data.unlabeled_reference:
         continuous["references"] = [config.data.unlabeled_reference]
     overrides: dict[str, Any] = {"out": str(out), "seed": config.seed + generation,
@@ -117,6 +132,7 @@ def train_continuous(config: ExperimentConfig, workdir: Workdir, generation: int
     if config.student_init != "scratch":
         continuous["warmup_steps"] = 0
         overrides["teacher"] = {"init_encoder": str(model_dir(workdir, 0)), "init_head": True}
+    overrides.update(_lm_dev_settings(config, workdir, generation, config.student_train))
     train_config = load_train_config(config.preset, overrides=deep_merge(overrides, config.student_train))
     train_config = replace(train_config, epochs=budget["epochs"], max_steps=budget["max_steps"])
     model = train(train_config)

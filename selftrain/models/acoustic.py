@@ -83,7 +83,7 @@ class LSTMEncoder(nn.Module):
     """Bidirectional LSTM over the subsampled latents, exact for padded batches without packing.
 
     Written by hand instead of SpeechBrain's LSTM with ``lengths``: packed sequences of unequal
-    lengths made forward+backward several times slower on CPU (compared once; no results file holds it).
+    lengths made forward+backward slower on CPU than this padded form (one comparison, not recorded).
     The backward direction runs on each sequence reversed within its own length, so padding
     comes last for both directions and never reaches valid frames.
     """

@@ -73,7 +73,8 @@ WHISPER_SIZES: dict[str, dict[str, int]] = {
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # 2.4M parameters (30 tokens): trains on the synthetic corpus in minutes on 2 CPU cores.
+    # 2.4M parameters (30 tokens): a teacher trains on the synthetic corpus in minutes on 2 CPU cores
+    # (docs/experiments/2026-12-02-self-training-benchmark.md, wall time).
     "cpu-small": {"encoder": "lstm", "d_model": 144, "num_layers": 3, "lstm_hidden": 192, "subsample_channels": 32},
     # 2.1M parameters, for comparison with cpu-small.
     "cpu-small-conformer": {"encoder": "conformer", "d_model": 144, "num_layers": 4, "num_heads": 4, "d_ffn": 576,

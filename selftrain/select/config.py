@@ -57,7 +57,7 @@ class SegmentConfig:
         last emitted character to the other's first) goes to the segment: 0 cuts at the outer word's
         last character, 1 at the neighbour's first, 0.5 halfway [0.5]. At the utterance's edges
         the segment runs to its start or end. Where the cut lies changes little; what hurts is the
-        cut itself (benchmarks/results/segment_edges.md, made by ``benchmarks/segment_edges.py``).
+        cut itself (docs/experiments/2026-12-02-segments.md).
     context: how the runs train. ``cut``: each run's audio is cut into a file of its own and
         trains as an utterance. ``whole``: the utterance trains whole, so the model hears every run
         in its context, and its CTC loss is taken over each run's frames against the run's words

@@ -28,8 +28,8 @@ __all__ = ["select_utterances", "first_failure", "rank_value", "quota", "keep_ra
 
 COMBINED_TEACHER = "rover"
 # ROVER is a majority vote: with two teachers there is no majority, and the ROVER text of the LM and
-# greedy teachers was worse than the LM teacher's alone (rows rover_labels:rover and the unfiltered
-# WER of benchmarks/results/pseudo_label_quality.md), so ``auto`` uses it only from three teachers on.
+# greedy teachers was worse than the LM teacher's alone (docs/experiments/2026-11-23-pseudo-label-quality.md,
+# row rover_labels:rover of its results file), so ``auto`` uses it only from three teachers on.
 MIN_TEACHERS_FOR_ROVER = 3
 
 

@@ -195,9 +195,9 @@ class SynthConfig:
     level still vary), so it measures a teacher on its own voices without degradation.
     ``lm_text_unspoken`` adds to the LM text every other speakable fortunes sentence that no
     utterance says, of any length up to 60 words and any vocabulary (on the self-training
-    benchmark's corpus 18.4k sentences, 237k words, instead of 4.1k and 39k): a larger LM text, as
-    real systems have, that still never contains a spoken sentence. It changes ``lm_text.txt``
-    only, never the audio.
+    benchmark's corpus 18.4k sentences, 237k words, instead of 4.1k and 39k:
+    docs/experiments/2026-12-03-strong-lm.md): a larger LM text, as real systems have, that still
+    never contains a spoken sentence. It changes ``lm_text.txt`` only, never the audio.
     """
 
     seed: int = 0

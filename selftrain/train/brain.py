@@ -33,15 +33,18 @@ __all__ = ["SelfTrainer", "SelftrainBrain", "greedy_decode", "weighted_ctc_loss"
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_METRICS = ("wer", "cer", "wer+cer")
+CHECKPOINT_METRICS = ("wer", "cer", "wer+cer", "lm_wer")
 
 
-def dev_score(wer: float, cer: float, metric: str) -> float:
+def dev_score(wer: float, cer: float, metric: str, lm_wer: float = math.nan) -> float:
     """The dev figure that picks checkpoints and drives early stopping (lower is better).
 
     ``wer+cer`` (their mean) is the default because WER alone cannot rank young models: one that
     emits almost nothing and one that already spells most characters both score a WER near 1.
+    ``lm_wer`` is the WER of the LM beam search (:mod:`selftrain.train.dev_lm`).
     """
+    if metric == "lm_wer":
+        return lm_wer
     if metric == "wer":
         return wer
     if metric == "cer":
@@ -163,6 +166,8 @@ class SelftrainBrain(sb.Brain):
         self.evals_without_gain = 0
         self.fit_started = time.time()
         self.last_valid: dict[str, float] = {}
+        self.lm_scorer = None  # set in on_fit_start when checkpoints are chosen on LM-decoded dev WER
+        self.dev_log_probs: list[np.ndarray] = []
 
     # ---- helpers -------------------------------------------------------------------------------
     @property
@@ -267,6 +272,9 @@ class SelftrainBrain(sb.Brain):
         loss = weighted_ctc_loss(log_probs, frames, tokens, num_tokens, ones)
         tok = self.hparams.tokenizer
         self.hyps.extend(tok.decode(ids) for ids in greedy_decode(log_probs, frames))
+        if self.lm_scorer is not None:
+            rows = log_probs.detach().float().cpu().numpy()
+            self.dev_log_probs.extend(row[:n] for row, n in zip(rows, frames.tolist(), strict=True))
         for ref_ids, n in zip(tokens.tolist(), batch.num_tokens, strict=True):
             self.refs.append(tok.decode(ref_ids[:n]))
         return loss
@@ -329,6 +337,11 @@ class SelftrainBrain(sb.Brain):
             raise CheckpointError(f"refusing to resume from {self.checkpointer.checkpoints_dir}: a checkpoint holds "
                                   f"more than tensors and plain values, which could run code ({exc})") from exc
         self._restore_progress()
+        config = self.hparams.config
+        if config.checkpoint_metric == "lm_wer":
+            from selftrain.train.dev_lm import LMDevScorer
+
+            self.lm_scorer = LMDevScorer(self.hparams.tokenizer.ctc_labels(), config.dev_lm, config.dev_decoder)
 
     def _restore_progress(self):
         """Continue the wall clock, a decided early stop and the early-stopping state of an
@@ -358,7 +371,7 @@ class SelftrainBrain(sb.Brain):
             self.stats = StepStats()
             self._last_parts = {}
         else:
-            self.hyps, self.refs = [], []
+            self.hyps, self.refs, self.dev_log_probs = [], [], []
 
     def _fit_valid(self, valid_set, epoch, enable):
         # Dev evaluation every `eval_every` epochs (and at the last one); other epochs save a "last" checkpoint.
@@ -378,13 +391,18 @@ class SelftrainBrain(sb.Brain):
 
         wer = float(jiwer.wer(self.refs, self.hyps)) if self.refs else float("nan")
         cer = float(jiwer.cer(self.refs, self.hyps)) if self.refs else float("nan")
-        score = dev_score(wer, cer, self.hparams.config.checkpoint_metric)
-        valid_stats = {"loss": stage_loss, "WER": wer, "CER": cer, "score": score}
+        valid_stats = {"loss": stage_loss, "WER": wer, "CER": cer}
+        lm_wer = math.nan
+        if self.lm_scorer is not None and self.refs:
+            lm_wer = float(jiwer.wer(self.refs, self.lm_scorer.decode(self.dev_log_probs)))
+            valid_stats["LM_WER"] = lm_wer
+        score = dev_score(wer, cer, self.hparams.config.checkpoint_metric, lm_wer)
+        valid_stats["score"] = score
         self.last_valid = valid_stats
         if stage == sb.Stage.VALID:
             self._log(epoch, valid_stats)
             self._early_stop(score)  # before saving: the checkpoint records the early-stopping state
-            self._save(epoch, {"WER": wer, "CER": cer, "score": score})
+            self._save(epoch, {k: v for k, v in valid_stats.items() if k != "loss"})
 
     def _log(self, epoch, valid_stats):
         meta = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "steps": self.optimizer_step,

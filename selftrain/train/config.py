@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selftrain.decode.config import DecoderConfig
 from selftrain.errors import ConfigError
 from selftrain.models.config import ModelConfig, model_preset, update_dataclass
 from selftrain.select.config import SanityConfig, SelectConfig
@@ -178,9 +179,9 @@ class ContinuousConfig:
     slimIPL-style cache of up to ``cache_size`` labels made by the student itself with dropout off;
     a cached label is used as it is and remade with probability ``cache_replace_prob`` each time
     its utterance comes back. ``decoder``: ``greedy`` (best path) or ``lm``: beam search with the
-    KenLM model ``lm`` through the offline decoder (:class:`~selftrain.decode.TeacherDecoder`, its
-    :class:`~selftrain.decode.DecoderConfig` with the overrides ``decode``), in the training
-    process (no worker pool: forking a process that trains is not safe).
+    KenLM model ``lm`` through the offline decoder (:class:`~selftrain.decode.TeacherDecoder` with
+    the settings ``decode``), in the training process (no worker pool: forking a process that
+    trains is not safe).
 
     Labels are filtered as the offline selection filters them: utterance confidence from the CTC
     posteriors (:func:`~selftrain.confidence.score_hypothesis`), calibrated on dev
@@ -203,7 +204,7 @@ class ContinuousConfig:
     warmup_dev_wer: float = 0.0  # >0: the warm-up also ends at a dev evaluation whose WER is below this
     decoder: str = "greedy"  # greedy or lm (beam search + the LM `lm`)
     lm: str = ""  # decoder lm: a KenLM model (.bin/.arpa, with its unigram list beside it)
-    decode: dict[str, Any] = field(default_factory=dict)  # decoder lm: DecoderConfig overrides (beam_width, alpha, ...)
+    decode: DecoderConfig = field(default_factory=DecoderConfig)  # decoder lm: the beam search (always in this process)
     ema_decay: float = 0.999  # source ema: the teacher's decay per step (momentum pseudo-labeling's value)
     cache_size: int = 1000  # source cache: labels kept (the oldest leaves first)
     cache_replace_prob: float = 0.1  # source cache: chance that a reused label is made again
@@ -256,7 +257,13 @@ class TrainConfig:
     max_minutes: float = 0.0  # >0 stops at the end of the epoch that passes this wall time
     eval_every: int = 1  # epochs between dev evaluations
     early_stop_patience: int = 0  # >0: stop after this many evaluations without dev score improvement
-    checkpoint_metric: str = "wer+cer"  # dev score for checkpoint choice / early stopping: wer, cer or wer+cer (mean)
+    # Dev score for checkpoint choice / early stopping: wer, cer, wer+cer (their mean; all greedy) or
+    # lm_wer (dev decoded with the LM at dev_lm by the beam search in dev_decoder).
+    checkpoint_metric: str = "wer+cer"
+    dev_lm: str = ""  # KenLM model (binary or ARPA) for checkpoint_metric lm_wer
+    # The LM beam search for lm_wer: narrower than a teacher's (it runs at every dev evaluation, in
+    # the training process); `selftrain run` sets alpha, beta and blank_penalty from its decoder.
+    dev_decoder: DecoderConfig = field(default_factory=lambda: DecoderConfig(beam_width=16))
     seed: int = 1234
     precision: str = "fp32"  # fp32, bf16 or fp16 (autocast)
     device: str = "cpu"

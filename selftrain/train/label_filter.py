@@ -148,12 +148,10 @@ class HypothesisMaker:
         if self.config.decoder == "greedy":
             return [greedy_hypothesis(lp, self.labels, self.teacher) for lp in log_probs]
         if self._decoder is None:
-            from selftrain.decode import DecoderConfig, TeacherDecoder
-            from selftrain.models.config import update_dataclass
+            from selftrain.decode import TeacherDecoder
 
-            settings = DecoderConfig()
-            update_dataclass(settings, self.config.decode, "continuous.decode")
-            self._decoder = TeacherDecoder(replace(settings, workers=0, confidence=True), self.labels, self.config.lm, self.teacher)
+            settings = replace(self.config.decode, workers=0, confidence=True)
+            self._decoder = TeacherDecoder(settings, self.labels, self.config.lm, self.teacher)
         return self._decoder.decode(log_probs)
 
 

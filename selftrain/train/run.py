@@ -62,6 +62,8 @@ def _validate(config: TrainConfig) -> None:
 
     if config.checkpoint_metric not in CHECKPOINT_METRICS:
         raise ConfigError(f"checkpoint_metric must be one of {CHECKPOINT_METRICS}, not {config.checkpoint_metric!r}")
+    if config.checkpoint_metric == "lm_wer" and not Path(config.dev_lm).is_file():
+        raise ConfigError(f"checkpoint_metric lm_wer needs dev_lm, a KenLM model file (got {config.dev_lm!r})")
     if config.epochs < 0 or config.optim.warmup_steps < 0:
         raise ConfigError("epochs and optim.warmup_steps must not be negative")
     if config.data.batch_seconds <= 0:
@@ -80,10 +82,6 @@ def _validate_continuous(config: TrainConfig) -> None:
         raise ConfigError("continuous.enabled needs unlabeled audio to label: data.unlabeled is empty")
     if not config.data.dev:
         raise ConfigError("continuous.enabled needs a dev set (data.dev): labels are calibrated and the guard judged on it")
-    from selftrain.decode.config import DecoderConfig
-    from selftrain.models.config import update_dataclass
-
-    update_dataclass(DecoderConfig(), config.continuous.decode, "continuous.decode")  # a misspelt key fails now
     if config.continuous.source == "ema" and config.teacher.ema_decay > 0:
         raise ConfigError("continuous.source=ema keeps its own EMA teacher (continuous.ema_decay): leave teacher.ema_decay at 0")
 

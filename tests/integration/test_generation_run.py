@@ -97,12 +97,21 @@ def test_status_and_refusals(experiment, tiny_corpus, tmp_path):
 
 def test_decoder_tuned_on_dev_for_every_generation(tiny_corpus, tmp_path):
     """With decode_tuning on, each generation's model gets the settings chosen on dev for its
-    evaluation and for decoding the next generation's unlabeled audio."""
+    evaluation and for decoding the next generation's unlabeled audio. (The student also chooses its
+    checkpoints on LM-decoded dev WER, with the experiment's LM and its teacher's tuned weights.)"""
+    import yaml
+
     workdir = tmp_path / "tuned"
     tuning = ["--set", "decode_tuning.enabled=true", "--set", "decode_tuning.blank_penalty=0,1",
-              "--set", "decode_tuning.beta=0,2", "--set", "decode_tuning.alpha="]
+              "--set", "decode_tuning.beta=0,2", "--set", "decode_tuning.alpha=",
+              "--set", "student_train.checkpoint_metric=lm_wer"]
     result = CliRunner().invoke(main, [*_args(tiny_corpus, workdir), *tuning], catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    student = yaml.safe_load((workdir / "gen_001" / "train" / "hyperparams.yaml").read_text())
+    teacher_tuned = json.loads((workdir / "gen_000" / "tune" / ".done").read_text())["best"]
+    assert student["dev_lm"].endswith("lm.bin") and student["dev_decoder"]["beta"] == teacher_tuned["beta"]
+    metas = [yaml.safe_load(p.read_text()) for p in (workdir / "gen_001" / "train").rglob("CKPT.yaml")]
+    assert metas and all(m["score"] == m["LM_WER"] for m in metas)
     for generation in (0, 1):
         tune = json.loads((workdir / f"gen_{generation:03d}" / "tune" / ".done").read_text())
         assert set(tune["best"]) == {"blank_penalty", "beta", "alpha"} and tune["best"]["alpha"] == 0.5

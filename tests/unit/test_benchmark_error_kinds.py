@@ -1,4 +1,4 @@
-"""benchmarks/error_kinds.py on constructed texts: kinds of errors by group."""
+"""benchmarks/analysis/error_kinds.py on constructed texts: kinds of errors by group."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "analysis"))
 
 from error_kinds import error_kinds_by_group  # noqa: E402
 

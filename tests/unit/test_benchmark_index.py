@@ -36,3 +36,22 @@ def test_render_reads_date_and_machine_from_the_file(tmp_path: Path) -> None:
     text = index.render(tmp_path)
     assert "| 2030-01-01 00:00 UTC | box, 4 CPU cores | `python benchmarks/decode_speed.py` |" in text
     assert "(not registered in benchmarks/results_index.py)" in text and "| not recorded | not recorded |" in text
+
+
+def test_every_recorded_command_names_a_script_that_exists() -> None:
+    # A results file's command must stay re-runnable when scripts move (e.g. into benchmarks/analysis/).
+    root = index.RESULTS.parents[1]
+    for path in sorted(index.RESULTS.glob("*.json")):
+        command, _, _ = index._meta(json.loads(path.read_text(encoding="utf-8")))
+        script = command.split()[1]
+        assert (root / script).is_file(), f"{path.name}: {script} does not exist"
+
+
+def test_analyses_are_grouped_apart_from_the_maintained_benchmarks(tmp_path: Path) -> None:
+    (tmp_path / "kinds.json").write_text(json.dumps({"command": "python benchmarks/analysis/error_kinds.py --x"}),
+                                         encoding="utf-8")
+    (tmp_path / "speed.json").write_text(json.dumps({"command": "python benchmarks/decode_speed.py"}), encoding="utf-8")
+    text = index.render(tmp_path)
+    maintained = text.index("## decode_speed.py (maintained benchmark)")
+    analysis = text.index("## analysis/error_kinds.py (one-off analysis)")
+    assert maintained < analysis

@@ -1,4 +1,4 @@
-"""benchmarks/length_ratio.py's split of the kept pseudo-labels by the teachers' length ratio."""
+"""benchmarks/analysis/length_ratio.py's split of the kept pseudo-labels by the teachers' length ratio."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "analysis"))
 
 from length_ratio import greedy_ratio, kept_whole, sweep  # noqa: E402
 

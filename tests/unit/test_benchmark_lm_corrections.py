@@ -1,4 +1,4 @@
-"""benchmarks/lm_corrections.py's word classes on constructed records."""
+"""benchmarks/analysis/lm_corrections.py's word classes on constructed records."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "analysis"))
 
 from lm_corrections import count_classes, summarise, word_classes  # noqa: E402
 

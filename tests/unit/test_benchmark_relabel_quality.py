@@ -1,4 +1,4 @@
-"""benchmarks/relabel_quality.py on a constructed two-generation experiment folder."""
+"""benchmarks/analysis/relabel_quality.py on a constructed two-generation experiment folder."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "analysis"))
 
 from relabel_quality import generation_rows, main  # noqa: E402
 

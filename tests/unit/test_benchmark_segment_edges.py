@@ -1,4 +1,4 @@
-"""benchmarks/segment_edges.py's scoring on constructed hypotheses: words inside a span, edge counts at inner cuts."""
+"""benchmarks/analysis/segment_edges.py's scoring on constructed hypotheses: words inside a span, edge counts at inner cuts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "analysis"))
 
 from segment_edges import inside, score  # noqa: E402
 

@@ -10,6 +10,11 @@ def test_normalizer_english_defaults():
     assert TextNormalizer()("  'Quoted'  words,\tand\nlines ") == "quoted words and lines"
 
 
+def test_typographic_apostrophes_are_the_apostrophe():
+    assert TextNormalizer()("Zo\u2019n auto\u2019s, \u2018t is \u02bcs morgens") == "zo'n auto's t is s morgens"
+    assert TextNormalizer(keep_chars="")("zo\u2019n") == "zo n"  # no kept apostrophe: a separator like "'"
+
+
 def test_normalizer_keeps_accented_and_non_latin_letters():
     assert TextNormalizer()("Ça coûte CHER, n'est-ce pas ?") == "ça coûte cher n'est ce pas"
     assert TextNormalizer()("Привет, МИР!") == "привет мир"

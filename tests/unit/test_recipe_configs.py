@@ -1,4 +1,4 @@
-"""The `selftrain run` configs shipped with the synthetic recipe load without unknown keys."""
+"""The `selftrain run` configs shipped with the recipes load without unknown keys."""
 
 from pathlib import Path
 
@@ -11,12 +11,13 @@ from selftrain.models.config import update_dataclass
 from selftrain.select import SelectConfig
 from selftrain.train import load_train_config
 
-SYNTHETIC = Path(__file__).resolve().parents[2] / "recipes" / "synthetic"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "full.yaml", "pretrained.yaml"])
+@pytest.mark.parametrize("name", ["synthetic/demo.yaml", "synthetic/full.yaml", "synthetic/pretrained.yaml",
+                                  "fillets_nl/from_scratch.yaml", "fillets_nl/pretrained.yaml"])
 def test_run_config_and_its_stage_sections_are_valid(name):
-    config = load_experiment_config(SYNTHETIC / name)
+    config = load_experiment_config(RECIPES / name)
     assert config.generations == 3
     for section in (config.teacher_train, config.student_train):
         load_train_config(config.preset, overrides=section)  # unknown keys raise ConfigError

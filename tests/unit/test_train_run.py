@@ -138,6 +138,24 @@ def test_config_errors_before_any_work(corpus, tmp_path):
         train(_config(corpus, tmp_path / "r", **{"ssl.weights": {"best_rq": 1.0}}))
     with pytest.raises(ConfigError, match="teacher_model"):
         train(_config(corpus, tmp_path / "r", **{"teacher.distill_weight": 1.0}))
+    with pytest.raises(ConfigError, match="dev_lm"):
+        train(_config(corpus, tmp_path / "r", checkpoint_metric="lm_wer"))
+
+
+def test_checkpoints_can_be_chosen_on_lm_decoded_dev_wer(corpus, tmp_path):
+    import yaml
+
+    from lm import LMBuildConfig, build_lm
+
+    text = tmp_path / "lm.txt"
+    text.write_text("\n".join(["ab ba", "ba aa", "aa ab", "ab", "ba", "aa"] * 5) + "\n", encoding="utf-8")
+    lm = build_lm(text, tmp_path / "lm.arpa", LMBuildConfig(order=2)).path
+    train(_config(corpus, tmp_path / "run", checkpoint_metric="lm_wer", dev_lm=str(lm), keep_checkpoints=3))
+    metas = [yaml.safe_load(p.read_text()) for p in (tmp_path / "run").rglob("CKPT.yaml")]
+    assert len(metas) == 2  # one per evaluated epoch
+    for meta in metas:
+        assert meta["LM_WER"] >= 0.0 and meta["score"] == meta["LM_WER"]
+    assert "LM_WER" in (tmp_path / "run" / "train_log.txt").read_text()
 
 
 def _state(model_dir: Path) -> dict:

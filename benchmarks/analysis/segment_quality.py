@@ -8,7 +8,7 @@ It also reports, per condition of the synthetic corpus (a ``condition`` column o
 manifest), the word accuracy, the share of words the utterance-level decision keeps and the share
 with a word score at or above a threshold: whether word-level selection reaches the hard audio::
 
-    python benchmarks/segment_quality.py --decisions W/main/gen_001/select/decisions.jsonl \\
+    python benchmarks/analysis/segment_quality.py --decisions W/main/gen_001/select/decisions.jsonl \\
         --reference W/corpus/unlabeled_reference.csv
 """
 
@@ -21,8 +21,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from _results import save_results
-
 from selftrain.audit.inputs import attach_references, load_records
 from selftrain.confidence.calibrate import word_correctness
 from selftrain.data.manifest import read_manifest
@@ -32,6 +30,10 @@ from selftrain.select.output import pseudo_label_wer
 from selftrain.select.policy import chosen_hypothesis
 from selftrain.select.segments import WAS, apply_segments, trained_seconds
 from selftrain.text import TextNormalizer
+
+# The helper that writes results files is one folder up, in benchmarks/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _results import save_results  # noqa: E402
 
 THRESHOLDS = (0.6, 0.7, 0.8, 0.9)
 CONDITION_THRESHOLD = 0.6
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"decisions": args.decisions, "method": args.method, "sweep": sweep(records, args.method),
               "conditions": by_condition(records, args.reference, args.method)}
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    print(save_results(result, "segment_quality.py", sys.argv[1:] if argv is None else argv, args.out, args.name, to_markdown))
+    print(save_results(result, "analysis/segment_quality.py", sys.argv[1:] if argv is None else argv, args.out, args.name, to_markdown))
     return 0
 
 

@@ -9,7 +9,7 @@ segment. Both are scored against the segment's label: what the cut alone changes
 difference. At each inner cut (a boundary that is not the utterance's own start or end) it counts
 how often the edge word still agrees, is substituted, deleted, or has an inserted word beside it::
 
-    python benchmarks/segment_edges.py --decisions W/exp/lowlr_seg_all_06/gen_001/select/decisions.jsonl \\
+    python benchmarks/analysis/segment_edges.py --decisions W/exp/lowlr_seg_all_06/gen_001/select/decisions.jsonl \\
         --model W/teacher/gen_000/train/model
 """
 
@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import jiwer
-from _results import save_results
 
 from selftrain.audit.inputs import load_records
 from selftrain.decode import TeacherDecoder
@@ -34,6 +33,10 @@ from selftrain.models import load_acoustic_model
 from selftrain.record import Hypothesis, Utterance
 from selftrain.select.policy import chosen_hypothesis
 from selftrain.select.segments import segment_bounds, write_segment_audio
+
+# The helper that writes results files is one folder up, in benchmarks/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _results import save_results  # noqa: E402
 
 WHOLE = "whole utterance, words inside the segment"
 EDGE_KINDS = ("equal", "substitute", "delete", "insert")
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
               "segments": sum(len(u.segments) for u in records),
               "rows": measure(records, args.model, shares, Path(args.work))}
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    print(save_results(result, "segment_edges.py", sys.argv[1:] if argv is None else argv, args.out, args.name, to_markdown))
+    print(save_results(result, "analysis/segment_edges.py", sys.argv[1:] if argv is None else argv, args.out, args.name, to_markdown))
     return 0
 
 

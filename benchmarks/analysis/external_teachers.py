@@ -18,7 +18,7 @@ reference). Rows, each the corpus WER of the top 100/80/60/40 % of pseudo-labels
 
 Example::
 
-    python benchmarks/external_teachers.py --ctc work/unlabeled_lm.jsonl \\
+    python benchmarks/analysis/external_teachers.py --ctc work/unlabeled_lm.jsonl \\
         --external work/external/unlabeled_whisper.jsonl --reference work/corpus/unlabeled_reference.csv
 """
 
@@ -31,13 +31,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from _results import save_results
-
 from selftrain.agreement import AgreementConfig, compute_agreement, merge_teachers
 from selftrain.record import Utterance
 from selftrain.select import attach_manifest
 from selftrain.select.quality import Labeled, labeled_items, utterance_wer, wer_at_fractions
 from selftrain.teachers import EXTERNAL_SCORE, SEQUENCE_SCORE
+
+# The helper that writes results files is one folder up, in benchmarks/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _results import save_results  # noqa: E402
 
 FRACTIONS = (1.0, 0.8, 0.6, 0.4)
 COMBINED = "rover"
@@ -49,7 +51,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ctc", required=True, help="CTC teacher hypotheses (selftrain records, one teacher)")
     parser.add_argument("--external", action="append", required=True, help="external hypotheses (repeat per system)")
     parser.add_argument("--reference", required=True, help="reference manifest")
-    parser.add_argument("--out-dir", default=str(Path(__file__).parent / "results"), help="where results go")
+    parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parents[1] / "results"), help="where results go")
     parser.add_argument("--name", default="external_teachers", help="results file stem")
     return parser.parse_args(argv)
 
@@ -162,7 +164,7 @@ def to_markdown(result: dict, command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     result = evaluate(args.ctc, args.external, args.reference)
-    print(save_results(result, "external_teachers.py", argv or sys.argv[1:], args.out_dir, args.name, to_markdown))
+    print(save_results(result, "analysis/external_teachers.py", argv or sys.argv[1:], args.out_dir, args.name, to_markdown))
     return 0
 
 

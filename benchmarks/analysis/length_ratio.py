@@ -7,7 +7,7 @@ hypothesis has (the selection's ``sanity.max_length_ratio`` measure, taken one w
 label) and reports, for each bound on that ratio, how much of the kept audio stays and the
 substitutions, deletions and insertions of what stays (per reference word) and of what goes::
 
-    python benchmarks/length_ratio.py --decisions W/main/gen_001/select/decisions.jsonl \\
+    python benchmarks/analysis/length_ratio.py --decisions W/main/gen_001/select/decisions.jsonl \\
         --reference W/corpus/unlabeled_reference.csv --out benchmarks/results --name length_ratio
 """
 
@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import jiwer
-from _results import save_results
 
 from selftrain.audit.inputs import attach_references, load_records
 from selftrain.record import Utterance
 from selftrain.text import TextNormalizer
+
+# The helper that writes results files is one folder up, in benchmarks/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _results import save_results  # noqa: E402
 
 GREEDY_TEACHER = "greedy"
 BOUNDS = (1.0, 1.05, 1.1, 1.15, 1.2, 1.3, 1.5, 2.0)
@@ -34,7 +37,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", required=True, help="decisions.jsonl of a selection whose records hold the greedy teacher's hypothesis")
     parser.add_argument("--reference", required=True, help="manifest with the true transcripts of the unlabeled audio")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     parser.add_argument("--name", default="length_ratio", help="results file name (without extension)")
     return parser.parse_args(argv)
 
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     records = load_records(args.decisions)
     attach_references(records, args.reference)
     result = {"decisions": args.decisions, **sweep(records)}
-    print(save_results(result, "length_ratio.py", sys.argv[1:] if argv is None else argv, args.out, args.name, to_markdown))
+    print(save_results(result, "analysis/length_ratio.py", sys.argv[1:] if argv is None else argv, args.out, args.name, to_markdown))
     return 0
 
 

@@ -8,7 +8,7 @@ the teacher trained on) and the others, beside the previous teacher's hypotheses
 utterances; and, over the utterances both generations selected, how many labels changed and
 whether the new ones are more often right::
 
-    python benchmarks/relabel_quality.py --experiment W/main \\
+    python benchmarks/analysis/relabel_quality.py --experiment W/main \\
         --reference W/corpus/unlabeled_reference.csv --name relabel_quality
 """
 
@@ -19,10 +19,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _results import save_results
-
 from selftrain.audit.significance import utterance_errors
 from selftrain.data.manifest import read_manifest
+
+# The helper that writes results files is one folder up, in benchmarks/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _results import save_results  # noqa: E402
 
 SETS = ("trained_on", "not_trained_on", "all")
 
@@ -31,7 +33,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", required=True, help="a finished `selftrain run` work folder with 2 or more generations")
     parser.add_argument("--reference", required=True, help="manifest with the true transcripts of the unlabeled audio")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     parser.add_argument("--name", default="relabel_quality", help="results file name (without extension)")
     return parser.parse_args(argv)
 
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         sys.exit(f"{root} has no finished selection of generation 2 or later (gen_002/select/selected.csv)")
     result = {"experiment": str(root), "generations": rows}
-    print(save_results(result, "relabel_quality.py", sys.argv[1:] if argv is None else argv, args.out, args.name,
+    print(save_results(result, "analysis/relabel_quality.py", sys.argv[1:] if argv is None else argv, args.out, args.name,
                        to_markdown))
     return 0
 

@@ -8,7 +8,7 @@ greedy word), and is it right (aligned to an identical reference word)? It repor
 all decoded utterances, the whole utterances the policy kept and the words of the kept runs
 (segments)::
 
-    python benchmarks/lm_corrections.py --decisions W/main/gen_001/select/decisions.jsonl \\
+    python benchmarks/analysis/lm_corrections.py --decisions W/main/gen_001/select/decisions.jsonl \\
         --reference W/corpus/unlabeled_reference.csv --out benchmarks/results --name lm_corrections
 """
 
@@ -20,11 +20,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from _results import save_results
-
 from selftrain.audit.inputs import attach_references, load_records
 from selftrain.confidence.calibrate import word_correctness
 from selftrain.record import Utterance
+
+# The helper that writes results files is one folder up, in benchmarks/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _results import save_results  # noqa: E402
 
 GREEDY_TEACHER = "greedy"
 CLASSES = ("am_right", "am_wrong", "lm_right", "lm_wrong")  # am_: the greedy teacher said it too; lm_: the LM changed it
@@ -35,7 +37,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", required=True, help="decisions.jsonl of a selection whose records hold the greedy teacher's hypothesis")
     parser.add_argument("--reference", required=True, help="manifest with the true transcripts of the unlabeled audio")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     parser.add_argument("--name", default="lm_corrections", help="results file name (without extension)")
     return parser.parse_args(argv)
 
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"{args.decisions} holds no {GREEDY_TEACHER!r} hypothesis (run with teachers.greedy on)")
     result = {"decisions": args.decisions, "with_reference": matched,
               "sets": summarise(count_classes([u for u in utterances if u.reference is not None]))}
-    print(save_results(result, "lm_corrections.py", sys.argv[1:] if argv is None else argv, args.out, args.name,
+    print(save_results(result, "analysis/lm_corrections.py", sys.argv[1:] if argv is None else argv, args.out, args.name,
                        to_markdown))
     return 0
 

@@ -7,7 +7,7 @@ clean/noisy), counts the utterances that lost more than half their words, and, g
 transcripts of the unlabeled audio, does the same for the whole-utterance pseudo-labels each
 generation kept (with the 10th percentile of their length against the true one)::
 
-    python benchmarks/error_kinds.py --experiment main=W/main --experiment control=W/labeled_only \\
+    python benchmarks/analysis/error_kinds.py --experiment main=W/main --experiment control=W/labeled_only \\
         --test W/corpus/test.csv --reference W/corpus/unlabeled_reference.csv --name error_kinds
 """
 
@@ -18,12 +18,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _results import save_results
-
 from selftrain.audit.inputs import attach_references, load_records
 from selftrain.confidence.calibrate import pick_hypothesis
 from selftrain.data.manifest import read_manifest
 from selftrain.text import TextNormalizer
+
+# The helper that writes results files is one folder up, in benchmarks/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _results import save_results  # noqa: E402
 
 KINDS = ("substitutions", "deletions", "insertions")
 ALL = "all"
@@ -37,7 +39,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--test", required=True, help="the test manifest the folders were evaluated on")
     parser.add_argument("--reference", help="true transcripts of the unlabeled audio: also split the kept pseudo-labels")
     parser.add_argument("--column", default="condition", help="manifest column that groups the utterances")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     parser.add_argument("--name", default="error_kinds", help="results file name (without extension)")
     return parser.parse_args(argv)
 
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         if not experiments[name]:
             sys.exit(f"{folder} has no evaluated generation (gen_*/eval/test_lm.jsonl)")
     result = {"column": args.column, "experiments": experiments}
-    print(save_results(result, "error_kinds.py", sys.argv[1:] if argv is None else argv, args.out, args.name, to_markdown))
+    print(save_results(result, "analysis/error_kinds.py", sys.argv[1:] if argv is None else argv, args.out, args.name, to_markdown))
     return 0
 
 

@@ -1,0 +1,448 @@
+"""Human speech for self-training: the spoken dialogs of the game Fish Fillets NG (Debian packages).
+
+Debian's ``fillets-ng-data`` holds every level's dialogs per language and ``fillets-ng-data-<lang>``
+(``nl``: Dutch) their recordings, two speakers (the fonts ``font_small`` and ``font_big``)::
+
+    <root>/script/<level>/dialogs_<lang>.lua   dialogId("<id>", "<font>", "<english>") dialogStr("<text>")
+    <root>/sound/<level>/<lang>/<id>.ogg       the line spoken (Vorbis)
+
+:func:`prepare_fillets` turns them into the four manifests of a self-training run, an LM text and
+``corpus.json`` (counts, hours per split and speaker, the characters of each split, every dropped
+line with its reason). Output folder (CSV paths relative to it)::
+
+    labeled.csv  unlabeled.csv  unlabeled_reference.csv  dev.csv  test.csv  lm_text.txt  corpus.json
+    wav/<level>/<id>.wav   16 kHz mono 16-bit PCM
+
+Transcripts are normalised by :data:`DIALOG_NORMALIZER` (see :func:`normalize_line`); lines with
+digits or format strings are dropped, since how they are read out is unknown. A clip whose bytes
+repeat an earlier one is kept once. Splits are drawn by sentence, so one sentence never lands in two
+splits, and per speaker group, so each split has the speakers' mix of the whole corpus. The LM text
+holds the labeled sentences (plus ``lm_extra``) and none of the other splits'.
+
+>>> corpus = prepare_fillets(FilletsConfig(lang="nl", seed=0), "data/fillets_nl")  # doctest: +SKIP
+>>> corpus.splits["dev"].hours  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from selftrain.errors import AudioError, ConfigError, CorpusError
+from selftrain.record import Utterance
+from selftrain.text import TextNormalizer
+
+__all__ = ["FilletsConfig", "DialogLine", "DroppedLine", "SplitStats", "FilletsCorpus", "DIALOG_NORMALIZER",
+           "SPLITS", "read_dialogs", "normalize_line", "drop_reason", "split_by_sentence", "prepare_fillets"]
+
+SPLITS = ("labeled", "unlabeled", "dev", "test")
+
+# Lower case, punctuation and typographic quotes dropped. Apostrophes: typographic ones become "'",
+# kept inside a word ("zo'n", "auto's") and dropped at a word's ends ("'s" -> "s"), as the
+# tokenizer's own normaliser does, so a transcript is left unchanged by it.
+DIALOG_NORMALIZER = TextNormalizer(replacements={"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+
+_FORMAT_STRING = re.compile(r"%\d+|%[-+ #0.]*\d*[a-zA-Z]|\{\d*\}")  # printf (%s, %5.2f), positional (%1), {}
+_DIGIT = re.compile(r"\d")
+_CALL = re.compile(r"\b(dialogId|dialogStr)\s*\(")
+_ARGUMENT = re.compile(r"""\s*("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')\s*([,)])""")
+_ESCAPE = re.compile(r"\\(\d{1,3}|.)")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+
+
+@dataclass(frozen=True)
+class FilletsConfig:
+    """What ``selftrain data prepare fillets`` reads and how it splits it.
+
+    Split sizes count sentences (normalised transcripts): a value below 1 is a fraction of them, a
+    value of 1 or more a number of them. ``dev``, ``test`` and ``labeled`` are drawn in that order;
+    ``unlabeled`` takes what is left when None, else its own size (the rest is then left out).
+    """
+
+    root: str = "/usr/share/games/fillets-ng"  # the installed game data
+    lang: str = "nl"  # the dialogs' language: `dialogs_LANG.lua` and `sound/LEVEL/LANG/`
+    seed: int = 0  # seed of the split (the same seed gives the same split)
+    labeled: float = 0.2  # transcribed training sentences
+    dev: float = 0.1  # transcribed target-domain sentences: early stopping, calibration, thresholds
+    test: float = 0.1  # reported only
+    unlabeled: float | None = None  # None: every sentence not in another split
+    # Move one sentence holding each character the labeled split lacks into it (from unlabeled,
+    # else dev, else test): the model's alphabet comes from the labeled text.
+    labeled_covers_alphabet: bool = True
+    sample_rate: int = 16000  # of the WAVs written
+    lm_extra: str = ""  # a text file (one sentence per line) added to the LM text; "" = none
+
+    def __post_init__(self) -> None:
+        for name in ("labeled", "dev", "test", "unlabeled"):
+            value = getattr(self, name)
+            if value is not None and (value < 0 or (value >= 1 and value != int(value))):
+                raise ConfigError(f"{name}: a fraction below 1 or a whole number of sentences, got {value}")
+        if not re.fullmatch(r"[A-Za-z_]+", self.lang):
+            raise ConfigError(f"lang: a language code such as nl or de_CH, got {self.lang!r}")
+
+
+@dataclass(frozen=True)
+class DialogLine:
+    """One ``dialogId``/``dialogStr`` pair of a level's dialog file."""
+
+    level: str
+    dialog_id: str
+    font: str
+    text: str
+    english: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.level}-{self.dialog_id}"
+
+
+@dataclass(frozen=True)
+class DroppedLine:
+    """A dialog line (or clip) left out of every manifest, and why."""
+
+    id: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class SplitStats:
+    """One split's size: utterances, sentences, hours, per speaker, and the characters it uses."""
+
+    utterances: int
+    sentences: int
+    hours: float
+    utterances_by_speaker: dict[str, int]
+    hours_by_speaker: dict[str, float]
+    characters: str
+
+
+@dataclass
+class FilletsCorpus:
+    """What :func:`prepare_fillets` wrote (``corpus.json`` holds it, plus the config)."""
+
+    out_dir: str
+    splits: dict[str, SplitStats]
+    alphabet: str  # every character of the kept transcripts but the space, sorted
+    dialog_lines: int  # dialog lines read (pairs of dialogId and dialogStr)
+    dropped: dict[str, int]  # dropped lines by reason
+    dropped_lines: list[DroppedLine]
+    duplicate_clips: int  # clips whose bytes repeat a kept one
+    clips_without_text: list[str]  # recordings no dialog line names
+    moved_for_alphabet: list[dict[str, str]]  # sentences moved into labeled, their character and origin
+    lm_sentences: int
+    source_formats: dict[str, int]  # kept clips by sample rate and channels, e.g. "22050 Hz, 2 ch"
+    converted: int  # WAVs written by this run
+    reused: int  # valid WAVs already there from an earlier run
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _unescape(literal: str) -> str:
+    """The value of a Lua string literal (quotes included in ``literal``)."""
+    def one(match: re.Match) -> str:
+        code = match.group(1)
+        return chr(int(code)) if code.isdigit() else _ESCAPES.get(code, code)
+
+    return _ESCAPE.sub(one, literal[1:-1])
+
+
+def _calls(text: str) -> Iterator[tuple[str, list[str] | None]]:
+    """``(function, string arguments)`` of each dialog call outside ``--`` comment lines; None
+    arguments when one is not a string literal. Hand-written: the files use two calls with
+    literal arguments, and no Lua parser is in our stack."""
+    for line in text.splitlines():
+        if line.lstrip().startswith("--"):
+            continue
+        for match in _CALL.finditer(line):
+            args, position = [], match.end()
+            while (arg := _ARGUMENT.match(line, position)) is not None:
+                args.append(_unescape(arg.group(1)))
+                position = arg.end()
+                if arg.group(2) == ")":
+                    break
+            closed = arg is not None or line[position:].lstrip().startswith(")")
+            yield match.group(1), args if closed else None
+
+
+def read_dialogs(path: str | Path, level: str, dropped: list[DroppedLine]) -> list[DialogLine]:
+    """The dialog lines of one ``dialogs_<lang>.lua``; a ``dialogId`` without its ``dialogStr`` (or
+    with arguments that are not strings) goes to ``dropped``."""
+    lines: list[DialogLine] = []
+    pending: list[str] | None = None
+    for function, args in _calls(Path(path).read_text(encoding="utf-8", errors="replace")):
+        if function == "dialogId":
+            if pending:
+                dropped.append(DroppedLine(f"{level}-{pending[0]}", "no_text", "dialogId without dialogStr"))
+            pending = args or None
+            if not args:
+                dropped.append(DroppedLine(f"{level}-?", "unparsed", "dialogId without string arguments"))
+        elif pending and args:
+            lines.append(DialogLine(level, pending[0], pending[1] if len(pending) > 1 else "",
+                                    args[0], pending[2] if len(pending) > 2 else ""))
+            pending = None
+    if pending:
+        dropped.append(DroppedLine(f"{level}-{pending[0]}", "no_text", "dialogId without dialogStr"))
+    return lines
+
+
+def drop_reason(text: str) -> str | None:
+    """Why a raw transcript cannot be used: ``format_string``, ``digits``, ``empty``; None when it can."""
+    if _FORMAT_STRING.search(text):
+        return "format_string"
+    if _DIGIT.search(text):
+        return "digits"
+    if not normalize_line(text):
+        return "empty"
+    return None
+
+
+def normalize_line(text: str) -> str:
+    """A dialog line as a transcript (:data:`DIALOG_NORMALIZER`).
+
+    >>> normalize_line("“Zo’n schip?” Dat is ’s morgens Één ideeën-ding.")
+    "zo'n schip dat is s morgens één ideeën ding"
+    """
+    return DIALOG_NORMALIZER(text)
+
+
+def _size(value: float | None, total: int) -> int | None:
+    if value is None:
+        return None
+    return int(value) if value >= 1 else round(value * total)
+
+
+def _allocate(target: int, capacity: dict[str, int], sizes: dict[str, int]) -> dict[str, int]:
+    """Share ``target`` sentences among speaker groups in proportion to their ``sizes`` (largest
+    remainder), never more than a group's remaining ``capacity``."""
+    total = sum(sizes.values())
+    quota = {k: target * n / total for k, n in sizes.items()}
+    share = {k: min(int(quota[k]), capacity[k]) for k in sizes}
+    order = sorted(sizes, key=lambda k: (-(quota[k] - int(quota[k])), k))
+    while sum(share.values()) < target:
+        open_groups = [k for k in order if share[k] < capacity[k]]
+        if not open_groups:
+            break
+        for k in open_groups[: target - sum(share.values())]:
+            share[k] += 1
+    return share
+
+
+def _stratum(utterances: Sequence[Utterance]) -> str:
+    return "+".join(sorted({u.spk_id for u in utterances}))
+
+
+def split_by_sentence(utterances: Sequence[Utterance], config: FilletsConfig) -> tuple[dict[str, list[Utterance]], list[dict[str, str]]]:
+    """The utterances of each split, drawn by sentence and per speaker group (a sentence said by both
+    speakers is a group of its own), deterministic for ``config.seed``; plus the sentences moved into
+    labeled for the alphabet (see :attr:`FilletsConfig.labeled_covers_alphabet`)."""
+    by_text: dict[str, list[Utterance]] = defaultdict(list)
+    for utt in utterances:
+        by_text[utt.reference or ""].append(utt)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for text in sorted(by_text):
+        groups[_stratum(by_text[text])].append(text)
+    rng = random.Random(config.seed)
+    pools = {k: rng.sample(texts, len(texts)) for k, texts in sorted(groups.items())}
+    sizes = {k: len(v) for k, v in pools.items()}
+    total = sum(sizes.values())
+    targets = {name: _size(getattr(config, name), total) for name in ("dev", "test", "labeled", "unlabeled")}
+    if sum(t for t in targets.values() if t) > total:
+        raise ConfigError(f"the split sizes {targets} ask for more than the {total} sentences there are")
+    chosen: dict[str, list[str]] = {}
+    for name, target in targets.items():
+        capacity = {k: len(v) for k, v in pools.items()}
+        share = capacity if target is None else _allocate(target, capacity, sizes)
+        chosen[name] = [text for k in pools for text in pools[k][: share[k]]]
+        pools = {k: v[share[k]:] for k, v in pools.items()}
+    moved = _cover_alphabet(chosen) if config.labeled_covers_alphabet else []
+    return {name: [u for text in sorted(chosen[name]) for u in by_text[text]] for name in SPLITS}, moved
+
+
+def _cover_alphabet(chosen: dict[str, list[str]]) -> list[dict[str, str]]:
+    """Move into labeled one sentence for each character of the corpus labeled lacks."""
+    moved = []
+    every = sorted(set("".join(t for texts in chosen.values() for t in texts)) - {" "})
+    for char in every:
+        if any(char in text for text in chosen["labeled"]):
+            continue
+        for origin in ("unlabeled", "dev", "test"):
+            text = next((t for t in chosen[origin] if char in t), None)
+            if text is not None:
+                chosen[origin].remove(text)
+                chosen["labeled"].append(text)
+                moved.append({"sentence": text, "character": char, "from": origin})
+                break
+    return moved
+
+
+def _check_installed(root: Path, lang: str) -> list[tuple[str, Path]]:
+    """``(level, dialog file)`` of every level with dialogs and recordings in ``lang``; raises
+    :class:`CorpusError` naming the Debian package when there are none."""
+    dialogs = sorted(root.glob(f"script/*/dialogs_{lang}.lua"))
+    if not dialogs or not any(root.glob(f"sound/*/{lang}/*.ogg")):
+        what = "dialog files" if not dialogs else "recordings"
+        raise CorpusError(f"no Fish Fillets {what} for language '{lang}' under {root}: "
+                          f"install them with `apt-get install fillets-ng-data-{lang}` (as root), or pass --root")
+    return [(path.parent.name, path) for path in dialogs]
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _usable_lines(root: Path, config: FilletsConfig, dropped: list[DroppedLine]) -> tuple[list[tuple[DialogLine, Path]], int, int, list[str]]:
+    """Lines with a usable transcript and a first-of-its-bytes recording; the line count, the
+    duplicate-clip count and the recordings no line names."""
+    lines = [line for level, path in _check_installed(root, config.lang) for line in read_dialogs(path, level, dropped)]
+    kept: list[tuple[DialogLine, Path]] = []
+    seen_hashes: dict[str, str] = {}  # sha256 of a clip's bytes -> the line that kept it
+    named: set[Path] = set()
+    duplicates = 0
+    for line in lines:
+        audio = root / "sound" / line.level / config.lang / f"{line.dialog_id}.ogg"
+        named.add(audio)
+        reason = "no_audio" if not audio.is_file() else drop_reason(line.text)
+        if reason:
+            dropped.append(DroppedLine(line.id, reason, line.text))
+            continue
+        digest = _file_hash(audio)
+        if digest in seen_hashes:
+            duplicates += 1
+            dropped.append(DroppedLine(line.id, "duplicate_audio", f"same bytes as {seen_hashes[digest]}"))
+            continue
+        seen_hashes[digest] = line.id
+        kept.append((line, audio))
+    orphans = sorted(str(p.relative_to(root)) for p in root.glob(f"sound/*/{config.lang}/*.ogg") if p not in named)
+    return kept, len(lines), duplicates, orphans
+
+
+def _valid_wav_seconds(path: Path, sample_rate: int) -> float | None:
+    """The duration of a complete mono WAV at ``sample_rate`` already at ``path``; None to (re)convert."""
+    from selftrain.data.audio import audio_info
+
+    try:
+        info = audio_info(path)
+    except AudioError:
+        return None
+    usable = not info.truncated and info.sample_rate == sample_rate and info.channels == 1 and info.frames > 0
+    return info.duration if usable else None
+
+
+def _convert(source: Path, dest: Path, sample_rate: int) -> float:
+    """Decode ``source``, mix to mono, resample (torchaudio) and write 16-bit PCM atomically."""
+    import soundfile as sf
+
+    from selftrain.data.audio import load_audio_converted
+    from selftrain.io import atomic_write
+
+    wav, _ = load_audio_converted(source, sample_rate)
+    with atomic_write(dest, "wb") as handle:
+        sf.write(handle, wav.clamp(-1.0, 1.0).numpy(), sample_rate, format="WAV", subtype="PCM_16")
+    return len(wav) / sample_rate
+
+
+def _audio_rows(items: Sequence[tuple[DialogLine, Path]], out: Path, config: FilletsConfig, dropped: list[DroppedLine],
+                counts: Counter[str], progress: bool) -> list[Utterance]:
+    """One utterance per line, its WAV converted unless a valid one is there; unreadable clips dropped."""
+    from tqdm import tqdm
+
+    from selftrain.data.audio import audio_info
+
+    for stale in out.glob("wav/*/.*.tmp"):  # half-written files of an interrupted run
+        stale.unlink(missing_ok=True)
+    rows = []
+    for line, source in tqdm(items, desc="fillets", unit="clip", disable=not progress):
+        dest = out / "wav" / line.level / f"{line.dialog_id}.wav"
+        try:
+            info = audio_info(source)
+            seconds = _valid_wav_seconds(dest, config.sample_rate)
+            if seconds is None:
+                seconds = _convert(source, dest, config.sample_rate)
+                counts["converted"] += 1
+            else:
+                counts["reused"] += 1
+        except AudioError as exc:
+            dropped.append(DroppedLine(line.id, f"audio_{exc.reason}", str(exc)))
+            continue
+        counts[f"format:{info.sample_rate} Hz, {info.channels} ch"] += 1
+        rows.append(Utterance(id=line.id, wav=str(dest), duration=round(seconds, 3), spk_id=line.font,
+                              reference=normalize_line(line.text), extra={"level": line.level}))
+    return rows
+
+
+def _split_stats(rows: Sequence[Utterance]) -> SplitStats:
+    count: Counter[str] = Counter(u.spk_id for u in rows)
+    seconds: defaultdict[str, float] = defaultdict(float)
+    for utt in rows:
+        seconds[utt.spk_id] += utt.duration
+    return SplitStats(
+        utterances=len(rows), sentences=len({u.reference for u in rows}),
+        hours=round(sum(u.duration for u in rows) / 3600, 4), utterances_by_speaker=dict(sorted(count.items())),
+        hours_by_speaker={k: round(v / 3600, 4) for k, v in sorted(seconds.items())},
+        characters="".join(sorted(set("".join(u.reference or "" for u in rows)) - {" "})),
+    )
+
+
+def _lm_sentences(splits: Mapping[str, Sequence[Utterance]], extra: str) -> list[str]:
+    """The labeled sentences, plus ``extra``'s normalised lines that no other split says."""
+    held_out = {u.reference for name in ("unlabeled", "dev", "test") for u in splits[name]}
+    sentences = {u.reference or "" for u in splits["labeled"]}
+    if extra:
+        try:
+            lines: Iterable[str] = Path(extra).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CorpusError(f"cannot read lm_extra {extra}: {exc}") from exc
+        sentences.update(normalize_line(line) for line in lines)
+    return sorted(s for s in sentences - held_out if s)
+
+
+def _write(out: Path, splits: Mapping[str, list[Utterance]], lm_text: Sequence[str], corpus: FilletsCorpus,
+           config: FilletsConfig) -> None:
+    from selftrain.data.manifest import write_speechbrain_csv
+    from selftrain.io import atomic_write_json, atomic_write_text
+
+    for name in ("labeled", "dev", "test"):
+        write_speechbrain_csv(splits[name], out / f"{name}.csv")
+    write_speechbrain_csv(splits["unlabeled"], out / "unlabeled_reference.csv")
+    write_speechbrain_csv([replace(u, reference=None) for u in splits["unlabeled"]], out / "unlabeled.csv")
+    atomic_write_text(out / "lm_text.txt", "".join(f"{line}\n" for line in lm_text))
+    atomic_write_json(out / "corpus.json", {"config": asdict(config), **corpus.to_dict()})
+
+
+def prepare_fillets(config: FilletsConfig, out_dir: str | Path, progress: bool = True) -> FilletsCorpus:
+    """Write the manifests, WAVs, LM text and ``corpus.json`` of ``config``'s dialogs into ``out_dir``.
+
+    Resumable: a valid WAV already in ``out_dir`` is kept, every file is written atomically, and the
+    manifests depend only on the installed data and ``config``. Raises :class:`CorpusError` when the
+    game data is not installed, :class:`ConfigError` for split sizes that do not fit.
+    """
+    root, out = Path(config.root), Path(out_dir)
+    dropped: list[DroppedLine] = []
+    items, num_lines, duplicates, orphans = _usable_lines(root, config, dropped)
+    counts: Counter[str] = Counter()
+    rows = _audio_rows(items, out, config, dropped, counts, progress)
+    if not rows:
+        raise CorpusError(f"no usable dialog line in {root} for language '{config.lang}'")
+    splits, moved = split_by_sentence(rows, config)
+    lm_text = _lm_sentences(splits, config.lm_extra)
+    corpus = FilletsCorpus(
+        out_dir=str(out), splits={name: _split_stats(splits[name]) for name in SPLITS},
+        alphabet="".join(sorted(set("".join(u.reference or "" for u in rows)) - {" "})), dialog_lines=num_lines,
+        dropped=dict(sorted(Counter(d.reason for d in dropped).items())), dropped_lines=dropped,
+        duplicate_clips=duplicates, clips_without_text=orphans, moved_for_alphabet=moved, lm_sentences=len(lm_text),
+        source_formats={k.partition(":")[2]: n for k, n in sorted(counts.items()) if k.startswith("format:")},
+        converted=counts["converted"], reused=counts["reused"],
+    )
+    _write(out, splits, lm_text, corpus, config)
+    return corpus

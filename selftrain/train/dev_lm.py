@@ -1,0 +1,35 @@
+"""Dev WER with the LM beam search, for choosing checkpoints on the figure users will get.
+
+Greedy dev WER and LM-decoded dev WER can move in opposite directions while a pretrained encoder
+is fine-tuned on little audio: longer training teaches the acoustic model words the LM already
+supplies at decoding, so greedy WER falls while LM-decoded WER rises
+(docs/experiments/2026-12-06-pretrained-encoder.md). ``checkpoint_metric: lm_wer`` picks
+checkpoints (and stops early) on the latter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from selftrain.decode.config import DecoderConfig
+from selftrain.decode.pool import TeacherDecoder
+from selftrain.errors import ConfigError
+
+__all__ = ["LMDevScorer"]
+
+
+class LMDevScorer:
+    """Decodes dev log-posteriors with a KenLM beam search in the training process (no worker pool:
+    forking inside a training run would copy its threads and tensors) and returns their texts."""
+
+    def __init__(self, labels: list[str], lm_path: str | Path, config: DecoderConfig):
+        if not lm_path or not Path(lm_path).is_file():
+            raise ConfigError(f"checkpoint_metric lm_wer needs dev_lm, a KenLM model file (got {str(lm_path)!r})")
+        settings = replace(config, workers=0, confidence=False, nbest=1)
+        self._decoder = TeacherDecoder(settings, labels, lm_path, teacher="dev_lm")
+
+    def decode(self, log_probs: list[np.ndarray]) -> list[str]:
+        return [hyp.text for hyp in self._decoder.decode(log_probs)]
