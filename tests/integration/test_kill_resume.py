@@ -66,6 +66,9 @@ def test_two_clean_continuous_runs_write_identical_files(clean_continuous_run, t
     run_clean(run_args(tiny_corpus, again, 1, CONTINUOUS), tmp_path / "again.log", hash_seed="2")
     expected, got = compared_files(clean_continuous_run), compared_files(again)
     assert "gen_001/train/continuous/labels.jsonl" in expected and "gen_001/train/model/model.pt" in expected
+    from selftrain.generation import experiment_status
+
+    assert [line.strip() for line in experiment_status(again)[1:3]] == ["gen_000: done", "gen_001: done"]
     assert sorted(k for k in expected if expected[k] != got.get(k)) == []
 
 
