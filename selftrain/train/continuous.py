@@ -128,7 +128,7 @@ class ContinuousLabeler:
             return batch
         if self.filter is None or step - self.filter.step >= self.config.calibrate_every:
             self._calibrate(brain, step)
-            if self.stopped:
+            if self.filter is None or self.stopped:  # the guard tripped: back at the best checkpoint (recalibrated next step), or stopped
                 return batch
         rows = [i for i, kind in enumerate(batch.kind_id) if kind == KIND_UNLABELED]
         if not rows:

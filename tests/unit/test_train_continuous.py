@@ -207,3 +207,26 @@ def test_labels_by_beam_search_with_the_lm(corpus, teacher, tmp_path):
         train(_config(corpus, tmp_path / "r", **{"continuous.decoder": "lm"}))
     with pytest.raises(ConfigError, match="continuous.decode.beam"):
         train(_config(corpus, tmp_path / "r", **{"continuous.decode": {"beam": 4}}))
+
+
+def test_a_rising_teacher_dev_wer_trips_the_guard_back_to_the_best_checkpoint(corpus, teacher, tmp_path, monkeypatch):
+    import selftrain.train.continuous as continuous_module
+
+    real = continuous_module.fit_label_filter
+    calls = []
+
+    def worse_each_time(*args, **kwargs):  # the teacher's dev WER seen rising by 0.2 per calibration
+        result = real(*args, **kwargs)
+        calls.append(result.step)
+        result.dev_wer += 0.2 * (len(calls) - 1)
+        return result
+
+    monkeypatch.setattr(continuous_module, "fit_label_filter", worse_each_time)
+    run = tmp_path / "run"
+    train(_config(corpus, run, **{"teacher.init_encoder": teacher, "teacher.init_head": True, "epochs": 4,
+                                  "continuous.calibrate_every": 3, "continuous.guard_max_trips": 2}))
+    continuous = _summary(run)["continuous"]
+    assert all(t["reason"].startswith("teacher dev WER") for t in continuous["trips"])
+    assert continuous["guard_trips"] == 2 and "2 guard trips" in continuous["stopped"]
+    # the first trip went back to a checkpoint and recalibrated at the next step, which tripped again
+    assert continuous["trips"][1]["step"] > continuous["trips"][0]["step"]
