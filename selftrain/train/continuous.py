@@ -172,7 +172,10 @@ class ContinuousLabeler:
         self.best_dev_wer = wer if self.best_dev_wer is None else min(self.best_dev_wer, wer)
 
     def _decide(self, brain, batch, rows: list[int], step: int) -> list[LabelDecision]:
-        """Each row's label: cached (``cache`` source, unless drawn for replacement) or made now."""
+        """Each row's label: cached (``cache`` source, unless drawn for replacement) or made now,
+        decided by the current filter."""
+        label_filter = self.filter
+        assert label_filter is not None  # label_batch calibrates first
         rng = random.Random(f"{self.seed}:{step}")
         ids = [batch.id[i] for i in rows]
         fresh = [i for i, utt in zip(rows, ids, strict=True)
@@ -195,7 +198,7 @@ class ContinuousLabeler:
                 hyp, frames = Hypothesis.from_dict(entry["hyp"]), entry["frames"]
                 self.counts["reused"] += 1
             duration = float(rel_lens[i]) * wavs.shape[1] / self.sample_rate
-            decision = self.filter.decide(utt, duration, hyp, frames, self.tokenizer, self.sanity)
+            decision = label_filter.decide(utt, duration, hyp, frames, self.tokenizer, self.sanity)
             self.counts["kept" if decision.kept else "dropped:" + decision.reason.split(":", 1)[0]] += 1
             decisions.append(decision)
         return decisions

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -142,7 +143,7 @@ class HypothesisMaker:
         self.config = config
         self.labels = labels
         self.teacher = teacher
-        self._decoder = None
+        self._decoder: Any = None  # a TeacherDecoder, built at the first beam search
 
     def __call__(self, log_probs: list[np.ndarray]) -> list[Hypothesis]:
         if self.config.decoder == "greedy":

@@ -209,9 +209,12 @@ def test_labels_by_beam_search_with_the_lm(corpus, teacher, tmp_path):
         train(_config(corpus, tmp_path / "r", **{"continuous.decode": {"beam": 4}}))
 
 
-def test_a_rising_teacher_dev_wer_trips_the_guard_back_to_the_best_checkpoint(corpus, teacher, tmp_path, monkeypatch):
+def test_a_rising_teacher_dev_wer_trips_the_guard_back_to_the_best_checkpoint(corpus, teacher, tmp_path, monkeypatch, caplog):
+    import logging
+
     import selftrain.train.continuous as continuous_module
 
+    caplog.set_level(logging.WARNING, logger="selftrain.train.continuous")
     real = continuous_module.fit_label_filter
     calls = []
 
@@ -229,4 +232,5 @@ def test_a_rising_teacher_dev_wer_trips_the_guard_back_to_the_best_checkpoint(co
     assert all(t["reason"].startswith("teacher dev WER") for t in continuous["trips"])
     assert continuous["guard_trips"] == 2 and "2 guard trips" in continuous["stopped"]
     # the first trip went back to a checkpoint and recalibrated at the next step, which tripped again
+    assert caplog.text.count("weights restored from CKPT") == 1
     assert continuous["trips"][1]["step"] > continuous["trips"][0]["step"]
