@@ -12,7 +12,7 @@ __all__ = ["train"]
 @click.command("train")
 @click.option("--labeled", "labeled", multiple=True, type=click.Path(exists=True), help="Labeled manifest (repeatable).")
 @click.option("--pseudo", "pseudo", multiple=True, type=click.Path(exists=True), help="Pseudo-labeled manifest (repeatable); its weight column scales the CTC loss.")
-@click.option("--unlabeled", "unlabeled", multiple=True, type=click.Path(exists=True), help="Unlabeled manifest for the SSL losses (repeatable).")
+@click.option("--unlabeled", "unlabeled", multiple=True, type=click.Path(exists=True), help="Unlabeled manifest for the SSL losses, distillation or continuous labels (--set continuous.enabled=true) (repeatable).")
 @click.option("--dev", type=click.Path(exists=True), default=None, help="Labeled dev manifest: checkpoint choice and early stopping by its WER.")
 @click.option("--out", required=True, type=click.Path(), help="Run folder (re-run with the same folder to resume).")
 @click.option("--preset", default=None, help="Model preset: cpu-small, cpu-small-conformer, gpu-base, cpu-whisper-tiny, gpu-whisper-base or gpu-whisper-small [default: cpu-small].")
