@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +115,6 @@ def train_continuous(config: ExperimentConfig, workdir: Workdir, generation: int
     from selftrain.train import load_train_config, train
 
     budget = continuous_budget(config)
-    from dataclasses import asdict
-
     # The experiment's LM and generation 0's decoder settings, for labels by beam search + LM (continuous.decoder=lm)
     continuous: dict[str, Any] = {"enabled": True, "target_wer": config.threshold.target_wer,
                                   "min_keep_fraction": config.threshold.min_keep_fraction,
