@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -10,31 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from selftrain.train.config import DataConfig
 from selftrain.train.data import make_train_sampler, prepare_data
+from tests.tone_corpus import tone_clip, tone_manifest
 
 pytestmark = pytest.mark.integration
-
-
-def _clip(path: Path, text: str, seed: int) -> str:
-    rng = np.random.default_rng(seed)
-    freqs = {"a": 300.0, "b": 600.0, " ": 0.0}
-    parts = [np.sin(2 * np.pi * freqs[c] * np.arange(3200) / 16000) * 0.3 for c in text]
-    data = np.concatenate([np.zeros(1600), *parts, np.zeros(1600)]) + 0.01 * rng.standard_normal(3200 * (len(text) + 1))
-    sf.write(str(path), data.astype(np.float32), 16000)
-    return str(path)
-
-
-def _manifest(path: Path, rows: list[tuple[str, str, str]]) -> str:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["ID", "duration", "wav", "spk_id", "wrd"])
-        writer.writerows([utt, "1.0", wav, "s", text] for utt, wav, text in rows)
-    return str(path)
 
 
 def _run_torchrun(tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess:
@@ -48,9 +29,9 @@ def _run_torchrun(tmp_path: Path, args: list[str]) -> subprocess.CompletedProces
 @pytest.mark.parametrize("strategy", ["fixed", "pcgrad"])
 def test_two_process_gloo_run_shards_batches_and_exports_once(tmp_path, strategy):
     texts = ["ab", "ba", "aa", "ab ba", "ba aa", "aa ab"]
-    labeled = _manifest(tmp_path / "labeled.csv", [(f"l{i}", _clip(tmp_path / f"l{i}.wav", t, i), t) for i, t in enumerate(texts * 2)])
-    unlabeled = _manifest(tmp_path / "u.csv", [(f"u{i}", _clip(tmp_path / f"u{i}.wav", t, 50 + i), "") for i, t in enumerate(texts)])
-    dev = _manifest(tmp_path / "dev.csv", [(f"d{i}", _clip(tmp_path / f"d{i}.wav", t, 90 + i), t) for i, t in enumerate(texts[:3])])
+    labeled = tone_manifest(tmp_path / "labeled.csv", [(f"l{i}", tone_clip(tmp_path / f"l{i}.wav", t, i), t) for i, t in enumerate(texts * 2)])
+    unlabeled = tone_manifest(tmp_path / "u.csv", [(f"u{i}", tone_clip(tmp_path / f"u{i}.wav", t, 50 + i), "") for i, t in enumerate(texts)])
+    dev = tone_manifest(tmp_path / "dev.csv", [(f"d{i}", tone_clip(tmp_path / f"d{i}.wav", t, 90 + i), t) for i, t in enumerate(texts[:3])])
     out = tmp_path / "run"
     result = _run_torchrun(tmp_path, [
         "--labeled", labeled, "--unlabeled", unlabeled, "--dev", dev, "--out", str(out), "--preset", "tiny",

@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from selftrain.errors import ConfigError
 from selftrain.train import load_train_config, train
-
-
-def _clip(path: Path, text: str, seed: int) -> str:
-    """One tone per character (a=300 Hz, b=600 Hz), 0.2 s each, with noise."""
-    rng = np.random.default_rng(seed)
-    freqs = {"a": 300.0, "b": 600.0, " ": 0.0}
-    parts = [np.sin(2 * np.pi * freqs[c] * np.arange(3200) / 16000) * 0.3 for c in text]
-    data = np.concatenate([np.zeros(1600), *parts, np.zeros(1600)]) + 0.01 * rng.standard_normal(1600 * 2 + 3200 * len(text))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), data.astype(np.float32), 16000)
-    return str(path)
-
-
-def _manifest(path: Path, rows: list[tuple[str, str, str]]) -> str:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["ID", "duration", "wav", "spk_id", "wrd"])
-        for utt, wav, text in rows:
-            writer.writerow([utt, "1.0", wav, "s", text])
-    return str(path)
-
+from tests.tone_corpus import tone_clip, tone_manifest
 
 TEXTS = ["ab", "ba", "aa", "ab ba", "ba aa", "aa ab"]
 
@@ -41,12 +18,12 @@ TEXTS = ["ab", "ba", "aa", "ab ba", "ba aa", "aa ab"]
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
-    labeled = [(f"l{i}", _clip(root / f"l{i}.wav", t, i), t) for i, t in enumerate(TEXTS * 4)]
-    dev = [(f"d{i}", _clip(root / f"d{i}.wav", t, 100 + i), t) for i, t in enumerate(TEXTS)]
+    labeled = [(f"l{i}", tone_clip(root / f"l{i}.wav", t, i), t) for i, t in enumerate(TEXTS * 4)]
+    dev = [(f"d{i}", tone_clip(root / f"d{i}.wav", t, 100 + i), t) for i, t in enumerate(TEXTS)]
     # the unlabeled manifest keeps its transcripts: training ignores them, the audit file shows them
-    unlabeled = [(f"u{i}", _clip(root / f"u{i}.wav", t, 300 + i), t) for i, t in enumerate(TEXTS * 2)]
-    return {"labeled": _manifest(root / "labeled.csv", labeled), "dev": _manifest(root / "dev.csv", dev),
-            "unlabeled": _manifest(root / "unlabeled.csv", unlabeled)}
+    unlabeled = [(f"u{i}", tone_clip(root / f"u{i}.wav", t, 300 + i), t) for i, t in enumerate(TEXTS * 2)]
+    return {"labeled": tone_manifest(root / "labeled.csv", labeled), "dev": tone_manifest(root / "dev.csv", dev),
+            "unlabeled": tone_manifest(root / "unlabeled.csv", unlabeled)}
 
 
 @pytest.fixture(scope="module")

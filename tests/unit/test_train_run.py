@@ -2,55 +2,33 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from selftrain.errors import ConfigError
 from selftrain.models import load_acoustic_model
 from selftrain.train import load_train_config, train
+from tests.tone_corpus import tone_clip, tone_manifest
 
 WORDS = {"ab": (300.0, 600.0), "ba": (600.0, 300.0), "aa": (300.0, 300.0)}
-
-
-def _clip(path: Path, text: str, seed: int) -> str:
-    """One tone per character (a=300 Hz, b=600 Hz), 0.2 s each, with noise."""
-    rng = np.random.default_rng(seed)
-    freqs = {"a": 300.0, "b": 600.0, " ": 0.0}
-    parts = [np.sin(2 * np.pi * freqs[c] * np.arange(3200) / 16000) * 0.3 for c in text]
-    data = np.concatenate([np.zeros(1600), *parts, np.zeros(1600)]) + 0.01 * rng.standard_normal(1600 * 2 + 3200 * len(text))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), data.astype(np.float32), 16000)
-    return str(path)
-
-
-def _manifest(path: Path, rows: list[tuple[str, str, str]], extra: dict | None = None) -> str:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["ID", "duration", "wav", "spk_id", "wrd", *(extra or {})])
-        for utt, wav, text in rows:
-            writer.writerow([utt, "1.0", wav, "s", text, *(extra or {}).values()])
-    return str(path)
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
     texts = ["ab", "ba", "aa", "ab ba", "ba aa", "aa ab"]
-    labeled = [(f"l{i}", _clip(root / f"l{i}.wav", t, i), t) for i, t in enumerate(texts * 2)]
-    dev = [(f"d{i}", _clip(root / f"d{i}.wav", t, 100 + i), t) for i, t in enumerate(texts[:3])]
-    pseudo = [(f"p{i}", _clip(root / f"p{i}.wav", t, 200 + i), t) for i, t in enumerate(texts)]
-    unlabeled = [(f"u{i}", _clip(root / f"u{i}.wav", t, 300 + i), "") for i, t in enumerate(texts)]
+    labeled = [(f"l{i}", tone_clip(root / f"l{i}.wav", t, i), t) for i, t in enumerate(texts * 2)]
+    dev = [(f"d{i}", tone_clip(root / f"d{i}.wav", t, 100 + i), t) for i, t in enumerate(texts[:3])]
+    pseudo = [(f"p{i}", tone_clip(root / f"p{i}.wav", t, 200 + i), t) for i, t in enumerate(texts)]
+    unlabeled = [(f"u{i}", tone_clip(root / f"u{i}.wav", t, 300 + i), "") for i, t in enumerate(texts)]
     return {
-        "labeled": _manifest(root / "labeled.csv", labeled),
-        "dev": _manifest(root / "dev.csv", dev),
-        "pseudo": _manifest(root / "pseudo.csv", pseudo, {"confidence": "0.7"}),
-        "unlabeled": _manifest(root / "unlabeled.csv", unlabeled),
+        "labeled": tone_manifest(root / "labeled.csv", labeled),
+        "dev": tone_manifest(root / "dev.csv", dev),
+        "pseudo": tone_manifest(root / "pseudo.csv", pseudo, {"confidence": "0.7"}),
+        "unlabeled": tone_manifest(root / "unlabeled.csv", unlabeled),
     }
 
 
@@ -215,8 +193,8 @@ def test_pseudo_labels_that_train_their_runs_in_context(corpus, tmp_path, monkey
 
     monkeypatch.setattr(brain, "runs_ctc_loss", spy)
     # "ab ba" clips: 0.1 s silence, then 0.2 s per character; the run covers "ab" only, as if "ba" were doubtful
-    rows = [(f"r{i}", _clip(tmp_path / f"r{i}.wav", "ab ba", 400 + i), "ab") for i in range(4)]
-    runs = _manifest(tmp_path / "runs.csv", rows, {"runs": json.dumps([[0.0, 0.55, "ab"]])})
+    rows = [(f"r{i}", tone_clip(tmp_path / f"r{i}.wav", "ab ba", 400 + i), "ab") for i in range(4)]
+    runs = tone_manifest(tmp_path / "runs.csv", rows, {"runs": json.dumps([[0.0, 0.55, "ab"]])})
     train(_config(corpus, tmp_path / "run", epochs=1, **{"data.pseudo": [runs], "data.mix_pseudo": 0.5}))
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["optimizer_steps"] > 0 and summary["skipped"] == {}
