@@ -152,7 +152,8 @@ def _generation_record(config: ExperimentConfig, generation: int, stages: dict[s
         "pseudo_label_wer": stages.get("audit", stages["train"]).get("pseudo_label_wer"),
         "selected_utterances": select.get("selected_utterances", 0),
         "selected_hours": select.get("selected_hours", 0.0),
-        "selected_fraction": select.get("selected_fraction", 0.0),
+        # continuous: the share of the labels made during training that passed the filter
+        "selected_fraction": select.get("selected_fraction", 0.0) if continuous is None else _kept_share(continuous),
         "threshold": select.get("threshold"),
         "stage_seconds": {name: info.get("seconds") for name, info in stages.items()},
         "seconds_this_run": round(seconds, 1),
@@ -162,6 +163,11 @@ def _generation_record(config: ExperimentConfig, generation: int, stages: dict[s
         **({"decoder_tuning": {key: stages[TUNE_STAGE][key] for key in ("best", "base_wer", "best_wer")}}
            if TUNE_STAGE in stages else {}),
     }
+
+
+def _kept_share(continuous: dict[str, Any]) -> float:
+    labels = continuous.get("labels", {})
+    return round(labels.get("kept", 0) / labels["made"], 4) if labels.get("made") else 0.0
 
 
 def write_summary(workdir: Workdir) -> dict[str, Any]:

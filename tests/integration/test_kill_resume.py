@@ -8,6 +8,8 @@ The long version (more kills, more generations) is ``scripts/kill_suite.py``.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.kill_harness import compared_files, run_args, run_clean, run_with_kills
@@ -70,6 +72,10 @@ def test_two_clean_continuous_runs_write_identical_files(clean_continuous_run, t
 
     assert [line.strip() for line in experiment_status(again)[1:3]] == ["gen_000: done", "gen_001: done"]
     assert sorted(k for k in expected if expected[k] != got.get(k)) == []
+    record = json.loads((again / "gen_001" / "generation.json").read_text())
+    labels = record["continuous"]["labels"]  # the kept share of the labels made stands for the selection
+    assert record["schedule"] == "continuous" and labels["made"] > 0
+    assert record["selected_fraction"] == round(labels["kept"] / labels["made"], 4)
 
 
 def test_killed_continuous_run_finishes_with_the_clean_runs_files(clean_continuous_run, tiny_corpus, tmp_path):
