@@ -80,6 +80,8 @@ QUESTIONS: dict[str, tuple[str, str, str]] = {
                                        "(students fine-tuned from the teacher)?", "2026-12-06-pretrained-encoder", ""),
     "self_training_pretrained_10min_fresh": ("Does self-training pay with a pretrained encoder and 10 min of labels "
                                              "(fresh students, decoders tuned on dev)?", "2026-12-06-pretrained-encoder", ""),
+    "self_training_pretrained_10min_lmdev": ("With a pretrained encoder and 10 min of labels, do checkpoints chosen on "
+                                             "LM-decoded dev WER let self-training pay?", "2026-12-06-lm-checkpoints-continuous", ""),
     "decode_speed_whisper_tiny": ("How much does LM decoding cost over greedy with the pretrained encoder?",
                                   "2026-12-06-pretrained-encoder", ""),
 }
