@@ -87,6 +87,7 @@ class ContinuousLabeler:
         self.trips: list[dict] = []
         self.stopped: str | None = None
         self.calibrations = 0
+        self.history: list[dict] = []  # every calibration: its step, the labeling teacher's dev WER, the threshold
         self.audit_bytes = 0
 
     # ---- checkpointing --------------------------------------------------------------------------
@@ -94,7 +95,8 @@ class ContinuousLabeler:
         return {"warmup_end": self.warmup_end, "filter": self.filter.to_dict() if self.filter else None,
                 "best_dev_wer": self.best_dev_wer, "cache": [[k, v] for k, v in self.cache.items()],
                 "counts": dict(sorted(self.counts.items())), "window": self.window, "trips": self.trips,
-                "stopped": self.stopped, "calibrations": self.calibrations, "audit_bytes": self.audit_bytes}
+                "stopped": self.stopped, "calibrations": self.calibrations, "history": self.history,
+                "audit_bytes": self.audit_bytes}
 
     @mark_as_saver
     def _save(self, path) -> None:
@@ -110,6 +112,7 @@ class ContinuousLabeler:
         self.counts = Counter(data["counts"])
         self.window, self.trips, self.stopped = data["window"], data["trips"], data["stopped"]
         self.calibrations, self.audit_bytes = data["calibrations"], data["audit_bytes"]
+        self.history = data.get("history", [])  # absent from checkpoints of earlier versions
 
     def summary(self) -> dict:
         """What the run's ``summary.json`` reports under ``continuous``."""
@@ -117,7 +120,8 @@ class ContinuousLabeler:
                 "threshold": self.filter.threshold if self.filter else None,
                 "method": self.filter.method if self.filter else None,
                 "teacher_dev_wer": self.filter.dev_wer if self.filter else None, "best_teacher_dev_wer": self.best_dev_wer,
-                "calibrations": self.calibrations, "guard_trips": len(self.trips), "trips": self.trips,
+                "calibrations": self.calibrations, "calibration_history": self.history,
+                "guard_trips": len(self.trips), "trips": self.trips,
                 "stopped": self.stopped, "cached_labels": len(self.cache), "audit_file": AUDIT_FILE}
 
     # ---- the step --------------------------------------------------------------------------------
@@ -165,6 +169,7 @@ class ContinuousLabeler:
                                        brain.device, self.config, step)
         self.calibrations += 1
         wer = self.filter.dev_wer
+        self.history.append({"step": step, "teacher_dev_wer": wer, "threshold": self.filter.threshold})
         if self.best_dev_wer is not None and wer > self.best_dev_wer + self.config.guard_max_wer_rise:
             self._trip(brain, step, f"teacher dev WER {wer:.4f} is more than {self.config.guard_max_wer_rise:g} "
                                     f"above its best {self.best_dev_wer:.4f}")

@@ -63,6 +63,10 @@ def test_unlabeled_rows_are_labeled_filtered_and_audited(corpus, teacher, tmp_pa
     assert continuous["warmup_end_step"] == 2 and continuous["calibrations"] >= 2
     assert labels["made"] > 0 and labels["kept"] > 0 and continuous["guard_trips"] == 0
     assert continuous["threshold"] is not None and continuous["teacher_dev_wer"] < 1.0
+    history = continuous["calibration_history"]  # one entry a calibration, the last one the current filter
+    assert len(history) == continuous["calibrations"] and history[0]["step"] == continuous["warmup_end_step"]
+    assert history[-1]["teacher_dev_wer"] == continuous["teacher_dev_wer"]
+    assert min(h["teacher_dev_wer"] for h in history) == continuous["best_teacher_dev_wer"]
     assert sum(v for k, v in labels.items() if k == "kept" or k.startswith("dropped:")) == labels["made"] + labels.get("reused", 0)
     if source == "cache":
         assert labels.get("reused", 0) > 0 and 0 < continuous["cached_labels"] <= 12
