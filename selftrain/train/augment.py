@@ -22,8 +22,9 @@ class GeneratedNoise:
     """White or pink (1/f power) Gaussian noise mixed in at an SNR drawn per utterance from a range.
 
     Written by hand because SpeechBrain's ``AddNoise`` without a noise file sets the level from mean
-    absolute amplitudes (asked for 12 dB, it gave 10.9 dB power SNR on a Gaussian signal) and also
-    fills the padding of shorter utterances with noise. Here the SNR is the power ratio over each
+    absolute amplitudes, which is not the power SNR the corpus is described by (the two differ
+    whenever speech and noise have differently shaped amplitude distributions), and also fills the
+    padding of shorter utterances with noise. Here the SNR is the power ratio over each
     utterance's valid samples, as the synthetic corpus defines it, and padding stays silent, at a
     cost alike to SpeechBrain's (compared once on 2 CPU cores; no results file holds the timing).
     """
