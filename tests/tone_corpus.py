@@ -33,3 +33,17 @@ def tone_manifest(path: Path, rows: list[tuple[str, str, str]], extra: dict | No
         writer.writerow(["ID", "duration", "wav", "spk_id", "wrd", *(extra or {})])
         writer.writerows([utt, "1.0", wav, "s", text, *(extra or {}).values()] for utt, wav, text in rows)
     return str(path)
+
+
+def tiny_config(values: dict, **overrides):
+    """The ``tiny`` preset's TrainConfig from ``values``, with ``overrides`` given as dotted keys
+    (``**{"optim.lr": 1e-3}``) set over them."""
+    from selftrain.train import load_train_config
+
+    for key, value in overrides.items():
+        node = values
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return load_train_config("tiny", overrides=values)

@@ -42,10 +42,11 @@ __all__ = ["FilletsConfig", "DialogLine", "DroppedLine", "SplitStats", "FilletsC
 
 SPLITS = ("labeled", "unlabeled", "dev", "test")
 
-# Lower case, punctuation and typographic quotes dropped. Apostrophes: typographic ones become "'",
-# kept inside a word ("zo'n", "auto's") and dropped at a word's ends ("'s" -> "s"), as the
-# tokenizer's own normaliser does, so a transcript is left unchanged by it.
-DIALOG_NORMALIZER = TextNormalizer(replacements={"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+# Lower case, punctuation and typographic quotes dropped. Apostrophes (typographic ones too, which
+# TextNormalizer maps to "'"; the dialogs also write a backtick) are kept inside a word ("zo'n",
+# "auto's") and dropped at a word's ends ("'s" -> "s"), as the tokenizer's own normaliser does, so a
+# transcript is left unchanged by it.
+DIALOG_NORMALIZER = TextNormalizer(replacements={"`": "'"})
 
 _FORMAT_STRING = re.compile(r"%\d+|%[-+ #0.]*\d*[a-zA-Z]|\{\d*\}")  # printf (%s, %5.2f), positional (%1), {}
 _DIGIT = re.compile(r"\d")
@@ -353,8 +354,9 @@ def _convert(source: Path, dest: Path, sample_rate: int) -> float:
 
 
 def _audio_rows(items: Sequence[tuple[DialogLine, Path]], out: Path, config: FilletsConfig, dropped: list[DroppedLine],
-                counts: Counter[str], progress: bool) -> list[Utterance]:
-    """One utterance per line, its WAV converted unless a valid one is there; unreadable clips dropped."""
+                counts: Counter[str], formats: Counter[str], progress: bool) -> list[Utterance]:
+    """One utterance per line, its WAV converted unless a valid one is there; unreadable clips dropped.
+    ``counts``: WAVs converted and reused; ``formats``: the source clips' rates and channels."""
     from tqdm import tqdm
 
     from selftrain.data.audio import audio_info
@@ -375,7 +377,7 @@ def _audio_rows(items: Sequence[tuple[DialogLine, Path]], out: Path, config: Fil
         except AudioError as exc:
             dropped.append(DroppedLine(line.id, f"audio_{exc.reason}", str(exc)))
             continue
-        counts[f"format:{info.sample_rate} Hz, {info.channels} ch"] += 1
+        formats[f"{info.sample_rate} Hz, {info.channels} ch"] += 1
         rows.append(Utterance(id=line.id, wav=str(dest), duration=round(seconds, 3), spk_id=line.font,
                               reference=normalize_line(line.text), extra={"level": line.level}))
     return rows
@@ -390,8 +392,13 @@ def _split_stats(rows: Sequence[Utterance]) -> SplitStats:
         utterances=len(rows), sentences=len({u.reference for u in rows}),
         hours=round(sum(u.duration for u in rows) / 3600, 4), utterances_by_speaker=dict(sorted(count.items())),
         hours_by_speaker={k: round(v / 3600, 4) for k, v in sorted(seconds.items())},
-        characters="".join(sorted(set("".join(u.reference or "" for u in rows)) - {" "})),
+        characters=_characters(rows),
     )
+
+
+def _characters(rows: Sequence[Utterance]) -> str:
+    """The characters of the rows' transcripts but the space, sorted."""
+    return "".join(sorted(set("".join(u.reference or "" for u in rows)) - {" "}))
 
 
 def _lm_sentences(splits: Mapping[str, Sequence[Utterance]], extra: str) -> list[str]:
@@ -431,17 +438,18 @@ def prepare_fillets(config: FilletsConfig, out_dir: str | Path, progress: bool =
     dropped: list[DroppedLine] = []
     items, num_lines, duplicates, orphans = _usable_lines(root, config, dropped)
     counts: Counter[str] = Counter()
-    rows = _audio_rows(items, out, config, dropped, counts, progress)
+    formats: Counter[str] = Counter()
+    rows = _audio_rows(items, out, config, dropped, counts, formats, progress)
     if not rows:
         raise CorpusError(f"no usable dialog line in {root} for language '{config.lang}'")
     splits, moved = split_by_sentence(rows, config)
     lm_text = _lm_sentences(splits, config.lm_extra)
     corpus = FilletsCorpus(
         out_dir=str(out), splits={name: _split_stats(splits[name]) for name in SPLITS},
-        alphabet="".join(sorted(set("".join(u.reference or "" for u in rows)) - {" "})), dialog_lines=num_lines,
+        alphabet=_characters(rows), dialog_lines=num_lines,
         dropped=dict(sorted(Counter(d.reason for d in dropped).items())), dropped_lines=dropped,
         duplicate_clips=duplicates, clips_without_text=orphans, moved_for_alphabet=moved, lm_sentences=len(lm_text),
-        source_formats={k.partition(":")[2]: n for k, n in sorted(counts.items()) if k.startswith("format:")},
+        source_formats=dict(sorted(formats.items())),
         converted=counts["converted"], reused=counts["reused"],
     )
     _write(out, splits, lm_text, corpus, config)

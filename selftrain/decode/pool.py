@@ -8,7 +8,7 @@ utterance and scores its confidence right there, so full posteriors never travel
 from __future__ import annotations
 
 import multiprocessing as mp
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Protocol
@@ -21,7 +21,7 @@ from selftrain.decode.config import DecoderConfig
 from selftrain.errors import DecodeError
 from selftrain.record import Hypothesis
 
-__all__ = ["TeacherDecoder", "PendingResult", "penalize_blank"]
+__all__ = ["TeacherDecoder", "PendingResult", "penalize_blank", "in_process_decoder"]
 
 
 class PendingResult(Protocol):
@@ -169,3 +169,10 @@ class TeacherDecoder:
         if exc[0] is not None and self._pool is not None:
             self._pool.terminate()
         self.close()
+
+
+def in_process_decoder(config: DecoderConfig, labels: list[str], lm_path: str | Path | None, teacher: str,
+                       confidence: bool) -> TeacherDecoder:
+    """A :class:`TeacherDecoder` that decodes in the calling process (no worker pool), for use inside
+    a training run, where forking would copy the run's threads and tensors."""
+    return TeacherDecoder(replace(config, workers=0, confidence=confidence), labels, lm_path, teacher)

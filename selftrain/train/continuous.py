@@ -43,6 +43,7 @@ from selftrain.train.label_filter import (
     LabelDecision,
     LabelFilter,
     fit_label_filter,
+    load_dev_batches,
     teacher_log_probs,
 )
 
@@ -74,6 +75,7 @@ class ContinuousLabeler:
         self.references = references or {}
         self.ema = ema
         self.make = HypothesisMaker(config, self.labels, config.source)
+        self._dev_batches: list | None = None  # the dev audio, read at the first calibration
         self._audit_truncated = False
         self.reset_state()
 
@@ -165,8 +167,9 @@ class ContinuousLabeler:
         return self.ema.shadow if self.config.source == "ema" else brain.model
 
     def _calibrate(self, brain, step: int) -> None:
-        self.filter = fit_label_filter(self._teacher(brain), self.dev_rows, self.make, self.sample_rate,
-                                       brain.device, self.config, step)
+        if self._dev_batches is None:
+            self._dev_batches = load_dev_batches(self.dev_rows, self.sample_rate)
+        self.filter = fit_label_filter(self._teacher(brain), self._dev_batches, self.make, brain.device, self.config, step)
         self.calibrations += 1
         wer = self.filter.dev_wer
         self.history.append({"step": step, "teacher_dev_wer": wer, "threshold": self.filter.threshold})

@@ -15,21 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from selftrain.decode.config import DecoderConfig
-from selftrain.decode.pool import TeacherDecoder
-from selftrain.errors import ConfigError
+from selftrain.decode.pool import in_process_decoder
 
 __all__ = ["LMDevScorer"]
 
 
 class LMDevScorer:
-    """Decodes dev log-posteriors with a KenLM beam search in the training process (no worker pool:
-    forking inside a training run would copy its threads and tensors) and returns their texts."""
+    """Decodes dev log-posteriors with a KenLM beam search in the training process and returns their
+    texts (the LM file is checked when the run's configuration is validated)."""
 
     def __init__(self, labels: list[str], lm_path: str | Path, config: DecoderConfig):
-        if not lm_path or not Path(lm_path).is_file():
-            raise ConfigError(f"checkpoint_metric lm_wer needs dev_lm, a KenLM model file (got {str(lm_path)!r})")
-        settings = replace(config, workers=0, confidence=False, nbest=1)
-        self._decoder = TeacherDecoder(settings, labels, lm_path, teacher="dev_lm")
+        self._decoder = in_process_decoder(replace(config, nbest=1), labels, lm_path, "dev_lm", confidence=False)
 
     def decode(self, log_probs: list[np.ndarray]) -> list[str]:
         return [hyp.text for hyp in self._decoder.decode(log_probs)]

@@ -34,7 +34,7 @@ from selftrain.select.policy import (
     utterance_confidence,
 )
 
-__all__ = ["LabelDecision", "LabelFilter", "HypothesisMaker", "teacher_log_probs", "fit_label_filter", "rate_bounded_sanity"]
+__all__ = ["LabelDecision", "LabelFilter", "HypothesisMaker", "teacher_log_probs", "load_dev_batches", "fit_label_filter", "rate_bounded_sanity"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ class LabelDecision:
 
 @dataclass
 class LabelFilter:
-    """A calibration and threshold fit on dev at ``step``; ``dev_wer`` is the teacher's greedy dev WER."""
+    """A calibration and threshold fit on dev at ``step``; ``dev_wer`` is the labeling teacher's dev WER
+    (its labels decoded as ``continuous.decoder`` says: greedy, or beam search + LM)."""
 
     calibration: Calibration | None
     method: str
@@ -149,25 +150,34 @@ class HypothesisMaker:
         if self.config.decoder == "greedy":
             return [greedy_hypothesis(lp, self.labels, self.teacher) for lp in log_probs]
         if self._decoder is None:
-            from selftrain.decode import TeacherDecoder
+            from selftrain.decode.pool import in_process_decoder
 
-            settings = replace(self.config.decode, workers=0, confidence=True)
-            self._decoder = TeacherDecoder(settings, self.labels, self.config.lm, self.teacher)
+            self._decoder = in_process_decoder(self.config.decode, self.labels, self.config.lm, self.teacher,
+                                               confidence=True)
         return self._decoder.decode(log_probs)
 
 
-def fit_label_filter(model, dev_rows: list, make: HypothesisMaker, sample_rate: int, device, config, step: int
-                     ) -> LabelFilter:
-    """Decode dev with ``model`` (clean audio) into hypotheses by ``make``, fit a calibration on them and
-    choose the threshold (``config``: :class:`~selftrain.train.config.ContinuousConfig`)."""
-    records: list[Utterance] = []
+def load_dev_batches(dev_rows: list, sample_rate: int) -> list[tuple[list, torch.Tensor, torch.Tensor]]:
+    """The dev audio in batches of ``DEV_BATCH`` rows of similar length, each ``(rows, padded samples,
+    relative lengths)``, read once and reused by every calibration."""
+    batches = []
     ordered = sorted(dev_rows, key=lambda r: r.duration)
     for start in range(0, len(ordered), DEV_BATCH):
         part = ordered[start : start + DEV_BATCH]
         wavs = [load_audio(r.wav, sample_rate) for r in part]
         lengths = torch.tensor([len(w) for w in wavs], dtype=torch.float32)
-        padded = pad_sequence(wavs, batch_first=True).to(device)
-        hypotheses = make(teacher_log_probs(model, padded, (lengths / lengths.max()).to(device)))
+        batches.append((part, pad_sequence(wavs, batch_first=True), lengths / lengths.max()))
+    return batches
+
+
+def fit_label_filter(model, dev_batches: list[tuple[list, torch.Tensor, torch.Tensor]], make: HypothesisMaker,
+                     device, config, step: int) -> LabelFilter:
+    """Decode dev (``dev_batches`` of :func:`load_dev_batches`: clean audio) with ``model`` into
+    hypotheses by ``make``, fit a calibration on them and choose the threshold (``config``:
+    :class:`~selftrain.train.config.ContinuousConfig`)."""
+    records: list[Utterance] = []
+    for part, padded, rel_lens in dev_batches:
+        hypotheses = make(teacher_log_probs(model, padded.to(device), rel_lens.to(device)))
         for row, hyp in zip(part, hypotheses, strict=True):
             records.append(Utterance(row.id, row.wav, row.duration, reference=row.text, hypotheses=[hyp]))
     dev_wer, _ = error_rates([r.reference or "" for r in records], [r.hypotheses[0].text for r in records])

@@ -10,7 +10,7 @@ import torch
 
 from selftrain.errors import ConfigError
 from selftrain.train import load_train_config, train
-from tests.tone_corpus import tone_clip, tone_manifest
+from tests.tone_corpus import tiny_config, tone_clip, tone_manifest
 
 TEXTS = ["ab", "ba", "aa", "ab ba", "ba aa", "aa ab"]
 
@@ -41,13 +41,7 @@ def _config(corpus, out, **overrides):
                        "batch_seconds": 8.0, "mix_unlabeled": 0.3},
               "continuous": {"enabled": True, "warmup_steps": 2, "calibrate_every": 5, "audit_every": 2,
                              "audit_sample": 2, "guard_window": 4, "speaking_rate_quantile": None}}
-    for key, value in overrides.items():
-        node = values
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return load_train_config("tiny", overrides=values)
+    return tiny_config(values, **overrides)
 
 
 def _summary(run: Path) -> dict:

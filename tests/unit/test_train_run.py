@@ -10,8 +10,8 @@ import torch
 
 from selftrain.errors import ConfigError
 from selftrain.models import load_acoustic_model
-from selftrain.train import load_train_config, train
-from tests.tone_corpus import tone_clip, tone_manifest
+from selftrain.train import train
+from tests.tone_corpus import tiny_config, tone_clip, tone_manifest
 
 WORDS = {"ab": (300.0, 600.0), "ba": (600.0, 300.0), "aa": (300.0, 300.0)}
 
@@ -34,13 +34,7 @@ def corpus(tmp_path_factory):
 
 def _config(corpus, out, **overrides):
     values = {"out": str(out), "epochs": 2, "data": {"labeled": [corpus["labeled"]], "dev": corpus["dev"], "batch_seconds": 8.0}}
-    for key, value in overrides.items():
-        node = values
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return load_train_config("tiny", overrides=values)
+    return tiny_config(values, **overrides)
 
 
 def test_training_writes_a_complete_run_folder_and_a_loadable_model(corpus, tmp_path):
