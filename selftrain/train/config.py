@@ -26,6 +26,7 @@ __all__ = [
     "ContinuousConfig",
     "LABEL_SOURCES",
     "LABEL_DECODERS",
+    "CONTINUOUS_EXPORTS",
     "TrainConfig",
     "load_train_config",
     "parse_overrides",
@@ -163,6 +164,7 @@ class TeacherConfig:
 
 
 LABEL_SOURCES = ("ema", "cache")
+CONTINUOUS_EXPORTS = ("student", "best_ema")
 LABEL_DECODERS = ("greedy", "lm")
 
 
@@ -194,6 +196,12 @@ class ContinuousConfig:
     made were empty or slower than the lower speaking-rate bound, or when a calibration finds the
     teacher's dev WER more than ``guard_max_wer_rise`` above its best, the weights go back to the
     best checkpoint and the label cache is emptied; after ``guard_max_trips`` trips the run stops.
+    ``patience`` > 0 stops the run once that many calibrations in a row found the labeling teacher no
+    better on dev than its best. ``export``: which weights become the run's ``model/``: the student's
+    best checkpoint (by the dev score), or ``best_ema``, the labeling EMA teacher as it was at the
+    calibration with its lowest dev WER (a snapshot kept in the checkpoints). The EMA is what improves
+    while the student trains on its own labels (its dev WER can fall below the teacher's and then drift
+    up again), so that snapshot is the run's best model by the measure its labels are chosen on.
     Every ``audit_every`` steps up to ``audit_sample`` labels of the batch are written to
     ``continuous/labels.jsonl`` (records for ``selftrain audit``).
     """
@@ -218,6 +226,8 @@ class ContinuousConfig:
     guard_max_short_share: float = 0.5  # above this share of empty / too-short labels the guard trips
     guard_max_wer_rise: float = 0.1  # the guard trips when the teacher's dev WER is this far above its best
     guard_max_trips: int = 3  # the run stops at this many trips (each earlier one goes back to the best checkpoint)
+    patience: int = 0  # >0: the run stops after this many calibrations without a better labeling teacher on dev
+    export: str = "student"  # student: the student's best checkpoint; best_ema: the labeling EMA at its best calibration
     audit_every: int = 50  # steps between label samples written to continuous/labels.jsonl
     audit_sample: int = 8  # labels of the batch written each time (0: no audit file)
     references: list[str] = field(default_factory=list)  # manifests with the unlabeled audio's transcripts (audit only)
@@ -230,6 +240,10 @@ class ContinuousConfig:
             raise ConfigError(f"continuous.decoder must be one of {LABEL_DECODERS}, not {self.decoder!r}")
         if self.decoder == "lm" and not Path(self.lm).is_file():
             raise ConfigError(f"continuous.decoder=lm needs continuous.lm, a KenLM model file (got {self.lm!r})")
+        if self.export not in CONTINUOUS_EXPORTS:
+            raise ConfigError(f"continuous.export must be one of {CONTINUOUS_EXPORTS}, not {self.export!r}")
+        if self.export == "best_ema" and self.source != "ema":
+            raise ConfigError("continuous.export=best_ema exports the labeling EMA teacher: it needs continuous.source=ema")
         if not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"continuous.ema_decay must be in (0, 1), got {self.ema_decay}")
         if not 0.0 <= self.cache_replace_prob <= 1.0:
@@ -237,8 +251,8 @@ class ContinuousConfig:
         for name in ("cache_size", "calibrate_every", "guard_window", "guard_max_trips", "audit_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"continuous.{name} must be >= 1, got {getattr(self, name)}")
-        if self.warmup_steps < 0 or self.audit_sample < 0:
-            raise ConfigError("continuous.warmup_steps and continuous.audit_sample must not be negative")
+        if self.warmup_steps < 0 or self.audit_sample < 0 or self.patience < 0:
+            raise ConfigError("continuous.warmup_steps, continuous.audit_sample and continuous.patience must not be negative")
         for name in ("target_wer", "min_keep_fraction", "guard_max_short_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"continuous.{name} must be in [0, 1], got {getattr(self, name)}")

@@ -60,10 +60,11 @@ class ContinuousLabeler:
 
     ``dev_rows``/``labeled`` are :class:`~selftrain.train.data.Row` lists; ``references`` maps
     unlabeled IDs to their transcripts (for the audit file only); ``ema``: the run's EMA teacher
-    (required by the ``ema`` source)."""
+    (required by the ``ema`` source); ``best``: a :class:`~selftrain.train.ema.WeightSnapshot` retaken
+    from the labeling teacher at each calibration that finds a new best dev WER (``export: best_ema``)."""
 
     def __init__(self, config: ContinuousConfig, seed: int, tokenizer, dev_rows: list, sanity, sample_rate: int,
-                 out: Path, references: dict[str, str | None] | None = None, ema=None):
+                 out: Path, references: dict[str, str | None] | None = None, ema=None, best=None):
         self.config = config
         self.seed = seed
         self.tokenizer = tokenizer
@@ -74,6 +75,7 @@ class ContinuousLabeler:
         self.audit_path = Path(out) / AUDIT_FILE
         self.references = references or {}
         self.ema = ema
+        self.best = best
         self.make = HypothesisMaker(config, self.labels, config.source)
         self._dev_batches: list | None = None  # the dev audio, read at the first calibration
         self._audit_truncated = False
@@ -83,6 +85,8 @@ class ContinuousLabeler:
         self.warmup_end: int | None = None
         self.filter: LabelFilter | None = None
         self.best_dev_wer: float | None = None
+        self.best_step: int | None = None  # the step of the calibration that found best_dev_wer
+        self.stale = 0  # calibrations since the last new best (for ``patience``)
         self.cache: OrderedDict[str, dict] = OrderedDict()
         self.counts: Counter = Counter()
         self.window = {"start": 0, "labels": 0, "short": 0}
@@ -95,7 +99,7 @@ class ContinuousLabeler:
     # ---- checkpointing --------------------------------------------------------------------------
     def state(self) -> dict:
         return {"warmup_end": self.warmup_end, "filter": self.filter.to_dict() if self.filter else None,
-                "best_dev_wer": self.best_dev_wer, "cache": [[k, v] for k, v in self.cache.items()],
+                "best_dev_wer": self.best_dev_wer, "best_step": self.best_step, "stale": self.stale, "cache": [[k, v] for k, v in self.cache.items()],
                 "counts": dict(sorted(self.counts.items())), "window": self.window, "trips": self.trips,
                 "stopped": self.stopped, "calibrations": self.calibrations, "history": self.history,
                 "audit_bytes": self.audit_bytes}
@@ -114,14 +118,17 @@ class ContinuousLabeler:
         self.counts = Counter(data["counts"])
         self.window, self.trips, self.stopped = data["window"], data["trips"], data["stopped"]
         self.calibrations, self.audit_bytes = data["calibrations"], data["audit_bytes"]
-        self.history = data.get("history", [])  # absent from checkpoints of earlier versions
+        # absent from checkpoints of earlier versions
+        self.history = data.get("history", [])
+        self.best_step, self.stale = data.get("best_step"), data.get("stale", 0)
 
     def summary(self) -> dict:
         """What the run's ``summary.json`` reports under ``continuous``."""
         return {"source": self.config.source, "warmup_end_step": self.warmup_end, "labels": dict(sorted(self.counts.items())),
                 "threshold": self.filter.threshold if self.filter else None,
                 "method": self.filter.method if self.filter else None,
-                "teacher_dev_wer": self.filter.dev_wer if self.filter else None, "best_teacher_dev_wer": self.best_dev_wer,
+                "teacher_dev_wer": self.filter.dev_wer if self.filter else None, "best_teacher_dev_wer": self.best_dev_wer, "best_step": self.best_step,
+                "export": self.config.export,
                 "calibrations": self.calibrations, "calibration_history": self.history,
                 "guard_trips": len(self.trips), "trips": self.trips,
                 "stopped": self.stopped, "cached_labels": len(self.cache), "audit_file": AUDIT_FILE}
@@ -177,7 +184,18 @@ class ContinuousLabeler:
             self._trip(brain, step, f"teacher dev WER {wer:.4f} is more than {self.config.guard_max_wer_rise:g} "
                                     f"above its best {self.best_dev_wer:.4f}")
             return
-        self.best_dev_wer = wer if self.best_dev_wer is None else min(self.best_dev_wer, wer)
+        if self.best_dev_wer is None or wer < self.best_dev_wer:
+            self._new_best(brain, step, wer)
+            return
+        self.stale += 1
+        if self.config.patience and self.stale >= self.config.patience:
+            self._stop(brain, f"the labeling teacher's dev WER has not improved on {self.best_dev_wer:.4f} "
+                              f"(step {self.best_step}) in {self.stale} calibrations")
+
+    def _new_best(self, brain, step: int, wer: float) -> None:
+        self.best_dev_wer, self.best_step, self.stale = wer, step, 0
+        if self.best is not None:
+            self.best.take(self._teacher(brain), step)
 
     def _decide(self, brain, batch, rows: list[int], step: int) -> list[LabelDecision]:
         """Each row's label: cached (``cache`` source, unless drawn for replacement) or made now,
@@ -255,7 +273,8 @@ class ContinuousLabeler:
 
     def _stop(self, brain, reason: str) -> None:
         self.stopped = reason
-        logger.warning("continuous labels: stopping the run (%s); the best checkpoint is exported", reason)
+        exported = "the best labeling teacher" if self.best is not None else "the best checkpoint"
+        logger.warning("continuous labels: stopping the run (%s); %s is exported", reason, exported)
         limit = brain.optimizer_step + 1  # this step still trains (on its labeled rows)
         brain.optimizer_step_limit = min(limit, brain.optimizer_step_limit or limit)
         counter = brain.hparams.epoch_counter

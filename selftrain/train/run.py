@@ -236,7 +236,10 @@ def build_run(config: TrainConfig, prepared, run_opts: dict) -> BuiltRun:
         recoverables["combiner"] = combiner
     if ema is not None:
         recoverables["ema"] = ema
-    continuous = _build_labeler(config, prepared, ema) if config.continuous.enabled else None
+    best = _build_best_snapshot(config, ema)
+    if best is not None:
+        recoverables["best_ema"] = best
+    continuous = _build_labeler(config, prepared, ema, best) if config.continuous.enabled else None
     if continuous is not None:
         recoverables["continuous"] = continuous
     checkpointer = AtomicCheckpointer(out / "save", recoverables=recoverables)
@@ -250,8 +253,9 @@ def build_run(config: TrainConfig, prepared, run_opts: dict) -> BuiltRun:
     brain = SelftrainBrain(modules={"trainer": trainer}, opt_class=_optimizer(config, trainer), hparams=hparams,
                            run_opts=run_opts, checkpointer=checkpointer)
     combiner.to(brain.device)
-    if ema is not None:
-        ema.to(brain.device)
+    for module in (ema, best):
+        if module is not None:
+            module.to(brain.device)
     train_set = make_dataset(prepared.train, sample_rate)
     dev_set = make_dataset(prepared.dev, sample_rate).filtered_sorted(sort_key="duration") if prepared.dev else None
     return BuiltRun(brain, checkpointer, epoch_counter, sampler, train_set, dev_set, ema)
@@ -271,7 +275,18 @@ def _build_ema(config: TrainConfig, model: CTCModel):
     return ema
 
 
-def _build_labeler(config: TrainConfig, prepared, ema):
+def _build_best_snapshot(config: TrainConfig, ema):
+    """The snapshot of the labeling EMA teacher at its best calibration (``continuous.export: best_ema``)."""
+    from selftrain.train.ema import WeightSnapshot
+
+    if not config.continuous.enabled or config.continuous.export != "best_ema":
+        return None
+    best = WeightSnapshot(ema.shadow)
+    best.model.state_cache = ema.shadow.state_cache
+    return best
+
+
+def _build_labeler(config: TrainConfig, prepared, ema, best):
     """The continuous labeler, with the unlabeled transcripts (audit only) that the manifests hold."""
     from selftrain.audit.inputs import reference_texts
     from selftrain.train.continuous import ContinuousLabeler
@@ -283,7 +298,7 @@ def _build_labeler(config: TrainConfig, prepared, ema):
         references.update({k: v for k, v in reference_texts(manifest).items() if v is not None})
     sanity = rate_bounded_sanity(config.continuous, [r for r in prepared.train if r.kind == KIND_LABELED])
     return ContinuousLabeler(config.continuous, config.seed, prepared.tokenizer, prepared.dev, sanity,
-                             config.model.features.sample_rate, Path(config.out), references, ema)
+                             config.model.features.sample_rate, Path(config.out), references, ema, best)
 
 
 def train(config: TrainConfig) -> Path:
@@ -364,8 +379,29 @@ def _tensorboard(out: Path):
         return None
 
 
+def _best_labeler_weights(labeler) -> dict | None:
+    """The state dict of the continuous labeler's best EMA snapshot (``export: best_ema``), or None."""
+    if labeler is None or labeler.best is None or not labeler.best.taken:
+        return None
+    return {k: v.detach().clone() for k, v in labeler.best.model.state_dict().items()}
+
+
+def _dev_scores(brain, dev_set, recover: bool) -> dict:
+    """Greedy dev WER, CER and loss of the brain's model; ``recover``: of the best checkpoint, as
+    SpeechBrain's evaluate loads it (off: of the weights the model holds now)."""
+    checkpointer = brain.checkpointer
+    if not recover:
+        brain.checkpointer = None  # evaluate() would load the best checkpoint over the exported weights
+    try:
+        brain.evaluate(dev_set, min_key="score", test_loader_kwargs={"batch_size": 16}, progressbar=False)
+    finally:
+        brain.checkpointer = checkpointer
+    return {k: brain.last_valid.get(k) for k in ("WER", "CER", "loss")}
+
+
 def _finish(brain, checkpointer, prepared, config: TrainConfig, out: Path, started: float, dev_set, ema) -> Path:
-    """Export the best checkpoint (by the dev score; the last one without a dev set) and write summary.json."""
+    """Export the best checkpoint (by the dev score; the last one without a dev set), or the continuous
+    labeler's best EMA snapshot (``continuous.export: best_ema``), and write summary.json."""
     best = checkpointer.find_checkpoint(min_key="score") if dev_set is not None else None
     chosen = best or checkpointer.find_checkpoint()
     if chosen is None:
@@ -373,17 +409,19 @@ def _finish(brain, checkpointer, prepared, config: TrainConfig, out: Path, start
     trained_epochs, trained_steps = brain.hparams.epoch_counter.current, brain.optimizer_step
     labeler = getattr(brain.hparams, "continuous", None)
     continuous = labeler.summary() if labeler is not None else None
+    exported = _best_labeler_weights(labeler)  # read before the checkpoint load puts back an older snapshot
     checkpointer.load_checkpoint(chosen)  # restores the counters to the chosen checkpoint's
-    dev = {}
-    if dev_set is not None:
-        brain.evaluate(dev_set, min_key="score", test_loader_kwargs={"batch_size": 16}, progressbar=False)
-        dev = {k: brain.last_valid.get(k) for k in ("WER", "CER", "loss")}
+    if exported is not None:
+        brain.model.load_state_dict(exported)
+        continuous["exported"] = {"weights": "best_ema", "step": labeler.best_step, "teacher_dev_wer": labeler.best_dev_wer}
+    dev = _dev_scores(brain, dev_set, recover=exported is None) if dev_set is not None else {}
     model = brain.model.eval()
     if config.model.adapter_rank > 0:
         from selftrain.models.adapters import merge_adapters
 
         model = merge_adapters(model)
-    model_dir = export_model(model, prepared.tokenizer, out / "model", extra={"checkpoint": chosen.path.name})
+    extra = {"checkpoint": chosen.path.name, **({"weights": "best_ema", "step": labeler.best_step} if exported is not None else {})}
+    model_dir = export_model(model, prepared.tokenizer, out / "model", extra=extra)
     if ema is not None:
         shadow = ema.shadow
         if config.model.adapter_rank > 0:

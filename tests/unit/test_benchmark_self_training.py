@@ -574,3 +574,44 @@ def test_a_continuous_arm_runs_end_to_end_and_is_reported_against_generations_an
     assert continuous["generations"]["wall_seconds"] > 0 and continuous["labeled_only"]["wall_seconds"] > 0
     report = to_markdown(result, "python benchmarks/self_training.py")
     assert "## Continuous schedule" in report and "| explore:continuous |" in report
+
+
+def test_settings_run_with_several_seeds_are_pooled_against_the_control_of_the_same_seeds(tmp_path):
+    from _seeds import pooled_seeds, seed_families, seeds_lines
+
+    test = tmp_path / "test.csv"
+    references = {f"u{i}": "one two three four" for i in range(8)}
+    test.write_text("ID,duration,wav,spk_id,wrd\n" + "".join(f"{u},1.0,{u}.wav,s,{t}\n" for u, t in references.items()))
+    wrong_words = {"main": 1, "explore:seed1": 1, "labeled_only": 2, "explore:control_seed1": 2,
+                   "explore:cont": 0, "explore:cont_seed1": 1, "explore:cont_seed2": 0,
+                   "explore:cont_labeled_only": 1, "explore:cont_labeled_only_seed1": 1, "explore:cont_labeled_only_seed2": 2}
+
+    def test_hyps(arm: str, generation: int) -> Path:  # each model gets `wrong_words` words of every utterance wrong
+        path = tmp_path / arm.replace(":", "_") / f"gen_{generation:03d}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = " ".join(["x"] * wrong_words[arm] + ["one", "two", "three", "four"][wrong_words[arm]:])
+        path.write_text("".join(json.dumps({"id": u, "wav": f"{u}.wav", "duration": 1.0,
+                                            "hypotheses": [{"teacher": "lm", "text": text}]}) + "\n" for u in references))
+        return path
+
+    arms = {name: _rows(name, [0.5, wrong / 4], accepted=[True, name != "labeled_only"]) for name, wrong in wrong_words.items()}
+    arms["explore:control_seed1"] = _rows("explore:control_seed1", [0.5, 0.5])
+    families = seed_families(arms, "explore:")
+    assert families == {"generations": {0: "main", 1: "explore:seed1"}, "control": {0: "labeled_only", 1: "explore:control_seed1"},
+                        "cont": {0: "explore:cont", 1: "explore:cont_seed1", 2: "explore:cont_seed2"},
+                        "cont_labeled_only": {0: "explore:cont_labeled_only", 1: "explore:cont_labeled_only_seed1",
+                                              2: "explore:cont_labeled_only_seed2"}}
+    pooled = {p["setting"]: p for p in pooled_seeds(arms, "explore:", 0.0, test_hyps, str(test))}
+    generations = pooled["generations"]
+    # seed 0's control was rejected: its final model is generation 0 (WER 0.5), as is seed 1's
+    assert generations["test_wer_by_seed"] == [0.25, 0.25] and generations["control_mean_test_wer"] == 0.5
+    assert generations["gap_recovery"] == 0.5 and generations["vs_control"]["high"] < 0
+    assert "vs_control" not in pooled["cont"]  # seed 2 has no labeled-only control chain
+    assert pooled["cont"]["mean_test_wer"] == pytest.approx(1 / 12, abs=1e-4)
+    # ... but the setting's own control ran with all three seeds: wrong words 1, 1, 2 of 4
+    assert pooled["cont"]["own_control_mean_test_wer"] == pytest.approx(1 / 3, abs=1e-4)
+    assert pooled["cont"]["own_gap_recovery"] == pytest.approx(0.75, abs=1e-3) and pooled["cont"]["vs_own_control"]["high"] < 0
+    text = "\n".join(seeds_lines(list(pooled.values()), 0.0))
+    assert "| generations | 0: 0.250, 1: 0.250 | 0.250 | 0.250-0.250 | 0.500 | 0.500 | -0.2500 [" in text
+    assert "| cont | 0: 0.000, 1: 0.250, 2: 0.000 | 0.083 | 0.000-0.250 | - | - | - | 0.333 | 0.750 | -0.2500 [" in text
+

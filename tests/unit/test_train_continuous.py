@@ -99,10 +99,13 @@ def test_the_guard_goes_back_then_stops_and_counts_its_trips(corpus, tmp_path):
     assert "kept" not in continuous["labels"]  # the rate bound dropped every label
 
 
-def test_an_interrupted_continuous_run_ends_with_the_uninterrupted_weights(corpus, teacher, tmp_path, monkeypatch):
+@pytest.mark.parametrize("label_settings", [{"continuous.source": "cache"},
+                                            {"continuous.source": "ema", "continuous.export": "best_ema"}],
+                         ids=["cache", "best_ema"])
+def test_an_interrupted_continuous_run_ends_with_the_uninterrupted_weights(corpus, teacher, tmp_path, monkeypatch, label_settings):
     from selftrain.train.brain import SelftrainBrain
 
-    settings = {"continuous.source": "cache", "teacher.init_encoder": teacher, "teacher.init_head": True}
+    settings = {**label_settings, "teacher.init_encoder": teacher, "teacher.init_head": True}
     straight_dir = train(_config(corpus, tmp_path / "straight", **settings))
     original = SelftrainBrain.on_stage_start
 
@@ -121,7 +124,11 @@ def test_an_interrupted_continuous_run_ends_with_the_uninterrupted_weights(corpu
         assert torch.equal(value, resumed[name]), name
     continuous = _summary(tmp_path / "straight")["continuous"]
     assert continuous == _summary(tmp_path / "resumed")["continuous"]
-    assert continuous["labels"]["reused"] > 0 and continuous["labels"]["kept"] > 0  # the cache carried over
+    assert continuous["labels"]["kept"] > 0
+    if label_settings["continuous.source"] == "cache":
+        assert continuous["labels"]["reused"] > 0  # the cache carried over
+    else:  # the best snapshot carried over: exported from a calibration before the interruption or after
+        assert continuous["exported"]["step"] == continuous["best_step"]
     audit = [(d / "continuous" / "labels.jsonl").read_bytes() for d in (tmp_path / "straight", tmp_path / "resumed")]
     assert audit[0] == audit[1]
 
@@ -209,3 +216,49 @@ def test_a_rising_teacher_dev_wer_trips_the_guard_back_to_the_best_checkpoint(co
     # the first trip went back to a checkpoint and recalibrated at the next step, which tripped again
     assert caplog.text.count("weights restored from CKPT") == 1
     assert continuous["trips"][1]["step"] > continuous["trips"][0]["step"]
+
+
+def test_export_best_ema_writes_the_labeling_teacher_at_its_best_calibration(corpus, teacher, tmp_path, monkeypatch):
+    import selftrain.train.continuous as continuous_module
+
+    real = continuous_module.fit_label_filter
+    seen = []
+
+    def best_at_the_second(*args, **kwargs):  # dev WERs seen: 0.5, 0.3 (the best), then 0.4, 0.4, ...
+        result = real(*args, **kwargs)
+        seen.append(result.step)
+        result.dev_wer = 0.5 if len(seen) == 1 else 0.3 if len(seen) == 2 else 0.4
+        return result
+
+    snapshots = {}
+    original_take = continuous_module.ContinuousLabeler._new_best
+
+    def remember(self, brain, step, wer):
+        original_take(self, brain, step, wer)
+        snapshots[step] = {k: v.clone() for k, v in self.ema.shadow.state_dict().items()}
+
+    monkeypatch.setattr(continuous_module, "fit_label_filter", best_at_the_second)
+    monkeypatch.setattr(continuous_module.ContinuousLabeler, "_new_best", remember)
+    run = tmp_path / "run"
+    train(_config(corpus, run, **{"teacher.init_encoder": teacher, "teacher.init_head": True, "epochs": 6,
+                                  "continuous.calibrate_every": 3, "continuous.export": "best_ema",
+                                  "continuous.patience": 2}))
+    summary = _summary(run)
+    continuous = summary["continuous"]
+    best_step = seen[1]
+    assert continuous["best_step"] == best_step and continuous["best_teacher_dev_wer"] == 0.3
+    assert continuous["exported"] == {"weights": "best_ema", "step": best_step, "teacher_dev_wer": 0.3}
+    # two calibrations without a new best after it stop the run (patience 2), not the guard
+    assert continuous["calibrations"] == 4 and continuous["guard_trips"] == 0
+    assert "not improved" in continuous["stopped"] and summary["epochs"] < 6
+    exported = torch.load(run / "model" / "model.pt", weights_only=True)
+    for name, value in snapshots[best_step].items():
+        assert torch.equal(exported[name], value.to(exported[name].dtype)), name
+    assert json.loads((run / "model" / "model.json").read_text()).get("weights") == "best_ema"
+
+
+def test_export_best_ema_needs_the_ema_source(corpus, tmp_path):
+    with pytest.raises(ConfigError, match="best_ema"):
+        train(_config(corpus, tmp_path / "r", **{"continuous.source": "cache", "continuous.export": "best_ema"}))
+    with pytest.raises(ConfigError, match="continuous.export"):
+        train(_config(corpus, tmp_path / "r", **{"continuous.export": "last"}))
