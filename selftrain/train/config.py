@@ -197,7 +197,9 @@ class ContinuousConfig:
     teacher's dev WER more than ``guard_max_wer_rise`` above its best, the weights go back to the
     best checkpoint and the label cache is emptied; after ``guard_max_trips`` trips the run stops.
     ``patience`` > 0 stops the run once that many calibrations in a row found the labeling teacher no
-    better on dev than its best. ``export``: which weights become the run's ``model/``: the student's
+    better on dev than its best; with ``restarts`` > 0 the first ``restarts`` such plateaus instead put
+    the student and the EMA back to the best snapshot and training goes on (each restart a new round
+    of labels from the best teacher so far, inside the same step budget). ``export``: which weights become the run's ``model/``: the student's
     best checkpoint (by the dev score), or ``best_ema``, the labeling EMA teacher as it was at the
     calibration with its lowest dev WER (a snapshot kept in the checkpoints). The EMA is what improves
     while the student trains on its own labels (its dev WER can fall below the teacher's and then drift
@@ -227,6 +229,7 @@ class ContinuousConfig:
     guard_max_wer_rise: float = 0.1  # the guard trips when the teacher's dev WER is this far above its best
     guard_max_trips: int = 3  # the run stops at this many trips (each earlier one goes back to the best checkpoint)
     patience: int = 0  # >0: the run stops after this many calibrations without a better labeling teacher on dev
+    restarts: int = 0  # with patience and export best_ema: times the run goes back to the best labeling teacher instead of stopping
     export: str = "student"  # student: the student's best checkpoint; best_ema: the labeling EMA at its best calibration
     audit_every: int = 50  # steps between label samples written to continuous/labels.jsonl
     audit_sample: int = 8  # labels of the batch written each time (0: no audit file)
@@ -242,6 +245,11 @@ class ContinuousConfig:
             raise ConfigError(f"continuous.decoder=lm needs continuous.lm, a KenLM model file (got {self.lm!r})")
         if self.export not in CONTINUOUS_EXPORTS:
             raise ConfigError(f"continuous.export must be one of {CONTINUOUS_EXPORTS}, not {self.export!r}")
+        if self.restarts < 0:
+            raise ConfigError(f"continuous.restarts must not be negative, got {self.restarts}")
+        if self.restarts and (self.export != "best_ema" or not self.patience):
+            raise ConfigError("continuous.restarts go back to the best EMA snapshot on a plateau: "
+                              "they need continuous.export=best_ema and continuous.patience > 0")
         if self.export == "best_ema" and self.source != "ema":
             raise ConfigError("continuous.export=best_ema exports the labeling EMA teacher: it needs continuous.source=ema")
         if not 0.0 < self.ema_decay < 1.0:

@@ -87,6 +87,7 @@ class ContinuousLabeler:
         self.best_dev_wer: float | None = None
         self.best_step: int | None = None  # the step of the calibration that found best_dev_wer
         self.stale = 0  # calibrations since the last new best (for ``patience``)
+        self.restarts: list[dict] = []  # each plateau that went back to the best snapshot: its step and the snapshot's
         self.cache: OrderedDict[str, dict] = OrderedDict()
         self.counts: Counter = Counter()
         self.window = {"start": 0, "labels": 0, "short": 0}
@@ -99,7 +100,7 @@ class ContinuousLabeler:
     # ---- checkpointing --------------------------------------------------------------------------
     def state(self) -> dict:
         return {"warmup_end": self.warmup_end, "filter": self.filter.to_dict() if self.filter else None,
-                "best_dev_wer": self.best_dev_wer, "best_step": self.best_step, "stale": self.stale, "cache": [[k, v] for k, v in self.cache.items()],
+                "best_dev_wer": self.best_dev_wer, "best_step": self.best_step, "stale": self.stale, "restarts": self.restarts, "cache": [[k, v] for k, v in self.cache.items()],
                 "counts": dict(sorted(self.counts.items())), "window": self.window, "trips": self.trips,
                 "stopped": self.stopped, "calibrations": self.calibrations, "history": self.history,
                 "audit_bytes": self.audit_bytes}
@@ -120,7 +121,7 @@ class ContinuousLabeler:
         self.calibrations, self.audit_bytes = data["calibrations"], data["audit_bytes"]
         # absent from checkpoints of earlier versions
         self.history = data.get("history", [])
-        self.best_step, self.stale = data.get("best_step"), data.get("stale", 0)
+        self.best_step, self.stale, self.restarts = data.get("best_step"), data.get("stale", 0), data.get("restarts", [])
 
     def summary(self) -> dict:
         """What the run's ``summary.json`` reports under ``continuous``."""
@@ -128,7 +129,7 @@ class ContinuousLabeler:
                 "threshold": self.filter.threshold if self.filter else None,
                 "method": self.filter.method if self.filter else None,
                 "teacher_dev_wer": self.filter.dev_wer if self.filter else None, "best_teacher_dev_wer": self.best_dev_wer, "best_step": self.best_step,
-                "export": self.config.export,
+                "export": self.config.export, "restarts": self.restarts,
                 "calibrations": self.calibrations, "calibration_history": self.history,
                 "guard_trips": len(self.trips), "trips": self.trips,
                 "stopped": self.stopped, "cached_labels": len(self.cache), "audit_file": AUDIT_FILE}
@@ -188,9 +189,25 @@ class ContinuousLabeler:
             self._new_best(brain, step, wer)
             return
         self.stale += 1
-        if self.config.patience and self.stale >= self.config.patience:
-            self._stop(brain, f"the labeling teacher's dev WER has not improved on {self.best_dev_wer:.4f} "
-                              f"(step {self.best_step}) in {self.stale} calibrations")
+        if not self.config.patience or self.stale < self.config.patience:
+            return
+        plateau = (f"the labeling teacher's dev WER has not improved on {self.best_dev_wer:.4f} "
+                   f"(step {self.best_step}) in {self.stale} calibrations")
+        if len(self.restarts) < self.config.restarts:
+            self._restart(brain, step, plateau)
+        else:
+            self._stop(brain, plateau)
+
+    def _restart(self, brain, step: int, reason: str) -> None:
+        """Put the student and the labeling EMA back to the best snapshot; the current filter stays
+        until the next calibration (a restart does not cost a dev decoding)."""
+        assert self.best is not None and self.ema is not None  # checked by ContinuousConfig.check
+        brain.model.load_state_dict(self.best.model.state_dict())
+        self.ema.reset(self.best.model)
+        self.restarts.append({"step": step, "to_step": self.best_step})
+        self.stale = 0
+        logger.warning("continuous labels: %s; round %d starts from the step-%s snapshot",
+                       reason, len(self.restarts) + 1, self.best_step)
 
     def _new_best(self, brain, step: int, wer: float) -> None:
         self.best_dev_wer, self.best_step, self.stale = wer, step, 0

@@ -262,3 +262,39 @@ def test_export_best_ema_needs_the_ema_source(corpus, tmp_path):
         train(_config(corpus, tmp_path / "r", **{"continuous.source": "cache", "continuous.export": "best_ema"}))
     with pytest.raises(ConfigError, match="continuous.export"):
         train(_config(corpus, tmp_path / "r", **{"continuous.export": "last"}))
+
+
+def test_a_plateau_restarts_from_the_best_snapshot_before_it_stops_the_run(corpus, teacher, tmp_path, monkeypatch):
+    import selftrain.train.continuous as continuous_module
+
+    real = continuous_module.fit_label_filter
+    steps = []
+
+    def best_at_the_second(*args, **kwargs):  # dev WERs seen: 0.5, 0.3 (the best), then 0.4 for ever
+        result = real(*args, **kwargs)
+        steps.append(result.step)
+        result.dev_wer = 0.5 if len(steps) == 1 else 0.3 if len(steps) == 2 else 0.4
+        return result
+
+    restored = []
+    original_restart = continuous_module.ContinuousLabeler._restart
+
+    def check_restart(self, brain, step, reason):
+        original_restart(self, brain, step, reason)
+        best = self.best.model.state_dict()
+        restored.append(all(torch.equal(v, best[k]) for k, v in brain.model.state_dict().items())
+                        and all(torch.equal(v, best[k]) for k, v in self.ema.shadow.state_dict().items()))
+
+    monkeypatch.setattr(continuous_module, "fit_label_filter", best_at_the_second)
+    monkeypatch.setattr(continuous_module.ContinuousLabeler, "_restart", check_restart)
+    run = tmp_path / "run"
+    train(_config(corpus, run, **{"teacher.init_encoder": teacher, "teacher.init_head": True, "epochs": 10,
+                                  "continuous.calibrate_every": 3, "continuous.export": "best_ema",
+                                  "continuous.patience": 2, "continuous.restarts": 1}))
+    continuous = _summary(run)["continuous"]
+    # calibrations 3-4 make the first plateau (a restart back to calibration 2's snapshot), 5-6 the second (the stop)
+    assert continuous["restarts"] == [{"step": steps[3], "to_step": steps[1]}] and restored == [True]
+    assert continuous["calibrations"] == 6 and "not improved" in continuous["stopped"]
+    assert continuous["exported"]["step"] == steps[1]
+    with pytest.raises(ConfigError, match="restarts"):
+        train(_config(corpus, tmp_path / "r", **{"continuous.restarts": 1}))
