@@ -8,7 +8,8 @@ when it ran with two seeds or more; its interval pairs each seed's model with th
 same seed, utterance by utterance, summing word errors over the seeds (resampling utterances, so an
 utterance that is hard for every seed counts once as hard). A setting ``<name>`` whose own control
 ``<name>_labeled_only`` ran with the same seeds (the same training without the unlabeled audio) is
-also measured against it.
+also measured against it, and every explored setting against the offline generations of the same
+seeds (the main chain and ``seed<N>``).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def pooled_seeds(arms: dict[str, list[dict[str, Any]]], explored_prefix: str, or
         entry: dict[str, Any] = {"setting": family, "seeds": sorted(seeds), "test_wer_by_seed": wers,
                                  "mean_test_wer": round(mean(wers), 4), "min": min(wers), "max": max(wers)}
         own_control = families.get(family + OWN_CONTROL_SUFFIX, {})
-        for key, other in (("", control), ("own_", own_control)):
+        offline = families.get(GENERATIONS, {}) if family not in (GENERATIONS, CONTROL) else {}
+        for key, other in (("", control), ("own_", own_control), ("offline_", offline)):
             if family != CONTROL and other and set(seeds) <= set(other):
                 entry.update(_against(key, seeds, other, arms, errors, oracle, entry["mean_test_wer"]))
         pooled.append(entry)
@@ -101,18 +103,23 @@ def seeds_lines(pooled: list[dict[str, Any]] | None, oracle: float | None) -> li
              "of the same seeds, word errors summed over the seeds utterance by utterance.", "",
              "Own control: the setting's `<name>_labeled_only` variant (the same training without unlabeled audio), "
              "where it ran with the same seeds; gap recovery against it uses the same oracle.", "",
+             "Offline: the three offline generations of the same seeds (the main chain and `seed<N>`), their final "
+             "models' mean and the pooled interval of the setting minus them.", "",
              "| setting | test WER by seed | mean | range | control mean | gap recovery | vs control | "
-             "own control mean | gap recovery vs own | vs own control |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "own control mean | gap recovery vs own | vs own control | offline mean | vs offline |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for entry in pooled:
         by_seed = ", ".join(f"{seed}: {wer:.3f}" for seed, wer in zip(entry["seeds"], entry["test_wer_by_seed"], strict=True))
         lines.append(f"| {entry['setting']} | {by_seed} | {entry['mean_test_wer']:.3f} | {entry['min']:.3f}-{entry['max']:.3f} | "
-                     f"{_against_cells(entry, '')} | {_against_cells(entry, 'own_')} |")
+                     f"{_against_cells(entry, '')} | {_against_cells(entry, 'own_')} | {_against_cells(entry, 'offline_', False)} |")
     return [*lines, ""]
 
 
-def _against_cells(entry: dict[str, Any], key: str) -> str:
+def _against_cells(entry: dict[str, Any], key: str, with_recovery: bool = True) -> str:
     control, recovery, versus = (entry.get(f"{key}control_mean_test_wer"), entry.get(f"{key}gap_recovery"),
                                  entry.get(f"vs_{key}control"))
     interval = f"{versus['difference']:+.4f} [{versus['low']:+.4f}, {versus['high']:+.4f}]" if versus else "-"
-    return f"{'-' if control is None else f'{control:.3f}'} | {'-' if recovery is None else f'{recovery:.3f}'} | {interval}"
+    cells = [f"{'-' if control is None else f'{control:.3f}'}", interval]
+    if with_recovery:
+        cells.insert(1, f"{'-' if recovery is None else f'{recovery:.3f}'}")
+    return " | ".join(cells)

@@ -584,6 +584,7 @@ def test_settings_run_with_several_seeds_are_pooled_against_the_control_of_the_s
     test.write_text("ID,duration,wav,spk_id,wrd\n" + "".join(f"{u},1.0,{u}.wav,s,{t}\n" for u, t in references.items()))
     wrong_words = {"main": 1, "explore:seed1": 1, "labeled_only": 2, "explore:control_seed1": 2,
                    "explore:cont": 0, "explore:cont_seed1": 1, "explore:cont_seed2": 0,
+                   "explore:pair": 0, "explore:pair_seed1": 0,
                    "explore:cont_labeled_only": 1, "explore:cont_labeled_only_seed1": 1, "explore:cont_labeled_only_seed2": 2}
 
     def test_hyps(arm: str, generation: int) -> Path:  # each model gets `wrong_words` words of every utterance wrong
@@ -599,6 +600,7 @@ def test_settings_run_with_several_seeds_are_pooled_against_the_control_of_the_s
     families = seed_families(arms, "explore:")
     assert families == {"generations": {0: "main", 1: "explore:seed1"}, "control": {0: "labeled_only", 1: "explore:control_seed1"},
                         "cont": {0: "explore:cont", 1: "explore:cont_seed1", 2: "explore:cont_seed2"},
+                        "pair": {0: "explore:pair", 1: "explore:pair_seed1"},
                         "cont_labeled_only": {0: "explore:cont_labeled_only", 1: "explore:cont_labeled_only_seed1",
                                               2: "explore:cont_labeled_only_seed2"}}
     pooled = {p["setting"]: p for p in pooled_seeds(arms, "explore:", 0.0, test_hyps, str(test))}
@@ -612,6 +614,12 @@ def test_settings_run_with_several_seeds_are_pooled_against_the_control_of_the_s
     assert pooled["cont"]["own_control_mean_test_wer"] == pytest.approx(1 / 3, abs=1e-4)
     assert pooled["cont"]["own_gap_recovery"] == pytest.approx(0.75, abs=1e-3) and pooled["cont"]["vs_own_control"]["high"] < 0
     text = "\n".join(seeds_lines(list(pooled.values()), 0.0))
+    assert "offline_control_mean_test_wer" not in pooled["cont"]  # no offline chain of seed 2 either
     assert "| generations | 0: 0.250, 1: 0.250 | 0.250 | 0.250-0.250 | 0.500 | 0.500 | -0.2500 [" in text
     assert "| cont | 0: 0.000, 1: 0.250, 2: 0.000 | 0.083 | 0.000-0.250 | - | - | - | 0.333 | 0.750 | -0.2500 [" in text
+    # a setting with the offline chains' seeds (0 and 1) is measured against them: no wrong word against one in four
+    pair = pooled["pair"]
+    assert pair["offline_control_mean_test_wer"] == 0.25 and pair["vs_offline_control"]["difference"] == -0.25
+    assert "| pair | 0: 0.000, 1: 0.000 | 0.000 | 0.000-0.000 | 0.500 | 1.000 | -0.5000 [" in text
+    assert "| - | - | - | 0.250 | -0.2500 [" in text
 
