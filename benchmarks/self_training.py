@@ -472,12 +472,14 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
         name = PRESET_ARM + preset
         root = run_arm(work, name, {**base, "generations": 0, "preset": preset, **settings}, main, ["lm"])
         arms[name] = generation_rows(root, name, ("lm",))
+    teacher_eval = teacher_evaluation(teacher, main, shared)
+
     def test_hyps(arm: str, generation: int) -> Path:
-        root = teacher if generation == 0 else work / "exp" / arm[len(EXPLORED):] if arm.startswith(EXPLORED) else work / arm
+        root = teacher_eval if generation == 0 else work / "exp" / arm[len(EXPLORED):] if arm.startswith(EXPLORED) else work / arm
         return root / f"gen_{generation:03d}" / "eval" / "test_lm.jsonl"
 
     oracle = final_generation(arms["oracle"])["test_wer"] if arms.get("oracle") else None
-    return {"significance": significance(work, teacher, arms, paths["test"]),
+    return {"significance": significance(work, teacher_eval, arms, paths["test"]),
             "seeds": pooled_seeds(arms, EXPLORED, oracle, test_hyps, paths["test"]),
             "teacher_from": scale.get("teacher_from"), "corpus_from": scale.get("corpus_from"),
             "ensemble_from": scale.get("ensemble_from"),
@@ -523,6 +525,14 @@ def missing_recognizer(overrides: dict[str, Any]) -> str | None:
             return str(exc)
         raise
     return None
+
+
+def teacher_evaluation(teacher: Path, main: Path, shared: list[str]) -> Path:
+    """The folder whose generation-0 evaluation is the teacher's row: the shared teacher folder, or,
+    when main evaluates generation 0 itself (decode tuning: ``shared`` holds only its training), main,
+    whose test hypotheses are decoded at the settings tuned for the teacher. Paired comparisons
+    against the teacher read the hypotheses from there."""
+    return teacher if shared == TEACHER else main
 
 
 def significance(work: Path, teacher_root: Path, arms: dict[str, list[dict[str, Any]]], test: str) -> dict[str, dict[str, float]]:

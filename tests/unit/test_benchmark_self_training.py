@@ -465,6 +465,11 @@ def test_with_decoder_tuning_main_tunes_and_evaluates_the_shared_teacher_itself(
     assert teacher_stages({"decode": {"alpha": 0.8}}) == TEACHER
     assert teacher_stages(base) == ["lm", "gen_000/train"]  # generation 0's tune and eval stages run in main
     assert "decode_tuning" not in teacher_overrides(base)  # so the teacher folder is the untuned scale's
+    # ... and comparisons with the teacher read main's evaluation of it, at the tuned settings
+    from self_training import teacher_evaluation
+
+    assert teacher_evaluation(Path("teacher"), Path("main"), teacher_stages(base)) == Path("main")
+    assert teacher_evaluation(Path("teacher"), Path("main"), TEACHER) == Path("teacher")
 
 
 def test_rows_and_report_show_the_decoder_settings_tuned_for_each_model(tmp_path):
