@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from lm.doc_text import DocTextConfig
 from selftrain.cli.common import user_errors
+from selftrain.lm.doc_text import DocTextConfig
 
 __all__ = ["lm"]
 
@@ -52,9 +52,9 @@ def build(texts: tuple[str, ...], order: int, out: str, prune: str, discount_fal
     Writes OUT, OUT's unigram list (LM.unigrams.txt, needed by the decoders) and a report
     (LM.report.json) with line counts and held-out perplexity.
     """
-    from lm import LMBuildConfig, build_lm
     from selftrain.data.tokenizer import CharTokenizer, load_tokenizer
     from selftrain.io import atomic_write_json
+    from selftrain.lm import LMBuildConfig, build_lm
     from selftrain.text import Alphabet
 
     with user_errors():
@@ -109,9 +109,9 @@ def text_from_docs(paths: tuple[str, ...], out: str, lang: str, chars: str, lexi
     sentences are normalised as the Fish Fillets transcripts are and kept once. Feed OUT to
     `data prepare fillets --lm-extra` or `lm build --text` (recipes/fillets_nl/README.md).
     """
-    from lm.doc_text import DocTextConfig, debian_docs, extract_doc_text
     from selftrain.data.fillets import DIALOG_NORMALIZER
     from selftrain.io import atomic_write_json
+    from selftrain.lm.doc_text import DocTextConfig, debian_docs, extract_doc_text
 
     with user_errors():
         config = DocTextConfig(lang=lang, chars=chars, min_words=min_words, max_words=max_words,

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lm import LMBuildConfig, build_lm, read_unigrams
 from selftrain.cli import main
 from selftrain.data.manifest import write_manifest
 from selftrain.io import read_jsonl
+from selftrain.lm import LMBuildConfig, build_lm, read_unigrams
 from selftrain.record import Utterance
 from tests.decode_helpers import LM_SENTENCES, write_lm_text
 

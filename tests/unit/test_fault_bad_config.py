@@ -16,8 +16,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lm import LMBuildConfig, build_lm
-from lm.model import unigrams_path
 from selftrain.cli import main
 from selftrain.data.manifest import write_manifest
 from selftrain.decode import DecoderConfig, TeacherDecoder
@@ -25,6 +23,8 @@ from selftrain.errors import CheckpointError, ConfigError, LMError
 from selftrain.generation import Workdir, load_experiment_config
 from selftrain.generation.lock import LOCK_FILE
 from selftrain.generation.run import open_workdir
+from selftrain.lm import LMBuildConfig, build_lm
+from selftrain.lm.model import unigrams_path
 from selftrain.models import export_model, load_acoustic_model
 from selftrain.models.acoustic import build_model
 from selftrain.models.config import model_preset

@@ -221,7 +221,7 @@ def test_cli_reports_a_full_disk_in_one_line(tmp_path, monkeypatch, corpus):
 def test_an_lm_tool_failing_on_a_full_disk_is_named_in_one_line(tmp_path, monkeypatch):
     import sys
 
-    from lm import tools
+    from selftrain.lm import tools
 
     monkeypatch.setattr(tools, "free_bytes", lambda folder: 1024)
     failing = [sys.executable, "-c", "import sys; sys.stderr.write('write failed\\nline two\\n'); sys.exit(1)"]

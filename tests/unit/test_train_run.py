@@ -117,7 +117,7 @@ def test_config_errors_before_any_work(corpus, tmp_path):
 def test_checkpoints_can_be_chosen_on_lm_decoded_dev_wer(corpus, tmp_path):
     import yaml
 
-    from lm import LMBuildConfig, build_lm
+    from selftrain.lm import LMBuildConfig, build_lm
 
     text = tmp_path / "lm.txt"
     text.write_text("\n".join(["ab ba", "ba aa", "aa ab", "ab", "ba", "aa"] * 5) + "\n", encoding="utf-8")
