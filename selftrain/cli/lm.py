@@ -26,11 +26,18 @@ def _parse_prune(value: str) -> tuple[int, ...]:
         raise click.BadParameter(f"expected integers such as '0 0 1', got {value!r}", param_hint="--prune") from exc
 
 
+def _lm_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--out`` names an ARPA or KenLM binary model: a usage error before lmplz runs."""
+    if Path(value).suffix not in (".arpa", ".bin"):
+        raise click.BadParameter(f"must end in .arpa or .bin, got {value}", ctx, param)
+    return value
+
+
 @lm.command("build")
 @click.option("--text", "texts", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="LM training text, one sentence per line (repeat for several files).")
 @click.option("--order", default=3, show_default=True, type=click.IntRange(1, 9), help="n-gram order.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
+@click.option("--out", required=True, type=click.Path(dir_okay=False), callback=_lm_file,
               help="Output model: LM.arpa (text) or LM.bin (KenLM binary, loads fast).")
 @click.option("--prune", default="", show_default=True,
               help="lmplz count thresholds per order, e.g. '0 0 1' drops singleton 3-grams (empty: none).")
@@ -111,7 +118,7 @@ def text_from_docs(paths: tuple[str, ...], out: str, lang: str, chars: str, lexi
     """
     from selftrain.data.fillets import DIALOG_NORMALIZER
     from selftrain.io import atomic_write_json
-    from selftrain.lm.doc_text import DocTextConfig, debian_docs, extract_doc_text
+    from selftrain.lm.doc_text import DEBIAN_DOCS, DocTextConfig, debian_docs, extract_doc_text
 
     with user_errors():
         config = DocTextConfig(lang=lang, chars=chars, min_words=min_words, max_words=max_words,
@@ -120,6 +127,10 @@ def text_from_docs(paths: tuple[str, ...], out: str, lang: str, chars: str, lexi
         if not sources:
             if not lang:
                 raise click.UsageError("give PATHS, or --lang to read Debian's documentation of a language")
+            if lang not in DEBIAN_DOCS:
+                raise click.BadParameter(f"no Debian documentation is listed for {lang!r} (known: "
+                                         f"{', '.join(sorted(DEBIAN_DOCS))}): pass the files or folders to read",
+                                         param_hint="--lang")
             sources, default_list = debian_docs(lang, lexicon=not (lexicon or no_lexicon))
             word_list = word_list or default_list
         report = extract_doc_text(sources, out, config, DIALOG_NORMALIZER, "" if no_lexicon else word_list)

@@ -102,7 +102,7 @@ def test_decode_cli_refuses_a_corrupt_lm_before_decoding(model_dir, manifest, tm
     lm = _corrupt_lms(tmp_path / "lms")["garbage.bin"]
     out = tmp_path / "hyps.jsonl"
     result = _decode(model_dir, manifest, out, "--lm", str(lm))
-    assert result.exit_code == 2 and "garbage.bin" in result.output and "cannot load language model" in result.output
+    assert result.exit_code == 1 and "garbage.bin" in result.output and "cannot load language model" in result.output
     assert not out.exists()
 
 
@@ -174,7 +174,7 @@ def test_decode_cli_refuses_a_corrupt_model_before_decoding(model_dir, manifest,
     name = _break(model_dir, how, marker)
     out = tmp_path / "hyps.jsonl"
     result = _decode(model_dir, manifest, out)
-    assert result.exit_code == 2 and name in result.output, result.output
+    assert result.exit_code == 1 and name in result.output, result.output
     assert not out.exists() and not marker.exists()
 
 
