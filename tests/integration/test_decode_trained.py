@@ -22,7 +22,7 @@ from selftrain.lm import LMBuildConfig, build_lm, read_unigrams
 from selftrain.record import Utterance
 from tests.decode_helpers import LM_SENTENCES, write_lm_text
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # slow: trains a model to decode with
 if shutil.which("espeak-ng") is None or not (Path(sys.prefix) / "bin" / "lmplz").exists():
     pytest.skip("needs espeak-ng and KenLM's lmplz (scripts/setup.sh)", allow_module_level=True)
 

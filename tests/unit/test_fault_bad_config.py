@@ -218,6 +218,7 @@ def test_a_malicious_checkpoint_is_refused_by_every_loading_path(model_dir, tmp_
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_training_refuses_to_resume_from_a_malicious_checkpoint(tmp_path) -> None:
     from selftrain.record import Utterance
     from selftrain.train import train

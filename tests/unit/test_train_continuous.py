@@ -12,6 +12,9 @@ from selftrain.errors import ConfigError
 from selftrain.train import load_train_config, train
 from tests.tone_corpus import tiny_config, tone_clip, tone_manifest
 
+# slow: the tests train models (all but the configuration-error tests, kept here beside them).
+pytestmark = pytest.mark.slow
+
 TEXTS = ["ab", "ba", "aa", "ab ba", "ba aa", "aa ab"]
 
 

@@ -13,6 +13,9 @@ from selftrain.models import load_acoustic_model
 from selftrain.train import train
 from tests.tone_corpus import tiny_config, tone_clip, tone_manifest
 
+# slow: the tests train models (all but the configuration-error test, kept here beside them).
+pytestmark = pytest.mark.slow
+
 WORDS = {"ab": (300.0, 600.0), "ba": (600.0, 300.0), "aa": (300.0, 300.0)}
 
 
