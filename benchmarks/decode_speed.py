@@ -30,8 +30,8 @@ def naive_baseline(model, utterances, lm: str, beam: int, alpha: float, beta: fl
     utterance in this process. ``batch_size=1`` is the fully naive one-utterance-at-a-time loop."""
     from pyctcdecode import build_ctcdecoder
 
-    from lm import read_unigrams
     from selftrain.data.audio import load_audio
+    from selftrain.lm import read_unigrams
 
     decoder = build_ctcdecoder(model.tokenizer.ctc_labels(), lm, unigrams=read_unigrams(lm), alpha=alpha, beta=beta)
     texts = []
@@ -69,7 +69,7 @@ def naive_search(labels, log_probs, lm: str, beam: int, alpha: float, beta: floa
     """``decode_beams`` one utterance at a time in this process, on precomputed log-probabilities."""
     from pyctcdecode import build_ctcdecoder
 
-    from lm import read_unigrams
+    from selftrain.lm import read_unigrams
 
     decoder = build_ctcdecoder(labels, lm, unigrams=read_unigrams(lm), alpha=alpha, beta=beta)
     return [decoder.decode_beams(x, beam_width=beam)[0][0] for x in log_probs]

@@ -232,7 +232,7 @@ def _dev_fit_rows(dev_hyps: list[str], dev_reference: str, lm_path: str | None, 
 
 
 def _add_missing_lm_scores(utterances, lm_path: str) -> None:
-    from lm import load_kenlm
+    from selftrain.lm import load_kenlm
 
     model = load_kenlm(lm_path)
     for utt in utterances:

@@ -82,7 +82,7 @@ def make_model(folder: Path) -> Path:
 
 
 def make_lm(folder: Path, order: int = 3) -> Path:
-    from lm import LMBuildConfig, build_lm
+    from selftrain.lm import LMBuildConfig, build_lm
 
     words = ["the", "cat", "sat", "on", "a", "mat", "dog", "log", "ate", "food", "likes", "my", "are", "friends", "is", "and"]
     rng = np.random.default_rng(1)

@@ -1,12 +1,19 @@
 """Word n-gram language models for decoding: built with KenLM's ``lmplz``, queried with ``kenlm``.
 
->>> from lm import LMBuildConfig, build_lm  # doctest: +SKIP
+>>> from selftrain.lm import LMBuildConfig, build_lm  # doctest: +SKIP
 >>> report = build_lm("text.txt", "out/3gram.bin", LMBuildConfig(order=3), heldout="dev.txt")  # doctest: +SKIP
 """
 
-from lm.build import LMBuildConfig, LMBuildReport, TextStats, build_lm, normalise_lines, prepare_text
-from lm.doc_text import DocTextConfig, DocTextReport, extract_doc_text
-from lm.model import (
+from selftrain.lm.build import (
+    LMBuildConfig,
+    LMBuildReport,
+    TextStats,
+    build_lm,
+    normalise_lines,
+    prepare_text,
+)
+from selftrain.lm.doc_text import DocTextConfig, DocTextReport, extract_doc_text
+from selftrain.lm.model import (
     Perplexity,
     arpa_unigrams,
     is_arpa,
@@ -16,7 +23,7 @@ from lm.model import (
     unigrams_path,
     write_unigrams,
 )
-from lm.tools import find_kenlm_tool
+from selftrain.lm.tools import find_kenlm_tool
 
 __all__ = [
     "LMBuildConfig",

@@ -17,9 +17,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lm.model import Perplexity, arpa_unigrams, load_kenlm, perplexity, unigrams_path, write_unigrams
-from lm.tools import find_kenlm_tool, run_tool
 from selftrain.errors import LMError
+from selftrain.lm.model import (
+    Perplexity,
+    arpa_unigrams,
+    load_kenlm,
+    perplexity,
+    unigrams_path,
+    write_unigrams,
+)
+from selftrain.lm.tools import find_kenlm_tool, run_tool
 from selftrain.text import Alphabet, TextNormalizer
 
 __all__ = ["LMBuildConfig", "TextStats", "LMBuildReport", "normalise_lines", "prepare_text", "build_lm"]

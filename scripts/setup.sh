@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up for selftrain on a fresh Debian machine (Python 3.11, root or sudo).
 # Installs: Debian packages (speech synthesis, sox, fortunes, KenLM build deps), a virtualenv at
-# .venv with the pinned Python stack, and KenLM's lmplz/build_binary built once from kenlm's sdist.
+# .venv with the Python stack pinned by constraints.txt, and KenLM's lmplz/build_binary built once
+# from kenlm's sdist.
 # Each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,9 @@ ROOT=$(pwd)
 VENV=${SELFTRAIN_VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
+# The exact versions of the Python stack (pyproject.toml holds the ranges).
+CONSTRAINTS=$ROOT/constraints.txt
+KENLM_VERSION=$(sed -n 's/^kenlm==//p' "$CONSTRAINTS")
 
 APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k sox libsox-fmt-all
   fortune-mod fortunes cmake g++ make libboost-program-options-dev libboost-system-dev
@@ -43,12 +47,12 @@ install_debian_packages() {
 install_python_stack() {
   [ -x "$VENV/bin/python" ] || { log "virtualenv: creating $VENV"; quiet "$PY" -m venv "$VENV"; }
   local stamp="$VENV/.selftrain-stack"
-  local want; want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+  local want; want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -c1-16)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then log "Python stack: present"; return; fi
   log "Python stack: installing (torch wheel from local disk, ~2-4 min the first time)"
   quiet "$VENV/bin/pip" install --upgrade pip setuptools wheel
-  quiet "$VENV/bin/pip" install "torch==2.14.1" "torchaudio==2.11.0"
-  quiet "$VENV/bin/pip" install -e ".[dev,pretrained]"
+  quiet "$VENV/bin/pip" install -c "$CONSTRAINTS" torch torchaudio
+  quiet "$VENV/bin/pip" install -c "$CONSTRAINTS" -e ".[dev,pretrained]"
   echo "$want" > "$stamp"
 }
 
@@ -57,9 +61,9 @@ build_kenlm_binaries() {
   log "KenLM lmplz/build_binary: building from kenlm's source distribution (~2 min)"
   local work; work=$(mktemp -d)
   # --no-binary for kenlm only: the sdist holds KenLM's C++ sources, including lmplz.
-  quiet "$VENV/bin/pip" download --no-deps --no-binary kenlm kenlm==0.3.0 -d "$work"
-  tar xzf "$work"/kenlm-0.3.0.tar.gz -C "$work"
-  quiet cmake -S "$work/kenlm-0.3.0" -B "$work/build" -DCMAKE_BUILD_TYPE=Release
+  quiet "$VENV/bin/pip" download --no-deps --no-binary kenlm "kenlm==$KENLM_VERSION" -d "$work"
+  tar xzf "$work/kenlm-$KENLM_VERSION.tar.gz" -C "$work"
+  quiet cmake -S "$work/kenlm-$KENLM_VERSION" -B "$work/build" -DCMAKE_BUILD_TYPE=Release
   quiet make -C "$work/build" -j"$(nproc)" lmplz build_binary
   cp "$work/build/bin/lmplz" "$work/build/bin/build_binary" "$VENV/bin/"
   rm -rf "$work"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up (idempotent, see scripts/setup.sh) and run the whole test suite: unit, then integration.
-# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not integration"`.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"`: the fast lane, without the
+# tests that train, run experiments or synthesize speech (markers in pyproject.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

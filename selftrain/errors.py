@@ -1,7 +1,9 @@
 """Named exceptions of selftrain.
 
-Library code raises these (never bare ``assert`` or ``ValueError`` for user input); the CLI turns
-them into ``click.UsageError``/``BadParameter`` messages.
+Library code raises these (never bare ``assert`` or ``ValueError`` for user input). The CLI
+(:func:`selftrain.cli.common.user_errors`) reports a :class:`ConfigError` as ``click.UsageError``
+(exit code 2, with the usage line) and every other one as a one-line ``click.ClickException``
+(exit code 1); its own checks of option values raise ``click.BadParameter``/``UsageError``.
 """
 
 __all__ = [

@@ -39,7 +39,7 @@ ROOTS: tuple[tuple[str, str], ...] = (
     ("selftrain.teachers.config:PocketSphinxConfig", "an experiment's `teachers.external_settings.pocketsphinx`"),
     ("selftrain.synth.config:SynthConfig", "`selftrain synth --config FILE`"),
     ("selftrain.data.fillets:FilletsConfig", "`selftrain data prepare fillets` options; `prepare_fillets()` from Python"),
-    ("lm.doc_text:DocTextConfig", "`selftrain lm text-from-docs` options; `extract_doc_text()` from Python"),
+    ("selftrain.lm.doc_text:DocTextConfig", "`selftrain lm text-from-docs` options; `extract_doc_text()` from Python"),
 )
 
 # ExperimentConfig fields that hold overrides of another stage's config, by key.

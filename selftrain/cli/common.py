@@ -7,15 +7,33 @@ from contextlib import contextmanager
 
 import click
 
-from selftrain.errors import SelftrainError
+from selftrain.errors import ConfigError, SelftrainError
 
-__all__ = ["user_errors"]
+__all__ = ["user_errors", "one_line"]
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: its non-blank lines, stripped, joined by `` | ``.
+
+    >>> one_line("lmplz failed (exit 1):\\n  bad input\\n")
+    'lmplz failed (exit 1): | bad input'
+    """
+    return " | ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Report a :class:`SelftrainError` as a clean CLI error (exit code 2) instead of a traceback."""
+    """Report a :class:`SelftrainError` as a clean CLI error instead of a traceback.
+
+    A :class:`ConfigError` (a bad option value, config file or ``--set`` key) is a usage error:
+    ``click.UsageError``, exit code 2, after the command's usage line. Every other one is a runtime
+    failure (unreadable input, a corrupt model or LM, a busy work folder, a full disk, a missing
+    package): a ``click.ClickException`` on one line, exit code 1, without the usage text, which
+    says nothing about it. Other exceptions are bugs and keep their traceback.
+    """
     try:
         yield
-    except SelftrainError as exc:
+    except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
+    except SelftrainError as exc:
+        raise click.ClickException(one_line(str(exc))) from exc

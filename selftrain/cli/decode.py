@@ -19,6 +19,13 @@ _DEFAULTS = {"decoder": "pyctcdecode", "beam_width": 32, "alpha": 0.5, "beta": 1
 _TUNE_DEFAULTS = {"blank_penalty": "0,0.5,1,1.5,2", "beta": "0,1,2,3", "alpha": "0.5,0.8,1.1"}
 
 
+def _existing_lm(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--lm`` names an existing file: a usage error before any model is loaded or audio decoded."""
+    if value is not None and not Path(value).is_file():
+        raise click.BadParameter(f"language model not found: {value}", ctx, param)
+    return value
+
+
 def _decoder_options(func: Callable) -> Callable:
     options = [
         click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False),
@@ -27,7 +34,7 @@ def _decoder_options(func: Callable) -> Callable:
                      help="Another model folder whose posteriors are averaged with --model's (repeatable; "
                           "same alphabet and frame rate)."),
         click.option("--manifest", type=click.Path(exists=True), help="Manifest (.csv, .jsonl or Kaldi dir)."),
-        click.option("--lm", "lm_path", type=click.Path(dir_okay=False),
+        click.option("--lm", "lm_path", type=click.Path(dir_okay=False), callback=_existing_lm,
                      help="KenLM model (.arpa or .bin from 'selftrain lm build'); none: no LM."),
         click.option("--decoder", type=click.Choice(["greedy", "pyctcdecode", "flashlight"]),
                      default=_DEFAULTS["decoder"], show_default=True, help="Decoding backend."),
@@ -180,8 +187,6 @@ def tune(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...], m
     from selftrain.io import atomic_write_json
     from selftrain.models import load_ensemble
 
-    if lm_path is not None and not Path(lm_path).is_file():  # before the forward pass, not after it
-        raise click.BadParameter(f"language model not found: {lm_path}", ctx, param_hint="--lm")
     with user_errors():
         config = _config(kwargs)
         search = TuneConfig(enabled=True, blank_penalty=try_blank_penalty, beta=try_beta, alpha=try_alpha, rounds=rounds)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from lm.doc_text import DocTextConfig
 from selftrain.cli.common import user_errors
+from selftrain.lm.doc_text import DocTextConfig
 
 __all__ = ["lm"]
 
@@ -26,11 +26,18 @@ def _parse_prune(value: str) -> tuple[int, ...]:
         raise click.BadParameter(f"expected integers such as '0 0 1', got {value!r}", param_hint="--prune") from exc
 
 
+def _lm_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--out`` names an ARPA or KenLM binary model: a usage error before lmplz runs."""
+    if Path(value).suffix not in (".arpa", ".bin"):
+        raise click.BadParameter(f"must end in .arpa or .bin, got {value}", ctx, param)
+    return value
+
+
 @lm.command("build")
 @click.option("--text", "texts", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="LM training text, one sentence per line (repeat for several files).")
 @click.option("--order", default=3, show_default=True, type=click.IntRange(1, 9), help="n-gram order.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
+@click.option("--out", required=True, type=click.Path(dir_okay=False), callback=_lm_file,
               help="Output model: LM.arpa (text) or LM.bin (KenLM binary, loads fast).")
 @click.option("--prune", default="", show_default=True,
               help="lmplz count thresholds per order, e.g. '0 0 1' drops singleton 3-grams (empty: none).")
@@ -52,9 +59,9 @@ def build(texts: tuple[str, ...], order: int, out: str, prune: str, discount_fal
     Writes OUT, OUT's unigram list (LM.unigrams.txt, needed by the decoders) and a report
     (LM.report.json) with line counts and held-out perplexity.
     """
-    from lm import LMBuildConfig, build_lm
     from selftrain.data.tokenizer import CharTokenizer, load_tokenizer
     from selftrain.io import atomic_write_json
+    from selftrain.lm import LMBuildConfig, build_lm
     from selftrain.text import Alphabet
 
     with user_errors():
@@ -109,9 +116,9 @@ def text_from_docs(paths: tuple[str, ...], out: str, lang: str, chars: str, lexi
     sentences are normalised as the Fish Fillets transcripts are and kept once. Feed OUT to
     `data prepare fillets --lm-extra` or `lm build --text` (recipes/fillets_nl/README.md).
     """
-    from lm.doc_text import DocTextConfig, debian_docs, extract_doc_text
     from selftrain.data.fillets import DIALOG_NORMALIZER
     from selftrain.io import atomic_write_json
+    from selftrain.lm.doc_text import DEBIAN_DOCS, DocTextConfig, debian_docs, extract_doc_text
 
     with user_errors():
         config = DocTextConfig(lang=lang, chars=chars, min_words=min_words, max_words=max_words,
@@ -120,6 +127,10 @@ def text_from_docs(paths: tuple[str, ...], out: str, lang: str, chars: str, lexi
         if not sources:
             if not lang:
                 raise click.UsageError("give PATHS, or --lang to read Debian's documentation of a language")
+            if lang not in DEBIAN_DOCS:
+                raise click.BadParameter(f"no Debian documentation is listed for {lang!r} (known: "
+                                         f"{', '.join(sorted(DEBIAN_DOCS))}): pass the files or folders to read",
+                                         param_hint="--lang")
             sources, default_list = debian_docs(lang, lexicon=not (lexicon or no_lexicon))
             word_list = word_list or default_list
         report = extract_doc_text(sources, out, config, DIALOG_NORMALIZER, "" if no_lexicon else word_list)

@@ -221,7 +221,7 @@ class FlashlightBackend:
 
 def build_backend(config: DecoderConfig, labels: list[str], lm_path: str | Path | None = None) -> Backend:
     """The backend ``config.decoder`` names, with the LM at ``lm_path`` loaded (errors: :class:`LMError`)."""
-    from lm import load_kenlm, read_unigrams
+    from selftrain.lm import load_kenlm, read_unigrams
 
     if config.decoder == "greedy":
         return GreedyBackend(labels)

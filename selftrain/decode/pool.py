@@ -117,7 +117,7 @@ class TeacherDecoder:
         """The KenLM model for LM word scores: the backend's own (pyctcdecode), else loaded (flashlight)."""
         if self.lm_path is None or not self.config.confidence:
             return None
-        from lm import load_kenlm
+        from selftrain.lm import load_kenlm
 
         return getattr(backend, "kenlm_model", None) or load_kenlm(self.lm_path)
 

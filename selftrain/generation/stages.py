@@ -169,8 +169,8 @@ def _ssl_only_manifest(config: ExperimentConfig, selected: Path, out: Path) -> P
 
 def build_language_model(config: ExperimentConfig, workdir: Workdir, out: Path) -> dict[str, Any]:
     """Build the n-gram LM from the LM text with the teacher's normaliser and alphabet."""
-    from lm import LMBuildConfig, build_lm
     from selftrain.data.tokenizer import load_tokenizer
+    from selftrain.lm import LMBuildConfig, build_lm
 
     tokenizer = load_tokenizer(model_dir(workdir, 0) / "tokenizer.json")
     report = build_lm(config.data.lm_text, out / LM_FILE, LMBuildConfig(order=config.lm_order),

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lm import LMBuildConfig, build_lm, read_unigrams
 from selftrain.cli import main
 from selftrain.data.manifest import write_manifest
 from selftrain.io import read_jsonl
+from selftrain.lm import LMBuildConfig, build_lm, read_unigrams
 from selftrain.record import Utterance
 from tests.decode_helpers import LM_SENTENCES, write_lm_text
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # slow: trains a model to decode with
 if shutil.which("espeak-ng") is None or not (Path(sys.prefix) / "bin" / "lmplz").exists():
     pytest.skip("needs espeak-ng and KenLM's lmplz (scripts/setup.sh)", allow_module_level=True)
 

@@ -18,7 +18,7 @@ from selftrain.io import read_jsonl
 from selftrain.record import Utterance
 from selftrain.teachers import EXTERNAL_SCORE, OutputSpace, transcribe_manifest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # slow: synthesizes the speech the teachers transcribe
 
 # Spoken as words by the synthesizer; Whisper writes "42" and "3rd", which must normalise back.
 SENTENCES = [

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from selftrain.cli import main
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # slow: runs experiments on a synthesized corpus
 
 FAST = ["--preset", "tiny", "--set", "teacher_train.epochs=1", "--set", "student_train.epochs=1",
         "--set", "decode.workers=0", "--set", "decode.beam_width=4", "--set", "decode.nbest=2"]

@@ -14,7 +14,7 @@ import pytest
 
 from tests.kill_harness import compared_files, run_args, run_clean, run_with_kills
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # slow: runs (and kills) experiments on a synthesized corpus
 
 SETTINGS = ["--preset", "tiny", "--set", "teacher_train.epochs=3", "--set", "student_train.epochs=2",
             "--set", "decode.workers=0", "--set", "decode.beam_width=4", "--set", "decode.nbest=2"]

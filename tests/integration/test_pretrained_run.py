@@ -16,7 +16,7 @@ from selftrain.cli import main
 from selftrain.models import load_acoustic_model
 from tests.unit.test_models_whisper import FFN, HEADS, LAYERS, WIDTH, reference_state, write_openai
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # slow: runs experiments on a synthesized corpus
 
 
 def _args(corpus: Path, workdir: Path, checkpoint: Path) -> list[str]:

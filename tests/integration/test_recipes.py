@@ -119,6 +119,7 @@ def _check_run(result: subprocess.CompletedProcess, output: Path) -> dict:
     return summary
 
 
+@pytest.mark.slow
 def test_synthetic_recipe_debug_run(tiny_corpus, tmp_path):
     output = tmp_path / "results"
     args = ["hparams/cpu_small.yaml", f"--data_folder={tiny_corpus}", f"--output_folder={output}", "--device=cpu", *DEBUG]
@@ -181,6 +182,7 @@ def fake_librispeech(tiny_corpus, tmp_path_factory) -> Path:
 LIBRISPEECH_DEBUG = ["--device=cpu", "--precision=fp32", "--ddp_poll_seconds=1", *DEBUG]
 
 
+@pytest.mark.slow
 def test_librispeech_recipe_debug_run(fake_librispeech, tmp_path):
     output = tmp_path / "results"
     args = ["hparams/gpu_base_100h.yaml", f"--data_folder={fake_librispeech}", f"--output_folder={output}",
@@ -193,6 +195,7 @@ def test_librispeech_recipe_debug_run(fake_librispeech, tmp_path):
         assert all(row["wrd"] == "" for row in csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_librispeech_recipe_under_torchrun_shards_pseudo_labeling(fake_librispeech, tmp_path):
     output = tmp_path / "results"
     args = ["hparams/gpu_base_100h.yaml", f"--data_folder={fake_librispeech}", f"--output_folder={output}",

@@ -18,7 +18,7 @@ from selftrain.decode.backends import GreedyBackend
 from selftrain.record import Utterance
 from tests.conftest import write_tone
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # slow: trains the teacher whose posteriors are selected
 
 TEXTS = ["the cat sat", "a dog ran", "go home now", "it is fine", "red hat", "ten pens"]
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from selftrain.cli import main
 from selftrain.data.manifest import read_manifest
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.integration  # tests of the synthesized `corpus` are also marked slow
 
 FORTUNES = Path("/usr/share/games/fortunes")
 TOOLS = ("espeak-ng", "flite", "festival", "sox")
@@ -42,6 +42,7 @@ def corpus(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_every_output_exists_and_reads_back(corpus):
     summary = json.loads((corpus / "corpus.json").read_text())
     assert summary["failed"] == []
@@ -61,6 +62,7 @@ def test_every_output_exists_and_reads_back(corpus):
     assert summary["last_run"]["wavs_rendered"]["synth"] == sum(summary["counts"].values())
 
 
+@pytest.mark.slow
 def test_unlabeled_has_no_transcripts_but_the_reference_file_does(corpus):
     unlabeled = read_manifest(corpus / "unlabeled.csv")
     reference = read_manifest(corpus / "unlabeled_reference.csv")
@@ -69,6 +71,7 @@ def test_unlabeled_has_no_transcripts_but_the_reference_file_does(corpus):
     assert all(u.reference for u in reference)
 
 
+@pytest.mark.slow
 def test_splits_share_no_sentence_and_lm_text_holds_none_of_them(corpus):
     lm_text = set((corpus / "lm_text.txt").read_text().splitlines())
     assert len(lm_text) > 1000
@@ -88,6 +91,7 @@ def test_splits_share_no_sentence_and_lm_text_holds_none_of_them(corpus):
     assert len(labeled_voices) >= 3
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_files_and_resume_restores_them(corpus, tmp_path):
     expected = _digest(corpus)
     again = tmp_path / "again"
@@ -107,20 +111,22 @@ def test_same_seed_gives_identical_files_and_resume_restores_them(corpus, tmp_pa
     assert json.loads((again / "corpus.json").read_text())["last_run"]["wavs_rendered"]["synth"] == len(deleted)
 
 
+@pytest.mark.slow
 def test_another_config_in_the_same_folder_is_refused(corpus):
     result = CliRunner().invoke(main, ["synth", "--out", str(corpus), "--scale", "0.02", "--quiet"])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "another config" in result.output and "scale" in result.output
 
 
-def test_missing_fortunes_is_a_usage_error(tmp_path):
+def test_missing_fortunes_is_one_error_naming_the_package(tmp_path):
     result = CliRunner().invoke(
         main, ["synth", "--out", str(tmp_path / "x"), "--fortunes", str(tmp_path / "none"), "--quiet"]
     )
-    assert result.exit_code == 2
+    assert result.exit_code == 1 and "Usage:" not in result.output
     assert "fortunes" in result.output and "apt-get install" in result.output
 
 
+@pytest.mark.slow
 def test_a_corpus_made_before_a_new_option_resumes_at_its_default(corpus, tmp_path):
     older = tmp_path / "older"
     shutil.copytree(corpus, older)
@@ -133,6 +139,7 @@ def test_a_corpus_made_before_a_new_option_resumes_at_its_default(corpus, tmp_pa
     assert _digest(older) == _digest(corpus)
 
 
+@pytest.mark.slow
 def test_lm_text_unspoken_adds_every_unspoken_sentence_and_keeps_the_audio(corpus, tmp_path):
     larger = tmp_path / "larger"
     shutil.copytree(corpus, larger)

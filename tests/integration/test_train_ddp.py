@@ -15,7 +15,7 @@ from selftrain.train.config import DataConfig
 from selftrain.train.data import make_train_sampler, prepare_data
 from tests.tone_corpus import tone_clip, tone_manifest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # slow: trains under torchrun
 
 
 def _run_torchrun(tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess:

@@ -124,4 +124,4 @@ def test_cli_audit_rejects_a_file_that_is_not_records(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"nothing": 1}\n')
     result = CliRunner().invoke(main, ["audit", "--hyps", str(bad), "--out", str(tmp_path / "o")])
-    assert result.exit_code == 2 and "not a file of selftrain records" in result.output
+    assert result.exit_code == 1 and "not a file of selftrain records" in result.output

@@ -550,6 +550,7 @@ def test_a_continuous_variant_runs_on_the_generations_budget_and_decodes_nothing
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_a_continuous_arm_runs_end_to_end_and_is_reported_against_generations_and_control(tmp_path):
     from self_training import OPTIONAL_ARMS, run_benchmark
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lm import load_kenlm
 from selftrain.confidence import COMBINED, add_lm_scores, fit_calibration
 from selftrain.confidence.combine import word_feature_rows
 from selftrain.confidence.metrics import auroc
+from selftrain.lm import load_kenlm
 from selftrain.record import Hypothesis, Utterance, Word
 
 # A bigram model written by hand: P(cat | the) = 10^-0.3, "dog" is seen only as a unigram.

@@ -127,4 +127,4 @@ def test_cli_convert_and_bad_input(tmp_path, tone):
     assert (tmp_path / "kaldi" / "wav.scp").exists()
     (tmp_path / "bad.csv").write_text("nothing,useful\n1,2\n")
     result = runner.invoke(main, ["data", "check", str(tmp_path / "bad.csv")])
-    assert result.exit_code == 2 and "missing column" in result.output
+    assert result.exit_code == 1 and "missing column" in result.output

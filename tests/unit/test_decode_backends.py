@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lm import LMBuildConfig, build_lm, load_kenlm
 from selftrain.decode import DecoderConfig, TeacherDecoder, build_backend, collapse_path, words_from_path
 from selftrain.errors import ConfigError, DecodeError, LMError
+from selftrain.lm import LMBuildConfig, build_lm, load_kenlm
 from tests.decode_helpers import LM_SENTENCES, path_ids, peaky, peaky_from_ids, tokenizer, write_lm_text
 
 pytestmark = pytest.mark.skipif(

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lm import LMBuildConfig, build_lm
 from selftrain.data.manifest import write_manifest
 from selftrain.decode import DecoderConfig, Shard, TeacherDecoder, decode_manifest, evaluate, merge_shards
 from selftrain.errors import ConfigError, DecodeError
 from selftrain.io import read_jsonl
+from selftrain.lm import LMBuildConfig, build_lm
 from selftrain.record import Utterance
 from tests.decode_helpers import LM_SENTENCES, FakeModel, make_corpus, write_lm_text
 

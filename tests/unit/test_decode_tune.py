@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lm import LMBuildConfig, build_lm
 from selftrain.data.manifest import write_manifest
 from selftrain.decode import DecoderConfig, TeacherDecoder
 from selftrain.decode.config import TuneConfig
 from selftrain.decode.pool import penalize_blank
 from selftrain.decode.tune import dev_log_probs, tune_decoder
 from selftrain.errors import ConfigError
+from selftrain.lm import LMBuildConfig, build_lm
 from selftrain.record import Utterance
 from tests.decode_helpers import LM_SENTENCES, FakeModel, make_corpus, peaky, tokenizer, write_lm_text
 

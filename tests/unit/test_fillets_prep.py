@@ -196,7 +196,7 @@ def test_missing_package_is_one_clear_error(tmp_path, tree):
         prepare_fillets(FilletsConfig(root=str(tree), lang="de"), tmp_path / "out", progress=False)
     result = CliRunner().invoke(main, ["data", "prepare", "fillets", "--root", str(tmp_path / "nothing"),
                                        "--out", str(tmp_path / "out")])
-    assert result.exit_code == 2 and "apt-get install fillets-ng-data-nl" in result.output
+    assert result.exit_code == 1 and "apt-get install fillets-ng-data-nl" in result.output
     assert "Traceback" not in result.output
 
 

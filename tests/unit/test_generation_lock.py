@@ -154,7 +154,7 @@ def test_run_cli_on_a_folder_in_use_fails_at_once_with_one_line(tmp_path):
         result = CliRunner().invoke(main, ["run", "--workdir", str(workdir), *inputs])
     finally:
         holder.communicate("", timeout=60)
-    assert result.exit_code == 2
+    assert result.exit_code == 1 and "Usage:" not in result.output
     error = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(error) == 1 and f"in use by pid {holder.pid} on host" in error[0]
     assert not (workdir / "experiment.json").exists()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lm import LMBuildConfig, build_lm, find_kenlm_tool, load_kenlm, read_unigrams, unigrams_path
 from selftrain.errors import LMError
+from selftrain.lm import LMBuildConfig, build_lm, find_kenlm_tool, load_kenlm, read_unigrams, unigrams_path
 from selftrain.text import Alphabet
 from tests.decode_helpers import LM_SENTENCES, write_lm_text
 

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lm.doc_text import (
+from selftrain.cli import main
+from selftrain.data.fillets import DIALOG_NORMALIZER
+from selftrain.errors import LMError
+from selftrain.lm.doc_text import (
     DEBIAN_DOCS,
     DebianDocs,
     DocTextConfig,
@@ -19,9 +22,6 @@ from lm.doc_text import (
     sentence_drop_reason,
     split_sentences,
 )
-from selftrain.cli import main
-from selftrain.data.fillets import DIALOG_NORMALIZER
-from selftrain.errors import LMError
 
 HTML = """<!DOCTYPE html><html lang="nl"><head><title>Handleiding</title>
 <style>p { color: red; }</style><script>var x = "Dit is code.";</script></head><body>

@@ -11,13 +11,13 @@ import jiwer
 import numpy as np
 import pytest
 
-from lm import LMBuildConfig, build_lm, load_kenlm, read_unigrams
 from selftrain.audit import run_audit, sweep, write_audit
 from selftrain.data.check import filter_valid
 from selftrain.data.fillets import normalize_line
 from selftrain.data.tokenizer import CharTokenizer, load_tokenizer
 from selftrain.decode import DecoderConfig, TeacherDecoder, build_backend, decode_manifest
 from selftrain.io import read_jsonl
+from selftrain.lm import LMBuildConfig, build_lm, load_kenlm, read_unigrams
 from selftrain.record import Utterance
 from tests.decode_helpers import FakeModel, make_corpus, path_ids, peaky_from_ids, write_lm_text
 

@@ -81,7 +81,7 @@ def test_select_requires_out_and_reports_bad_files(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "no id"}\n')
     result = CliRunner().invoke(main, ["select", "--hyps", str(bad), "--out", str(tmp_path / "o")])
-    assert result.exit_code == 2 and "needs an 'id'" in result.output
+    assert result.exit_code == 1 and "needs an 'id'" in result.output
 
 
 def test_select_with_dust_samples(tmp_path):

@@ -6,6 +6,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
@@ -27,6 +28,7 @@ def _corpus(tmp_path):
     return str(path)
 
 
+@pytest.mark.slow
 def test_train_command_runs_and_prints_the_model_folder(tmp_path):
     labeled = _corpus(tmp_path)
     out = tmp_path / "run"

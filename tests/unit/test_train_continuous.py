@@ -12,6 +12,9 @@ from selftrain.errors import ConfigError
 from selftrain.train import load_train_config, train
 from tests.tone_corpus import tiny_config, tone_clip, tone_manifest
 
+# slow: the tests train models (all but the configuration-error tests, kept here beside them).
+pytestmark = pytest.mark.slow
+
 TEXTS = ["ab", "ba", "aa", "ab ba", "ba aa", "aa ab"]
 
 
@@ -173,7 +176,7 @@ def test_the_warmup_can_end_at_a_dev_evaluation_under_a_wer(corpus, tmp_path):
 
 
 def test_labels_by_beam_search_with_the_lm(corpus, teacher, tmp_path):
-    from lm import LMBuildConfig, build_lm
+    from selftrain.lm import LMBuildConfig, build_lm
 
     text = tmp_path / "lm.txt"
     text.write_text("\n".join(TEXTS * 5) + "\n")

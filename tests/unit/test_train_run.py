@@ -13,6 +13,9 @@ from selftrain.models import load_acoustic_model
 from selftrain.train import train
 from tests.tone_corpus import tiny_config, tone_clip, tone_manifest
 
+# slow: the tests train models (all but the configuration-error test, kept here beside them).
+pytestmark = pytest.mark.slow
+
 WORDS = {"ab": (300.0, 600.0), "ba": (600.0, 300.0), "aa": (300.0, 300.0)}
 
 
@@ -117,7 +120,7 @@ def test_config_errors_before_any_work(corpus, tmp_path):
 def test_checkpoints_can_be_chosen_on_lm_decoded_dev_wer(corpus, tmp_path):
     import yaml
 
-    from lm import LMBuildConfig, build_lm
+    from selftrain.lm import LMBuildConfig, build_lm
 
     text = tmp_path / "lm.txt"
     text.write_text("\n".join(["ab ba", "ba aa", "aa ab", "ab", "ba", "aa"] * 5) + "\n", encoding="utf-8")
