@@ -79,7 +79,8 @@ QUESTIONS: dict[str, tuple[str, str, str]] = {
     "self_training_pretrained_10min": ("Does self-training pay with a pretrained encoder and 10 min of labels "
                                        "(students fine-tuned from the teacher)?", "2026-12-06-pretrained-encoder", ""),
     "self_training_pretrained_10min_fresh": ("Does self-training pay with a pretrained encoder and 10 min of labels "
-                                             "(fresh students, decoders tuned on dev)?", "2026-12-06-pretrained-encoder", ""),
+                                             "(fresh students, decoders tuned on dev; continuous arms, the best-EMA "
+                                             "export over three seeds)?", "2026-12-06-best-ema-continuous", ""),
     "self_training_pretrained_10min_lmdev": ("With a pretrained encoder and 10 min of labels, do checkpoints chosen on "
                                              "LM-decoded dev WER let self-training pay?", "2026-12-06-lm-checkpoints-continuous", ""),
     "decode_speed_whisper_tiny": ("How much does LM decoding cost over greedy with the pretrained encoder?",
@@ -132,6 +133,26 @@ def _glance(results: dict[str, dict[str, Any]]) -> list[str]:
     return out
 
 
+def _pooled(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The settings that ran with several seeds (each file's ``seeds``), against their controls."""
+    out = ["| results file | setting | seeds | mean test WER | control mean | gap recovery | vs control (95 %) "
+           "| own control mean | gap recovery vs own |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, data in results.items():
+        for entry in data.get("seeds") or []:
+            if entry.get("control_mean_test_wer") is None:
+                continue
+            versus, own = entry["vs_control"], entry.get("own_control_mean_test_wer")
+            out.append(f"| [`{name}`]({name}.md) | {entry['setting']} | {', '.join(map(str, entry['seeds']))} "
+                       f"| {entry['mean_test_wer']:.3f} | {entry['control_mean_test_wer']:.3f} | {_fmt3(entry.get('gap_recovery'))} "
+                       f"| {versus['difference']:+.4f} [{versus['low']:+.4f}, {versus['high']:+.4f}] "
+                       f"| {_fmt3(own)} | {_fmt3(entry.get('own_gap_recovery'))} |")
+    return out if len(out) > 2 else []
+
+
+def _fmt3(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def render(results_dir: Path = RESULTS) -> str:
     """The Markdown of the index, from the JSON results files in ``results_dir``."""
     results = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in sorted(results_dir.glob("*.json"))}
@@ -157,6 +178,11 @@ def render(results_dir: Path = RESULTS) -> str:
             "from each file's `analysis` (seed-0 chains; the final model is the last accepted one). Gap",
             "recovery is (control - final) / (control - oracle).", ""]
     out += _glance(results)
+    pooled = _pooled(results)
+    if pooled:
+        out += ["", "Settings run with several seeds, pooled (each file's \"Seeds pooled\" section): mean of the final",
+                "models, gap recovery from the means, one paired interval over the seeds against the labeled-only",
+                "control; own control: the same training without unlabeled audio.", "", *pooled]
     return "\n".join(out) + "\n"
 
 

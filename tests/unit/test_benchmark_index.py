@@ -55,3 +55,18 @@ def test_analyses_are_grouped_apart_from_the_maintained_benchmarks(tmp_path: Pat
     maintained = text.index("## decode_speed.py (maintained benchmark)")
     analysis = text.index("## analysis/error_kinds.py (one-off analysis)")
     assert maintained < analysis
+
+
+def test_settings_pooled_over_seeds_get_their_own_table(tmp_path: Path) -> None:
+    pooled = {"setting": "continuous_best_ema", "seeds": [0, 1, 2], "mean_test_wer": 0.395, "control_mean_test_wer": 0.424,
+              "gap_recovery": 0.369, "vs_control": {"difference": -0.0288, "low": -0.0425, "high": -0.0165},
+              "own_control_mean_test_wer": 0.41, "own_gap_recovery": 0.236}
+    alone = {"setting": "control", "seeds": [0, 1], "mean_test_wer": 0.424}  # the control itself has nothing to compare
+    (tmp_path / "self_training_x.json").write_text(json.dumps(
+        {"meta": {"command": "python benchmarks/self_training.py"}, "seeds": [pooled, alone]}), encoding="utf-8")
+    text = index.render(tmp_path)
+    assert ("| [`self_training_x`](self_training_x.md) | continuous_best_ema | 0, 1, 2 | 0.395 | 0.424 | 0.369 "
+            "| -0.0288 [-0.0425, -0.0165] | 0.410 | 0.236 |") in text
+    assert "| control |" not in text
+    (tmp_path / "self_training_x.json").write_text(json.dumps({"meta": {"command": "python benchmarks/self_training.py"}}))
+    assert "pooled" not in index.render(tmp_path)
