@@ -22,7 +22,7 @@ from typing import Any
 
 from selftrain.audit.significance import paired_bootstrap, utterance_errors
 
-__all__ = ["seed_families", "pooled_seeds", "seeds_lines"]
+__all__ = ["final_generation", "gap_recovery", "seed_families", "pooled_seeds", "seeds_lines"]
 
 GENERATIONS, CONTROL = "generations", "control"
 OWN_CONTROL_SUFFIX = "_labeled_only"  # an explored setting `<name>_labeled_only` is the control of `<name>`
@@ -45,8 +45,15 @@ def seed_families(arms: dict[str, list[dict[str, Any]]], explored_prefix: str) -
     return {family: seeds for family, seeds in families.items() if len(seeds) > 1}
 
 
-def _final(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return [r for r in rows if r["accepted"]][-1]  # rejected students never teach: the last accepted model
+def final_generation(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last accepted generation of an experiment (rejected students never teach)."""
+    return [r for r in rows if r["accepted"]][-1]
+
+
+def gap_recovery(baseline: float | None, final: float, oracle: float | None) -> float | None:
+    """(baseline - final) / (baseline - oracle), rounded; None without a baseline, an oracle or a gap."""
+    gap = baseline - oracle if baseline is not None and oracle is not None else None
+    return round((baseline - final) / gap, 3) if gap else None
 
 
 def _summed(errors: list[dict[str, tuple[int, int]]]) -> dict[str, tuple[int, int]]:
@@ -63,11 +70,11 @@ def pooled_seeds(arms: dict[str, list[dict[str, Any]]], explored_prefix: str, or
     control = families.get(CONTROL, {})
 
     def errors(arm: str) -> dict[str, tuple[int, int]]:
-        return utterance_errors(test_hyps(arm, _final(arms[arm])["generation"]), test)
+        return utterance_errors(test_hyps(arm, final_generation(arms[arm])["generation"]), test)
 
     pooled = []
     for family, seeds in families.items():
-        wers = [_final(arms[arm])["test_wer"] for _, arm in sorted(seeds.items())]
+        wers = [final_generation(arms[arm])["test_wer"] for _, arm in sorted(seeds.items())]
         entry: dict[str, Any] = {"setting": family, "seeds": sorted(seeds), "test_wer_by_seed": wers,
                                  "mean_test_wer": round(mean(wers), 4), "min": min(wers), "max": max(wers)}
         own_control = families.get(family + OWN_CONTROL_SUFFIX, {})
@@ -83,12 +90,11 @@ def _against(key: str, seeds: dict[int, str], control: dict[int, str], arms: dic
              errors: Callable[[str], dict[str, tuple[int, int]]], oracle: float | None, setting_mean: float) -> dict[str, Any]:
     """The control's mean over ``seeds``, gap recovery from the means and the pooled paired interval,
     under keys prefixed ``key``."""
-    control_mean = mean(_final(arms[control[s]])["test_wer"] for s in seeds)
-    gap = control_mean - oracle if oracle is not None else None
+    control_mean = mean(final_generation(arms[control[s]])["test_wer"] for s in seeds)
     comparison = paired_bootstrap(_summed([errors(seeds[s]) for s in sorted(seeds)]),
                                   _summed([errors(control[s]) for s in sorted(seeds)]))
     return {f"{key}control_mean_test_wer": round(control_mean, 4),
-            f"{key}gap_recovery": round((control_mean - setting_mean) / gap, 3) if gap else None,
+            f"{key}gap_recovery": gap_recovery(control_mean, setting_mean, oracle),
             f"vs_{key}control": comparison.to_dict()}
 
 

@@ -50,7 +50,7 @@ from typing import Any
 
 import yaml
 from _results import save_results
-from _seeds import GENERATIONS, pooled_seeds, seeds_lines
+from _seeds import GENERATIONS, final_generation, gap_recovery, pooled_seeds, seeds_lines
 
 from selftrain.audit.significance import paired_bootstrap, utterance_errors
 from selftrain.data.manifest import read_manifest, write_speechbrain_csv
@@ -597,16 +597,6 @@ def _test(arms: dict, arm: str, generation: int) -> float | None:
     return rows[0]["test_wer"] if rows else None
 
 
-def final_generation(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The last accepted generation of an experiment (rejected students never teach)."""
-    return [r for r in rows if r["accepted"]][-1]
-
-
-def _recovery(baseline: float | None, final: float, oracle: float | None) -> float | None:
-    gap = baseline - oracle if baseline is not None and oracle is not None else None
-    return round((baseline - final) / gap, 3) if gap else None
-
-
 def analyse(result: dict[str, Any]) -> dict[str, Any]:
     """Gap recovery, the control, the comparison with no filtering, the sample-efficiency curve and the targets."""
     arms = result["arms"]
@@ -633,7 +623,7 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
                       "self_training_test_wer": (after or rows)[-1]["test_wer"],
                       "final_test_wer": final_generation(rows)["test_wer"]})
     every_filtered = [r["test_wer"] for r in students] + [w for w in filtered.values() if w is not None]
-    recovery = _recovery(control, final["test_wer"], oracle)
+    recovery = gap_recovery(control, final["test_wer"], oracle)
     pooled_generations = next((p for p in result.get("seeds") or [] if p["setting"] == GENERATIONS), None)
     # (name, whether its arms ran, met): a target whose arms were skipped is left out, not failed
     targets = [
@@ -655,7 +645,7 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
     return {
         "supervised_test_wer": supervised, "final_test_wer": final["test_wer"], "final_generation": final["generation"],
         "labeled_only_test_wer": control, "oracle_test_wer": oracle, "oracle_generation_1_test_wer": oracle_1,
-        "gap_recovery": recovery, "gap_recovery_vs_teacher": _recovery(supervised, final["test_wer"], oracle),
+        "gap_recovery": recovery, "gap_recovery_vs_teacher": gap_recovery(supervised, final["test_wer"], oracle),
         "vs_no_filter": vs_no_filter, "no_filter_test_wer": no_filter, "curve": curve,
         "continuous": continuous_analysis(result, control, oracle),
         "targets": {name: met for name, ran, met in targets if ran},
@@ -679,7 +669,7 @@ def continuous_analysis(result: dict[str, Any], control: float | None, oracle: f
         "labeled_only": {"test_wer": control, "wall_seconds": wall("labeled_only")} if control is not None else None,
         "arms": [{"name": _explored_name(r), "test_wer": r["test_wer"], "dev_wer": r["dev_wer"], "accepted": r["accepted"],
                   "wall_seconds": r["wall_seconds"], "optimizer_steps": r.get("optimizer_steps"), "guard_trips": r.get("guard_trips"),
-                  "pseudo_label_wer": r["pseudo_label_wer"], "gap_recovery": _recovery(control, r["test_wer"], oracle),
+                  "pseudo_label_wer": r["pseudo_label_wer"], "gap_recovery": gap_recovery(control, r["test_wer"], oracle),
                   "vs_teacher": _interval(compared.get(_explored_name(r))),
                   "vs_labeled_only": _interval(compared.get(_explored_name(r) + VS_CONTROL)),
                   "vs_generations": _interval(compared.get(_explored_name(r) + VS_OFFLINE))} for r in rows],

@@ -386,14 +386,12 @@ def _best_labeler_weights(labeler) -> dict | None:
     return {k: v.detach().clone() for k, v in labeler.best.model.state_dict().items()}
 
 
-def _dev_scores(brain, dev_set, recover: bool) -> dict:
-    """Greedy dev WER, CER and loss of the brain's model; ``recover``: of the best checkpoint, as
-    SpeechBrain's evaluate loads it (off: of the weights the model holds now)."""
+def _dev_scores(brain, dev_set) -> dict:
+    """Greedy dev WER, CER and loss of the weights the model holds now (the exported ones)."""
     checkpointer = brain.checkpointer
-    if not recover:
-        brain.checkpointer = None  # evaluate() would load the best checkpoint over the exported weights
+    brain.checkpointer = None  # evaluate() would load a checkpoint again, over the weights just loaded
     try:
-        brain.evaluate(dev_set, min_key="score", test_loader_kwargs={"batch_size": 16}, progressbar=False)
+        brain.evaluate(dev_set, test_loader_kwargs={"batch_size": 16}, progressbar=False)
     finally:
         brain.checkpointer = checkpointer
     return {k: brain.last_valid.get(k) for k in ("WER", "CER", "loss")}
@@ -414,7 +412,7 @@ def _finish(brain, checkpointer, prepared, config: TrainConfig, out: Path, start
     if exported is not None:
         brain.model.load_state_dict(exported)
         continuous["exported"] = {"weights": "best_ema", "step": labeler.best_step, "teacher_dev_wer": labeler.best_dev_wer}
-    dev = _dev_scores(brain, dev_set, recover=exported is None) if dev_set is not None else {}
+    dev = _dev_scores(brain, dev_set) if dev_set is not None else {}
     model = brain.model.eval()
     if config.model.adapter_rank > 0:
         from selftrain.models.adapters import merge_adapters
