@@ -33,7 +33,7 @@ def seed_families(arms: dict[str, list[dict[str, Any]]], explored_prefix: str) -
     """Setting -> {seed: arm name}, for the settings that ran with two seeds or more."""
     families: dict[str, dict[int, str]] = {}
     for name, family in (("main", GENERATIONS), ("labeled_only", CONTROL)):
-        if arms.get(name):
+        if any(r["generation"] > 0 for r in arms.get(name) or []):  # a main run kept at its teacher has no chain
             families[family] = {0: name}
     for name in arms:
         if not name.startswith(explored_prefix) or not arms[name]:

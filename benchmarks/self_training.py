@@ -72,7 +72,9 @@ FILTERED_ARMS = ("whole_utterances", "confidence_only", "agreement_only", "no_lm
 POLICY_NAMES = {"main": "confidence + agreement (default)"}  # the filtered policies' names in the no-filtering table
 NO_FILTER = "no_filter:"  # key prefix of a policy's comparison with no filtering in the results' significance
 ABLATIONS = ("no_filter", *FILTERED_ARMS)
-OPTIONAL_ARMS = ("labeled_only", "oracle", *ABLATIONS, "explore", "curve", "ssl_teacher", "compare_presets")
+# "generations": the main run trains its teacher only (generation 0); arms that start from its generation-1
+# decoding cannot run then
+OPTIONAL_ARMS = ("generations", "labeled_only", "oracle", *ABLATIONS, "explore", "curve", "ssl_teacher", "compare_presets")
 PRESET_ARM = "preset_"  # arm-name prefix of a scale's ``compare_presets`` teachers
 # the generations panel shows at least this much WER, about a test set's 95 % interval, so that
 # differences within the noise do not fill the panel
@@ -414,16 +416,17 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
         base = deep_merge(base, {"teachers": {"ensemble": members}})
     generations = int(base["generations"])
     ssl = {"ssl": scale["ssl"]}
+    check_skips(skip)
     teacher = run_arm(home, "teacher", teacher_overrides(base))
     shared = teacher_stages(base)
-    main = run_arm(work, "main", base, teacher, shared)
+    main = run_arm(work, "main", deep_merge(base, {"generations": 0}) if "generations" in skip else base, teacher, shared)
     if shared == TEACHER:
         students = [r for r in generation_rows(main, "main", tuple(TEACHER)) if r["generation"] > 0]
         arms: dict[str, list[dict[str, Any]]] = {"main": generation_rows(teacher, "main") + students}
     else:  # the teacher's row is main's (evaluated with the decoder settings tuned for it), its training included
         arms = {"main": generation_rows(main, "main")}
     one = deep_merge(base, {"generations": 1})
-    fraction = next(r["kept_fraction"] for r in arms["main"] if r["generation"] == 1)
+    fraction = next((r["kept_fraction"] for r in arms["main"] if r["generation"] == 1), None)
     ranked = {"threshold": {"mode": "fixed"}, "select": {"method": "entropy_tsallis_exp", "keep_fraction": fraction}}
     no_sanity = {"min_chars_per_second": None, "max_chars_per_second": None, "max_repeat": None, "max_length_ratio": None}
     variants = [
@@ -453,6 +456,9 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
         plant = explored_labels(labels, paths, main, int(overrides["generations"]),
                                 (overrides.get("select") or {}).get("segments"))
         adopted = explored_adoption(name, variant, plant is not None)
+        if "generations" in skip and adopted != TEACHER:
+            raise SystemExit(f"explored variant {name!r} starts from the main run's generation-1 decoding: "
+                             "it cannot run with --skip generations")
         root = run_arm(work / "exp", name, overrides, main, adopted, plant)
         arms[EXPLORED + name] = generation_rows(root, EXPLORED + name, tuple(adopted))
     curve = [{"fraction": 1.0, "labeled_hours": corpus["summary"]["hours"]["labeled"], "arm": "main"}]
@@ -487,6 +493,15 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
                        "seconds_this_run": corpus["seconds"]},
             "arms": arms, "curve": sorted(curve, key=lambda c: c["fraction"]),
             "curve_generations": scale["curve_generations"], "skipped": list(skip), "unavailable": unavailable}
+
+
+def check_skips(skip: tuple[str, ...]) -> None:
+    """Refuse a ``--skip generations`` run that keeps an ablation: ablations start from the main run's
+    generation-1 decoding, which such a run does not make."""
+    kept = [name for name in ABLATIONS if name not in skip]
+    if "generations" in skip and kept:
+        raise SystemExit(f"--skip generations leaves the main run at its teacher; the ablations {', '.join(kept)} "
+                         "start from its generation-1 decoding: skip them too")
 
 
 def continuous_variant(variant: dict[str, Any], generations: int) -> dict[str, Any]:
@@ -545,13 +560,14 @@ def significance(work: Path, teacher_root: Path, arms: dict[str, list[dict[str, 
         return utterance_errors(root / f"gen_{generation:03d}" / "eval" / "test_lm.jsonl", test)
 
     final = final_errors("main")
+    offline = final if _later(arms, "main") else None  # --skip generations: no offline generations to compare with
     teacher = utterance_errors(teacher_root / "gen_000" / "eval" / "test_lm.jsonl", test)
     compared = {"teacher": teacher, "labeled_only": final_errors("labeled_only"), "oracle": final_errors("oracle")}
     result = {name: paired_bootstrap(final, errors).to_dict() for name, errors in compared.items() if errors and final}
     for row in (r for n in arms if n.startswith(EXPLORED) for r in _later(arms, n)):  # every explored student against the teacher
         folder = work / "exp" / row["arm"][len(EXPLORED):] / f"gen_{row['generation']:03d}"
         result[_explored_name(row)] = paired_bootstrap(utterance_errors(folder / "eval" / "test_lm.jsonl", test), teacher).to_dict()
-    return {**result, **_against_no_filter(work, arms, test), **_continuous_against(work, arms, final, compared)}
+    return {**result, **_against_no_filter(work, arms, test), **_continuous_against(work, arms, offline, compared)}
 
 
 def _continuous_against(work: Path, arms: dict[str, list[dict[str, Any]]], offline, compared: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -623,15 +639,15 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
                       "self_training_test_wer": (after or rows)[-1]["test_wer"],
                       "final_test_wer": final_generation(rows)["test_wer"]})
     every_filtered = [r["test_wer"] for r in students] + [w for w in filtered.values() if w is not None]
-    recovery = gap_recovery(control, final["test_wer"], oracle)
+    recovery = gap_recovery(control, final["test_wer"], oracle) if students else None
     pooled_generations = next((p for p in result.get("seeds") or [] if p["setting"] == GENERATIONS), None)
     # (name, whether its arms ran, met): a target whose arms were skipped is left out, not failed
     targets = [
-        ("every_generation_at_least_as_good", True, all(b <= a for a, b in zip(chain, chain[1:], strict=False))),
-        ("final_model_not_worse_than_supervised", True, final["test_wer"] <= supervised),
-        ("final_model_better_than_labeled_only_control", control is not None, control is not None and final["test_wer"] < control),
-        ("no_filtered_setting_worse_than_supervised", True, all(w <= supervised for w in every_filtered)),
-        (f"gap_recovery_at_least_{TARGET_GAP_RECOVERY}", control is not None and oracle is not None,
+        ("every_generation_at_least_as_good", bool(students), all(b <= a for a, b in zip(chain, chain[1:], strict=False))),
+        ("final_model_not_worse_than_supervised", bool(students), final["test_wer"] <= supervised),
+        ("final_model_better_than_labeled_only_control", control is not None and bool(students), control is not None and final["test_wer"] < control),
+        ("no_filtered_setting_worse_than_supervised", bool(every_filtered), all(w <= supervised for w in every_filtered)),
+        (f"gap_recovery_at_least_{TARGET_GAP_RECOVERY}", control is not None and oracle is not None and bool(students),
          recovery is not None and recovery >= TARGET_GAP_RECOVERY),
         # "clearly": every policy better, and the default one by more than the test set's noise where
         # the run measured its interval (runs recorded before it was measured: the margins alone)
@@ -645,7 +661,7 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
     return {
         "supervised_test_wer": supervised, "final_test_wer": final["test_wer"], "final_generation": final["generation"],
         "labeled_only_test_wer": control, "oracle_test_wer": oracle, "oracle_generation_1_test_wer": oracle_1,
-        "gap_recovery": recovery, "gap_recovery_vs_teacher": gap_recovery(supervised, final["test_wer"], oracle),
+        "gap_recovery": recovery, "gap_recovery_vs_teacher": gap_recovery(supervised, final["test_wer"], oracle) if students else None,
         "vs_no_filter": vs_no_filter, "no_filter_test_wer": no_filter, "curve": curve,
         "continuous": continuous_analysis(result, control, oracle),
         "targets": {name: met for name, ran, met in targets if ran},
@@ -665,7 +681,8 @@ def continuous_analysis(result: dict[str, Any], control: float | None, oracle: f
         return round(sum(r["wall_seconds"] for r in _later(arms, arm)), 1)
 
     return {
-        "generations": {"test_wer": final["test_wer"], "final_generation": final["generation"], "wall_seconds": wall("main")},
+        "generations": ({"test_wer": final["test_wer"], "final_generation": final["generation"], "wall_seconds": wall("main")}
+                        if _later(arms, "main") else None),
         "labeled_only": {"test_wer": control, "wall_seconds": wall("labeled_only")} if control is not None else None,
         "arms": [{"name": _explored_name(r), "test_wer": r["test_wer"], "dev_wer": r["dev_wer"], "accepted": r["accepted"],
                   "wall_seconds": r["wall_seconds"], "optimizer_steps": r.get("optimizer_steps"), "guard_trips": r.get("guard_trips"),
@@ -850,9 +867,10 @@ def _continuous_lines(c: dict[str, Any] | None) -> list[str]:
              "of the continuous model's test WER minus the other's; below 0 throughout is a clear win.", "",
              "| row | test WER | wall time (s) | gap recovery | guard trips | steps | sampled label WER | accepted | "
              "vs teacher | vs labeled-only control | vs offline generations |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-             f"| offline generations (final: generation {offline['final_generation']}) | {_fmt(offline['test_wer'])} | "
-             f"{_fmt(offline['wall_seconds'], 0)} | - | - | - | - | - | - | - | - |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    if offline is not None:
+        lines.append(f"| offline generations (final: generation {offline['final_generation']}) | {_fmt(offline['test_wer'])} | "
+                     f"{_fmt(offline['wall_seconds'], 0)} | - | - | - | - | - | - | - | - |")
     if control is not None:
         lines.append(f"| control: labeled only (final) | {_fmt(control['test_wer'])} | {_fmt(control['wall_seconds'], 0)} | "
                      "- | - | - | - | - | - | - | - |")

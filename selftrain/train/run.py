@@ -407,18 +407,21 @@ def _finish(brain, checkpointer, prepared, config: TrainConfig, out: Path, start
     trained_epochs, trained_steps = brain.hparams.epoch_counter.current, brain.optimizer_step
     labeler = getattr(brain.hparams, "continuous", None)
     continuous = labeler.summary() if labeler is not None else None
-    exported = _best_labeler_weights(labeler)  # read before the checkpoint load puts back an older snapshot
+    # Read before the checkpoint load, which puts back the labeler (its best step) and snapshot as the chosen
+    # checkpoint saved them: older than the run's best when the best calibration came after that checkpoint.
+    exported = _best_labeler_weights(labeler)
+    snapshot = {"weights": "best_ema", "step": labeler.best_step, "teacher_dev_wer": labeler.best_dev_wer} if exported is not None else None
     checkpointer.load_checkpoint(chosen)  # restores the counters to the chosen checkpoint's
     if exported is not None:
         brain.model.load_state_dict(exported)
-        continuous["exported"] = {"weights": "best_ema", "step": labeler.best_step, "teacher_dev_wer": labeler.best_dev_wer}
+        continuous["exported"] = snapshot
     dev = _dev_scores(brain, dev_set) if dev_set is not None else {}
     model = brain.model.eval()
     if config.model.adapter_rank > 0:
         from selftrain.models.adapters import merge_adapters
 
         model = merge_adapters(model)
-    extra = {"checkpoint": chosen.path.name, **({"weights": "best_ema", "step": labeler.best_step} if exported is not None else {})}
+    extra = {"checkpoint": chosen.path.name, **({"weights": "best_ema", "step": snapshot["step"]} if snapshot is not None else {})}
     model_dir = export_model(model, prepared.tokenizer, out / "model", extra=extra)
     if ema is not None:
         shadow = ema.shadow

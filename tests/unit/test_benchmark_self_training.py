@@ -564,7 +564,7 @@ def test_a_continuous_arm_runs_end_to_end_and_is_reported_against_generations_an
              "explore": {"continuous": {"schedule": "continuous", "student_train": {"continuous": {"calibrate_every": 2}}}},
              "experiment": {"generations": 2, "preset": "tiny", "lm_order": 3, "teacher_train": {"epochs": 2},
                             "student_train": {"epochs": 1}, "decode": {"workers": 0, "beam_width": 4, "nbest": 2}}}
-    skip = tuple(arm for arm in OPTIONAL_ARMS if arm not in ("explore", "labeled_only", "oracle"))
+    skip = tuple(arm for arm in OPTIONAL_ARMS if arm not in ("generations", "explore", "labeled_only", "oracle"))
     result = run_benchmark(scale, tmp_path / "work", skip)
     row = result["arms"]["explore:continuous"][-1]
     assert (row["generation"], row["schedule"], row["guard_trips"]) == (1, "continuous", 0)
@@ -580,6 +580,32 @@ def test_a_continuous_arm_runs_end_to_end_and_is_reported_against_generations_an
     assert continuous["generations"]["wall_seconds"] > 0 and continuous["labeled_only"]["wall_seconds"] > 0
     report = to_markdown(result, "python benchmarks/self_training.py")
     assert "## Continuous schedule" in report and "| explore:continuous |" in report
+
+
+def test_skipping_the_generations_keeps_main_at_its_teacher_and_refuses_arms_that_need_its_decoding():
+    from self_training import check_skips
+
+    check_skips(("generations", *ABLATIONS))
+    check_skips(("no_filter",))  # the generations run: every ablation may stay
+    with pytest.raises(SystemExit, match="no_lm"):
+        check_skips(("generations", *[a for a in ABLATIONS if a != "no_lm"]))
+
+
+def test_continuous_arms_without_offline_generations_are_reported_against_the_teacher_and_their_controls():
+    continuous = [{**r, "schedule": "continuous", "guard_trips": 0, "optimizer_steps": 1400}
+                  for r in _rows("explore:c", [0.42, 0.39])]
+    result = _result(main=_rows("main", [0.42]), **{"explore:c": continuous})
+    result["skipped"] = ["generations", "labeled_only", "oracle", *ABLATIONS, "curve", "ssl_teacher"]
+    result["significance"] = {"explore:c": {"difference": -0.03, "low": -0.045, "high": -0.015, "utterances": 300}}
+    result["analysis"], result["meta"] = analyse(result), _meta()
+    analysis = result["analysis"]
+    assert analysis["continuous"]["generations"] is None and analysis["gap_recovery"] is None
+    # the targets about the offline chain are left out, not met by a chain of one teacher
+    assert "every_generation_at_least_as_good" not in analysis["targets"]
+    assert "final_model_not_worse_than_supervised" not in analysis["targets"]
+    report = to_markdown(result, "cmd")
+    assert "offline generations (final" not in report
+    assert "| explore:c | 0.390 |" in report and "[-0.0450, -0.0150]" in report
 
 
 def test_settings_run_with_several_seeds_are_pooled_against_the_control_of_the_same_seeds(tmp_path):
