@@ -56,6 +56,8 @@ from selftrain.audit.significance import paired_bootstrap, utterance_errors
 from selftrain.data.manifest import read_manifest, write_speechbrain_csv
 from selftrain.errors import ConfigError
 from selftrain.generation import load_experiment_config
+from selftrain.generation.registry import stage_named
+from selftrain.generation.results import AuditStageResult, DecodeResult, SelectResult
 from selftrain.generation.run import open_workdir, run_experiment
 from selftrain.generation.stages import evaluate_hyps, model_dir
 from selftrain.generation.workdir import Workdir
@@ -212,14 +214,14 @@ def ensemble_members(scale: dict[str, Any], work: Path, config: Path) -> list[st
 
 def plant_decode(workdir: Workdir, generation: int) -> None:
     """Mark a generation's decode done: its selection is planted, so nothing reads its hypotheses."""
-    workdir.run_stage(workdir.stage_dir(generation, "decode"),
-                      lambda out: {"teacher_generation": generation - 1, "planted": "control: no decoding"})
+    stage_named("decode").record(workdir, generation,
+                                 lambda out: DecodeResult(teacher_generation=generation - 1, planted="control: no decoding"))
 
 
-def _empty_selection(out: Path) -> dict[str, Any]:
+def _empty_selection(out: Path) -> SelectResult:
     write_speechbrain_csv([], out / "selected.csv")
-    return {"threshold": None, "method": "control: nothing selected", "selected_utterances": 0,
-            "selected_hours": 0.0, "selected_fraction": 0.0}
+    return SelectResult(threshold=None, method="control: nothing selected", selected_utterances=0, selected_hours=0.0,
+                        selected_fraction=0.0)
 
 
 def _plant_selections(generations: int, select, pseudo_label_wer: float | None):
@@ -228,8 +230,8 @@ def _plant_selections(generations: int, select, pseudo_label_wer: float | None):
     def plant(workdir: Workdir) -> None:
         for generation in range(1, generations + 1):
             plant_decode(workdir, generation)
-            workdir.run_stage(workdir.stage_dir(generation, "select"), select)
-            workdir.run_stage(workdir.stage_dir(generation, "audit"), lambda out: {"pseudo_label_wer": pseudo_label_wer})
+            stage_named("select").record(workdir, generation, select)
+            stage_named("audit").record(workdir, generation, lambda out: AuditStageResult(pseudo_label_wer=pseudo_label_wer))
 
     return plant
 
@@ -244,13 +246,13 @@ def plant_oracle_selections(reference: str, unlabeled: str, generations: int, ch
     """A ``before`` hook: generations 1..N select unlabeled utterances with their true text (no
     decoding): every one, or those ``choose(truth)`` returns."""
 
-    def select(out: Path) -> dict[str, Any]:
+    def select(out: Path) -> SelectResult:
         truth = read_manifest(reference)
         chosen = choose(truth) if choose is not None else truth
         write_speechbrain_csv(chosen, out / "selected.csv")
-        return {"threshold": None, "method": method, "selected_utterances": len(chosen),
-                "selected_hours": round(sum(u.duration for u in chosen) / 3600, 4),
-                "selected_fraction": round(len(chosen) / len(read_manifest(unlabeled)), 4)}
+        return SelectResult(threshold=None, method=method, selected_utterances=len(chosen),
+                            selected_hours=round(sum(u.duration for u in chosen) / 3600, 4),
+                            selected_fraction=round(len(chosen) / len(read_manifest(unlabeled)), 4))
 
     return _plant_selections(generations, select, 0.0)
 
@@ -289,7 +291,7 @@ def oracle_runs(decoded: Path, reference: str, settings: dict[str, Any]):
                               "context": "whole"})
     normalizer = TextNormalizer()
 
-    def select(out: Path) -> dict[str, Any]:
+    def select(out: Path) -> SelectResult:
         records = load_records(decoded)
         attach_references(records, reference)
         rows = []
@@ -305,9 +307,9 @@ def oracle_runs(decoded: Path, reference: str, settings: dict[str, Any]):
                 rows.append(in_context_row(utt))
         write_speechbrain_csv(rows, out / "selected.csv", use_pseudo_labels=True)
         seconds = sum(end - start for utt in rows for start, end, _ in json.loads(utt.extra["runs"]))
-        return {"threshold": None, "method": "oracle runs: the words the teacher got right, in context",
-                "selected_utterances": len(rows), "selected_hours": round(seconds / 3600, 4),
-                "selected_fraction": round(len(rows) / len(records), 4)}
+        return SelectResult(threshold=None, method="oracle runs: the words the teacher got right, in context",
+                            selected_utterances=len(rows), selected_hours=round(seconds / 3600, 4),
+                            selected_fraction=round(len(rows) / len(records), 4))
 
     return select
 
@@ -399,7 +401,7 @@ def test_errors(root: Path, generation: int) -> dict[str, float] | None:
     test = json.loads((root / "experiment.json").read_text(encoding="utf-8"))["config"]["data"].get("test")
     if not test or not hyps.exists():
         return None
-    return evaluate_hyps(hyps, test, "lm")["errors"]
+    return evaluate_hyps(hyps, test, "lm").errors
 
 
 def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),

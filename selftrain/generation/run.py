@@ -1,7 +1,8 @@
 """Run an experiment: generation 0 (supervised teacher), then self-training generations, resumable.
 
 Every stage leaves a done marker (see :mod:`selftrain.generation.workdir`), so running the same
-command again after an interruption continues where it stopped and gives the same result.
+command again after an interruption continues where it stopped and gives the same result. Which
+stages a generation has, and in which order, is :mod:`selftrain.generation.registry`'s.
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ from selftrain.audit.significance import Comparison, paired_bootstrap, utterance
 from selftrain.errors import ConfigError
 from selftrain.generation.config import ExperimentConfig
 from selftrain.generation.lock import LOCK_FILE, lock_workdir, read_owner
-from selftrain.generation.stages import (
-    EXTERNAL_STAGE,
-    TUNE_STAGE,
-    audit_generation,
-    build_language_model,
-    decode_teachers,
-    evaluate_generation,
-    external_hypotheses,
-    select_pseudo_labels,
-    teacher_generation,
-    train_model,
-    tune_generation,
+from selftrain.generation.registry import (
+    EXPERIMENT,
+    EXTERNAL,
+    GenerationResults,
+    Plan,
+    StageCall,
+    generation_stages,
 )
+from selftrain.generation.results import (
+    AuditStageResult,
+    ContinuousTraining,
+    EvalResult,
+    SelectResult,
+    TrainResult,
+    TuneStageResult,
+)
+from selftrain.generation.stages import teacher_generation
 from selftrain.generation.workdir import Workdir, experiment_hash
 from selftrain.io import atomic_write_json
 
@@ -62,45 +67,16 @@ def _versions() -> dict[str, str]:
 def run_generation(config: ExperimentConfig, workdir: Workdir, generation: int, force: bool = False) -> dict[str, Any]:
     """Run (or finish) one generation and write its ``generation.json``."""
     started = time.time()
-    stages: dict[str, Any] = {}
+    plan = Plan.of(config.to_dict())
     teacher = teacher_generation(workdir, generation)
-    if generation > 0 and config.schedule == "continuous" and generation != 1:
+    if generation > 0 and plan.continuous and generation != 1:
         raise ConfigError(f"generation {generation}: the continuous schedule has one self-training generation (generation 1)")
     if generation > 0 and not workdir.is_done(workdir.stage_dir(generation - 1, "eval")):
         raise RuntimeError(f"generation {generation - 1} is not finished; run it first")
-    if generation > 0 and config.schedule == "generations":
-        teacher_eval = workdir.stage_dir(teacher, "eval")
-
-        def decode(out: Path) -> dict[str, Any]:
-            result = {"teacher_generation": teacher,
-                      "unlabeled": decode_teachers(config, workdir, teacher, config.data.unlabeled, out, "unlabeled",
-                                                   ensemble=True),
-                      "dev": workdir.done_info(teacher_eval)["dev"],
-                      "dev_dir": str(teacher_eval.relative_to(workdir.root))}
-            if config.teachers.ensemble:
-                # The selection calibrates on dev hypotheses of the teacher that made the labels.
-                result["dev"] = decode_teachers(config, workdir, teacher, config.data.dev, out, "dev", ensemble=True)
-                result["dev_dir"] = str(out.relative_to(workdir.root))
-            # Made by the first generation (redone by its --force), reused by the later ones.
-            external = external_hypotheses(config, workdir, force and generation == 1)
-            return result if external is None else {**result, "external": external}
-
-        stages["decode"] = workdir.run_stage(workdir.stage_dir(generation, "decode"), decode, force)
-        stages["select"] = workdir.run_stage(workdir.stage_dir(generation, "select"),
-                                             lambda out: select_pseudo_labels(config, workdir, generation, out), force)
-        stages["audit"] = workdir.run_stage(workdir.stage_dir(generation, "audit"),
-                                            lambda out: audit_generation(config, workdir, generation, out), force)
-    stages["train"] = workdir.run_stage(workdir.stage_dir(generation, "train"),
-                                        lambda out: train_model(config, workdir, generation, out), force)
-    if generation == 0:
-        stages["lm"] = workdir.run_stage(workdir.stage_dir(None, "lm"), lambda out: build_language_model(config, workdir, out), force)
-    if config.decode_tuning.enabled:
-        stages[TUNE_STAGE] = workdir.run_stage(workdir.stage_dir(generation, TUNE_STAGE),
-                                               lambda out: tune_generation(config, workdir, generation, out), force)
-    stages["eval"] = workdir.run_stage(workdir.stage_dir(generation, "eval"),
-                                       lambda out: evaluate_generation(config, workdir, generation, out), force)
-    record = _generation_record(config, generation, stages, time.time() - started)
-    record.update(_acceptance(config, workdir, generation, teacher, record["dev_wer"]))
+    call = StageCall(config, workdir, generation, force)
+    results = GenerationResults({stage.name: stage.execute(call) for stage in generation_stages(plan, generation)})
+    record = _generation_record(config, generation, results, time.time() - started)
+    record.update(_acceptance(config, workdir, generation, teacher, results[EvalResult].dev_scores.wer))
     atomic_write_json(workdir.generation_dir(generation) / "generation.json", record)
     return record
 
@@ -134,40 +110,44 @@ def _dev_comparison(config: ExperimentConfig, workdir: Workdir, generation: int,
                             config.acceptance.confidence)
 
 
-def _generation_record(config: ExperimentConfig, generation: int, stages: dict[str, Any], seconds: float) -> dict[str, Any]:
-    select = stages.get("select", {})
-    evaluation = stages["eval"]
-    continuous = stages["train"].get("continuous")
+def _generation_record(config: ExperimentConfig, generation: int, results: GenerationResults, seconds: float) -> dict[str, Any]:
+    evaluation, run = results[EvalResult], results[TrainResult].continuous_run
+    test, tuning = evaluation.test_scores, results.get(TuneStageResult)
+    # the audit's measure of the selected labels; a continuous run's, of its audit sample
+    audit = results.get(AuditStageResult)
+    label_wer = audit.pseudo_label_wer if audit is not None else (run.pseudo_label_wer if run is not None else None)
     return {
-        "schedule": "continuous" if continuous is not None else "generations",
-        **({"guard_trips": continuous["guard_trips"], "continuous": continuous,
-            "budget": stages["train"]["budget"], "optimizer_steps": stages["train"]["optimizer_steps"]}
-           if continuous is not None else {}),
+        "schedule": "continuous" if run is not None else "generations",
+        **({"guard_trips": run.guard_trips, "continuous": run.continuous, "budget": run.budget,
+            "optimizer_steps": run.optimizer_steps} if run is not None else {}),
         "generation": generation,
-        "dev_wer": evaluation["dev_scores"]["wer"],
-        "dev_cer": evaluation["dev_scores"]["cer"],
-        "test_wer": evaluation.get("test_scores", {}).get("wer"),
-        "test_cer": evaluation.get("test_scores", {}).get("cer"),
-        "test_errors": evaluation.get("test_scores", {}).get("errors"),  # deletions can rise while WER does not
-        "pseudo_label_wer": stages.get("audit", stages["train"]).get("pseudo_label_wer"),
-        "selected_utterances": select.get("selected_utterances", 0),
-        "selected_hours": select.get("selected_hours", 0.0),
-        # continuous: the share of the labels made during training that passed the filter
-        "selected_fraction": select.get("selected_fraction", 0.0) if continuous is None else _kept_share(continuous),
-        "threshold": select.get("threshold"),
-        "stage_seconds": {name: info.get("seconds") for name, info in stages.items()},
+        "dev_wer": evaluation.dev_scores.wer,
+        "dev_cer": evaluation.dev_scores.cer,
+        "test_wer": test.wer if test is not None else None,
+        "test_cer": test.cer if test is not None else None,
+        "test_errors": test.errors if test is not None else None,  # deletions can rise while WER does not
+        "pseudo_label_wer": label_wer,
+        **_selection_figures(results.get(SelectResult), run),
+        "stage_seconds": results.seconds(),
         "seconds_this_run": round(seconds, 1),
         "config_hash": experiment_hash(config.to_dict()),
         "versions": _versions(),
         "settings": {"preset": config.preset, "threshold": config.to_dict()["threshold"], "select": config.select},
-        **({"decoder_tuning": {key: stages[TUNE_STAGE][key] for key in ("best", "base_wer", "best_wer")}}
-           if TUNE_STAGE in stages else {}),
+        **({"decoder_tuning": {"best": tuning.best, "base_wer": tuning.base_wer, "best_wer": tuning.best_wer}}
+           if tuning is not None else {}),
     }
 
 
-def _kept_share(continuous: dict[str, Any]) -> float:
-    labels = continuous.get("labels", {})
-    return round(labels.get("kept", 0) / labels["made"], 4) if labels.get("made") else 0.0
+def _selection_figures(select: SelectResult | None, run: ContinuousTraining | None) -> dict[str, Any]:
+    """What the generation's selection kept (nothing without one); for a continuous run, the share
+    of the labels made during training that passed the filter stands for the selected fraction."""
+    figures: dict[str, Any] = {"selected_utterances": 0, "selected_hours": 0.0, "selected_fraction": 0.0, "threshold": None}
+    if select is not None:
+        figures = {"selected_utterances": select.selected_utterances, "selected_hours": select.selected_hours,
+                   "selected_fraction": select.selected_fraction, "threshold": select.threshold}
+    if run is not None:
+        figures["selected_fraction"] = run.kept_share
+    return figures
 
 
 def write_summary(workdir: Workdir) -> dict[str, Any]:
@@ -193,8 +173,7 @@ def write_summary(workdir: Workdir) -> dict[str, Any]:
 def run_experiment(config: ExperimentConfig, root: str | Path, force: bool = False) -> dict[str, Any]:
     """Run generations 0..``config.generations`` (skipping finished work) and return the summary."""
     workdir = open_workdir(config, root)
-    last = config.generations if config.schedule == "generations" else min(1, config.generations)
-    for generation in range(last + 1):
+    for generation in range(Plan.of(config.to_dict()).last_generation + 1):
         run_generation(config, workdir, generation, force)
         write_summary(workdir)
     return write_summary(workdir)
@@ -204,19 +183,19 @@ def experiment_status(root: str | Path) -> list[str]:
     """Human-readable lines: which stages of which generation are done."""
     workdir = Workdir(root)
     config = workdir.config()
-    continuous = config.get("schedule") == "continuous"
-    planned = f"continuous run on the budget of {config['generations']} generations" if continuous else f"{config['generations']} generations"
+    plan = Plan.of(config)
+    planned = (f"continuous run on the budget of {plan.generations} generations" if plan.continuous
+               else f"{plan.generations} generations")
     lines = [f"experiment {root}: {planned} planned, preset {config['preset']}"]
-    for generation in range((min(1, config["generations"]) if continuous else config["generations"]) + 1):
-        names = ["train", "eval"] if generation == 0 or continuous else ["decode", "select", "audit", "train", "eval"]
-        if config.get("decode_tuning", {}).get("enabled"):
-            names.insert(-1, TUNE_STAGE)
-        done = [n for n in names if workdir.is_done(workdir.stage_dir(generation, n))]
-        state = "done" if len(done) == len(names) else (f"in progress ({', '.join(done)} done)" if done else "not started")
+    for generation in range(plan.last_generation + 1):
+        # A generation's line covers the stages in its own folder (not the experiment's LM).
+        own = [stage for stage in generation_stages(plan, generation) if stage.scope != EXPERIMENT]
+        done = [stage.name for stage in own if workdir.is_done(stage.folder(workdir, generation))]
+        state = "done" if len(done) == len(own) else (f"in progress ({', '.join(done)} done)" if done else "not started")
         lines.append(f"  gen_{generation:03d}: {state}")
-    if config.get("teachers", {}).get("external"):
-        state = "done" if workdir.is_done(workdir.stage_dir(None, EXTERNAL_STAGE)) else "not started"
-        lines.append(f"  external teachers ({', '.join(config['teachers']['external'])}): {state}")
+    if EXTERNAL.applies(plan, plan.last_generation):
+        state = "done" if workdir.is_done(EXTERNAL.folder(workdir, 0)) else "not started"
+        lines.append(f"  external teachers ({', '.join(plan.external_teachers)}): {state}")
     if (workdir.root / "summary.json").exists():
         lines.append(f"  summary: {workdir.root / 'summary.json'}")
     owner = read_owner(workdir.root / LOCK_FILE)

@@ -1,7 +1,9 @@
-"""The stages of an experiment, each a function of (config, workdir, stage folder) -> result dict.
+"""The stages of an experiment, each a function of (config, workdir, generation, stage folder) that
+returns its typed result (:mod:`selftrain.generation.results`).
 
-Stages call the library (train, decode, select, audit); :mod:`selftrain.generation.run` orders them
-and skips finished ones.
+Stages call the library (train, decode, select, audit); :mod:`selftrain.generation.registry` says
+which a generation has and in which order, :mod:`selftrain.generation.run` runs them and skips
+finished ones.
 """
 
 from __future__ import annotations
@@ -18,16 +20,33 @@ from selftrain.audit.inputs import attach_references, iter_records, load_records
 from selftrain.audit.sweep import SELECTION_FRACTIONS, choose_threshold
 from selftrain.data.manifest import ManifestStream, read_manifest
 from selftrain.decode.evaluate import error_kinds, error_rates
+from selftrain.errors import ConfigError
 from selftrain.generation.config import ExperimentConfig
+from selftrain.generation.results import (
+    AuditStageResult,
+    ContinuousTraining,
+    DecodedSplit,
+    DecodeResult,
+    EvalResult,
+    ExternalFiles,
+    ExternalResult,
+    LMResult,
+    Scores,
+    SelectResult,
+    TeacherFile,
+    TrainResult,
+    TuneStageResult,
+)
 from selftrain.generation.workdir import Workdir
 from selftrain.overrides import deep_merge
 from selftrain.record import Utterance
 from selftrain.select.output import LabelQuality
 from selftrain.text import TextNormalizer
 
-__all__ = ["train_model", "train_continuous", "build_language_model", "decode_teachers", "transcribe_external", "external_hypotheses",
-           "evaluate_hyps", "evaluate_generation", "selection_inputs", "select_pseudo_labels", "audit_generation", "model_dir",
-           "teacher_generation", "tune_generation", "tuned_settings", "LM_FILE", "EXTERNAL_STAGE", "TUNE_STAGE"]
+__all__ = ["train_model", "train_continuous", "build_language_model", "decode_teachers", "decode_generation",
+           "transcribe_external", "evaluate_hyps", "evaluate_generation", "selection_inputs", "select_pseudo_labels",
+           "audit_generation", "model_dir", "teacher_generation", "tune_generation", "tuned_settings", "LM_FILE",
+           "EXTERNAL_STAGE", "TUNE_STAGE"]
 
 log = logging.getLogger(__name__)
 LM_FILE = "lm.bin"
@@ -61,7 +80,7 @@ def state_cache_dir(config: ExperimentConfig, workdir: Workdir) -> Path:
     return Path(config.state_cache) if config.state_cache else workdir.root / "state_cache"
 
 
-def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
+def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> TrainResult:
     """Train generation 0's teacher (labeled only) or a student (labeled + selected pseudo-labels + SSL)."""
     from selftrain.train import load_train_config, train
 
@@ -92,7 +111,7 @@ def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out
     overrides.update(_lm_dev_settings(config, workdir, generation, extra))
     train_config = load_train_config(config.preset, overrides=deep_merge(overrides, extra))
     model = train(train_config)
-    return {"model": str(Path(model).relative_to(out))}
+    return TrainResult(model=str(Path(model).relative_to(out)))
 
 
 def _lm_dev_settings(config: ExperimentConfig, workdir: Workdir, generation: int, extra: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +125,7 @@ def _lm_dev_settings(config: ExperimentConfig, workdir: Workdir, generation: int
             "dev_decoder": {k: getattr(decoder, k) for k in ("alpha", "beta", "blank_penalty")}}
 
 
-def train_continuous(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
+def train_continuous(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> TrainResult:
     """The continuous schedule's one student run: labeled + unlabeled audio, labeled on the fly from
     the first step (generation 0 was the warm-up; a ``scratch`` student keeps the configured warm-up),
     filtered like the offline selection (its target WER, keep floor and speaking-rate quantile), on
@@ -135,8 +154,9 @@ def train_continuous(config: ExperimentConfig, workdir: Workdir, generation: int
     train_config = replace(train_config, epochs=budget["epochs"], max_steps=budget["max_steps"])
     model = train(train_config)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    return {"model": str(Path(model).relative_to(out)), "budget": budget, "continuous": summary["continuous"],
-            "optimizer_steps": summary["optimizer_steps"], "pseudo_label_wer": _sampled_label_wer(out)}
+    run = ContinuousTraining(budget=budget, continuous=summary["continuous"], optimizer_steps=summary["optimizer_steps"],
+                             pseudo_label_wer=_sampled_label_wer(out))
+    return TrainResult(model=str(Path(model).relative_to(out)), continuous_run=run)
 
 
 def _sampled_label_wer(out: Path) -> float | None:
@@ -167,7 +187,7 @@ def _ssl_only_manifest(config: ExperimentConfig, selected: Path, out: Path) -> P
     return path
 
 
-def build_language_model(config: ExperimentConfig, workdir: Workdir, out: Path) -> dict[str, Any]:
+def build_language_model(config: ExperimentConfig, workdir: Workdir, out: Path) -> LMResult:
     """Build the n-gram LM from the LM text with the teacher's normaliser and alphabet."""
     from selftrain.data.tokenizer import load_tokenizer
     from selftrain.lm import LMBuildConfig, build_lm
@@ -175,7 +195,7 @@ def build_language_model(config: ExperimentConfig, workdir: Workdir, out: Path) 
     tokenizer = load_tokenizer(model_dir(workdir, 0) / "tokenizer.json")
     report = build_lm(config.data.lm_text, out / LM_FILE, LMBuildConfig(order=config.lm_order),
                       normalizer=tokenizer.normalizer, alphabet=getattr(tokenizer, "alphabet", None))
-    return {"lm": LM_FILE, "report": report.to_dict()}
+    return LMResult(lm=LM_FILE, report=report.to_dict())
 
 
 def _decoder_config(config: ExperimentConfig, workdir: Workdir | None = None, generation: int | None = None,
@@ -199,10 +219,10 @@ def tuned_settings(workdir: Workdir, generation: int) -> dict[str, float]:
     stage = workdir.stage_dir(generation, TUNE_STAGE)
     if not workdir.is_done(stage):
         raise DecodeError(f"decode_tuning is on but generation {generation}'s decoder was not tuned ({stage})")
-    return dict(workdir.done_info(stage)["best"])
+    return dict(TuneStageResult.read(stage).best)
 
 
-def tune_generation(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
+def tune_generation(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> TuneStageResult:
     """Tune the LM weight, word bonus and blank penalty of ``generation``'s model on dev
     (:func:`selftrain.decode.tune.tune_decoder`); the generation's evaluation and its decoding of
     the next generation's unlabeled audio use what it chose."""
@@ -219,11 +239,12 @@ def tune_generation(config: ExperimentConfig, workdir: Workdir, generation: int,
         log.warning("decoder tuning left out %d dev utterances: %s", len(skipped.rows), dict(skipped.bad))
     log.info("generation %d decoder tuned on dev: %s (WER %.4f -> %.4f)", generation, result.best, result.base_wer,
              result.best_wer)
-    return {**result.to_dict(), "bad_audio": dict(skipped.bad)}
+    return TuneStageResult(best=result.best, base_wer=result.base_wer, best_wer=result.best_wer, utterances=result.utterances,
+                           points=tuple(result.points), bad_audio=dict(skipped.bad))
 
 
 def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generation: int, manifest: str,
-                    out: Path, prefix: str, ensemble: bool = False) -> dict[str, Any]:
+                    out: Path, prefix: str, ensemble: bool = False) -> DecodedSplit:
     """Decode ``manifest`` with every configured teacher of ``teacher_generation``; one JSONL per teacher.
 
     ``ensemble``: the generation's model decodes together with ``teachers.ensemble`` (posteriors
@@ -252,18 +273,34 @@ def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generati
         uses_lm = decoder_config.decoder != "greedy"
         with TeacherDecoder(decoder_config, model.tokenizer.ctc_labels(), lm_path if uses_lm else None, name) as decoder:
             report = decode_manifest(model, utterances, decoder, path)
-        files[name] = {"file": path.name, "decoded": report.decoded + report.already_done, "bad_audio": report.bad_audio}
-    return {"teachers": files, **({"ensemble": list(members)} if members else {})}
+        files[name] = TeacherFile(file=path.name, decoded=report.decoded + report.already_done, bad_audio=report.bad_audio)
+    return DecodedSplit(teachers=files, ensemble=tuple(members) if members else None)
 
 
-def transcribe_external(config: ExperimentConfig, workdir: Workdir, out: Path) -> dict[str, Any]:
+def decode_generation(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path,
+                      external: ExternalFiles | None = None) -> DecodeResult:
+    """Stage ``decode``: the unlabeled audio decoded by every teacher of the generation's teacher
+    (with ``teachers.ensemble``, its members averaged in), and the dev hypotheses the selection
+    calibrates on: the teacher's evaluation's, or with an ensemble the ensemble's (the selection
+    calibrates on the labels of the teacher that labels); ``external``: the external teachers'."""
+    teacher = teacher_generation(workdir, generation)
+    unlabeled = decode_teachers(config, workdir, teacher, config.data.unlabeled, out, "unlabeled", ensemble=True)
+    dev_dir = workdir.stage_dir(teacher, "eval")
+    dev = EvalResult.read(dev_dir).dev
+    if config.teachers.ensemble:
+        dev, dev_dir = decode_teachers(config, workdir, teacher, config.data.dev, out, "dev", ensemble=True), out
+    return DecodeResult(teacher_generation=teacher, unlabeled=unlabeled, dev=dev,
+                        dev_dir=str(dev_dir.relative_to(workdir.root)), external=external)
+
+
+def transcribe_external(config: ExperimentConfig, workdir: Workdir, out: Path) -> ExternalResult:
     """Transcribe the unlabeled and dev audio with every external teacher, in the words and frames of
     the supervised teacher (generation 0's model folder); one JSONL per split and teacher, resumable."""
     from selftrain.teachers import OutputSpace, external_teacher_config, load_external_teacher
 
     space = OutputSpace.from_model_dir(model_dir(workdir, 0))
     splits = {"unlabeled": config.data.unlabeled, "dev": config.data.dev}
-    files: dict[str, dict[str, Any]] = {split: {} for split in splits}
+    files: dict[str, dict[str, TeacherFile]] = {split: {} for split in splits}
     for kind in config.teachers.external:
         settings = external_teacher_config(kind, config.teachers.external_settings.get(kind))
         teacher = load_external_teacher(kind, settings, space)
@@ -272,32 +309,18 @@ def transcribe_external(config: ExperimentConfig, workdir: Workdir, out: Path) -
                 files[split][kind] = _transcribe_split(teacher, manifest, out / f"{split}_{kind}.jsonl")
         finally:
             teacher.close()
-    return {split: {"teachers": teachers} for split, teachers in files.items()}
+    return ExternalResult(unlabeled=DecodedSplit(teachers=files["unlabeled"]), dev=DecodedSplit(teachers=files["dev"]))
 
 
-def _transcribe_split(teacher: Any, manifest: str, path: Path) -> dict[str, Any]:
+def _transcribe_split(teacher: Any, manifest: str, path: Path) -> TeacherFile:
     from selftrain.teachers import transcribe_manifest
 
     report = transcribe_manifest(teacher, read_manifest(manifest), path)
-    return {"file": path.name, "decoded": report.transcribed + report.already_done, "bad_audio": report.bad_audio,
-            "real_time_factor": round(report.real_time_factor, 4)}
+    return TeacherFile(file=path.name, decoded=report.transcribed + report.already_done, bad_audio=report.bad_audio,
+                       real_time_factor=round(report.real_time_factor, 4))
 
 
-def external_hypotheses(config: ExperimentConfig, workdir: Workdir, force: bool = False) -> dict[str, Any] | None:
-    """The external teachers' hypothesis files for a generation's decode stage (None without external teachers).
-
-    They do not change between generations: the first generation that asks runs the ``W/external/``
-    stage, later ones reuse it (``reused``). Returns ``{"dir", "unlabeled", "dev", "reused"}``.
-    """
-    if not config.teachers.external:
-        return None
-    stage = workdir.stage_dir(None, EXTERNAL_STAGE)
-    reused = workdir.is_done(stage) and not force
-    info = workdir.run_stage(stage, lambda out: transcribe_external(config, workdir, out), force)
-    return {"dir": EXTERNAL_STAGE, "unlabeled": info["unlabeled"], "dev": info["dev"], "reused": reused}
-
-
-def evaluate_hyps(hyps_file: Path, manifest: str, teacher: str | None = None) -> dict[str, Any]:
+def evaluate_hyps(hyps_file: Path, manifest: str, teacher: str | None = None) -> Scores:
     """WER/CER of decoded hypotheses against a manifest's transcripts (normalised like training text),
     and the WER's ``errors`` by kind (substitutions, deletions, insertions per reference word)."""
     from selftrain.confidence.calibrate import pick_hypothesis
@@ -311,36 +334,36 @@ def evaluate_hyps(hyps_file: Path, manifest: str, teacher: str | None = None) ->
     references, hypotheses = [r for r, _ in pairs], [h for _, h in pairs]
     wer, cer = error_rates(references, hypotheses)
     kinds = {kind: round(rate, 4) for kind, rate in error_kinds(references, hypotheses).items()}
-    return {"wer": round(wer, 4), "cer": round(cer, 4), "utterances": len(pairs), "errors": kinds}
+    return Scores(wer=round(wer, 4), cer=round(cer, 4), utterances=len(pairs), errors=kinds)
 
 
-def evaluate_generation(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
+def evaluate_generation(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> EvalResult:
     """Decode dev with every teacher of this generation (kept for the next generation's calibration)
     and test with the LM teacher; WER/CER from the LM teacher's hypotheses."""
-    result: dict[str, Any] = {"dev": decode_teachers(config, workdir, generation, config.data.dev, out, "dev")}
-    result["dev_scores"] = evaluate_hyps(out / "dev_lm.jsonl", config.data.dev, "lm")
-    if config.data.test:
-        only_lm = replace(config, teachers=replace(config.teachers, greedy=False, dropout_samples=0, previous=False))
-        result["test"] = decode_teachers(only_lm, workdir, generation, config.data.test, out, "test")
-        result["test_scores"] = evaluate_hyps(out / "test_lm.jsonl", config.data.test, "lm")
-    return result
-
-
-def _hyp_files(decode_result: dict[str, Any], folder: Path) -> list[str | Path]:
-    return [folder / info["file"] for info in decode_result["teachers"].values()]
+    dev = decode_teachers(config, workdir, generation, config.data.dev, out, "dev")
+    dev_scores = evaluate_hyps(out / "dev_lm.jsonl", config.data.dev, "lm")
+    if not config.data.test:
+        return EvalResult(dev=dev, dev_scores=dev_scores)
+    only_lm = replace(config, teachers=replace(config.teachers, greedy=False, dropout_samples=0, previous=False))
+    test = decode_teachers(only_lm, workdir, generation, config.data.test, out, "test")
+    return EvalResult(dev=dev, dev_scores=dev_scores, test=test,
+                      test_scores=evaluate_hyps(out / "test_lm.jsonl", config.data.test, "lm"))
 
 
 def selection_inputs(workdir: Workdir, generation: int) -> dict[str, list[str | Path]]:
     """Every teacher's hypothesis files that a generation's selection reads, by split (``unlabeled``,
     ``dev``): the teacher's own (dev: from its evaluation), then the external teachers'."""
-    info = workdir.done_info(workdir.stage_dir(generation, "decode"))
-    folders = {"unlabeled": workdir.stage_dir(generation, "decode"), "dev": workdir.root / info["dev_dir"]}
-    external = info.get("external")
-    inputs = {}
-    for split, folder in folders.items():
-        inputs[split] = _hyp_files(info[split], folder)
-        if external:
-            inputs[split] += _hyp_files(external[split], workdir.root / external["dir"])
+    decode_dir = workdir.stage_dir(generation, "decode")
+    decoded = DecodeResult.read(decode_dir)
+    if decoded.unlabeled is None or decoded.dev is None or decoded.dev_dir is None:
+        raise ConfigError(f"{decode_dir} holds no hypotheses ({decoded.planted or 'nothing decoded'}): "
+                          f"generation {generation}'s selection was given from outside")
+    inputs: dict[str, list[str | Path]] = {"unlabeled": list(decoded.unlabeled.files(decode_dir)),
+                                           "dev": list(decoded.dev.files(workdir.root / decoded.dev_dir))}
+    if decoded.external is not None:
+        external_dir = workdir.root / decoded.external.dir
+        inputs["unlabeled"] += decoded.external.unlabeled.files(external_dir)
+        inputs["dev"] += decoded.external.dev.files(external_dir)
     return inputs
 
 
@@ -355,7 +378,7 @@ def _auto_threshold(config: ExperimentConfig, dev_records: list[Utterance]) -> t
     return (chosen.threshold if chosen else None), info
 
 
-def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
+def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> SelectResult:
     """Calibrate on dev, choose the threshold, then select pseudo-labels of the unlabeled audio."""
     from selftrain.agreement.rover import AgreementConfig
     from selftrain.confidence.calibrate import fit_calibration
@@ -405,20 +428,20 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
     result = run_selection_stream(inputs["unlabeled"], out, select_config, agreement,
                                   calibration=calibration_path, manifest=config.data.unlabeled)
     kept, total = result.summary["kept"], result.summary["utterances"]
-    return {
-        "threshold": select_config.threshold,
-        "method": select_config.method,
-        "selected_utterances": kept,
-        "selected_hours": round(result.summary["kept_hours"], 4),
-        "segmented_utterances": result.summary["segmented"],
-        "selected_fraction": round(kept / total, 4) if total else 0.0,
-        "threshold_choice": threshold_info,
-        **({"speaking_rate_bounds": rate_bounds} if rate_bounds else {}),
-        "warnings": result.warnings + ([rate_warning] if rate_warning else []),
-    }
+    return SelectResult(
+        threshold=select_config.threshold,
+        method=select_config.method,
+        selected_utterances=kept,
+        selected_hours=round(result.summary["kept_hours"], 4),
+        segmented_utterances=result.summary["segmented"],
+        selected_fraction=round(kept / total, 4) if total else 0.0,
+        threshold_choice=threshold_info,
+        speaking_rate_bounds=tuple(rate_bounds) if rate_bounds else None,
+        warnings=tuple(result.warnings + ([rate_warning] if rate_warning else [])),
+    )
 
 
-def audit_generation(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> dict[str, Any]:
+def audit_generation(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> AuditStageResult:
     """Audit the unlabeled decisions (measured WER when the unlabeled references are given).
 
     The decisions are read as a stream into a :class:`~selftrain.audit.table.ScoreTable` (scores and
@@ -435,7 +458,7 @@ def audit_generation(config: ExperimentConfig, workdir: Workdir, generation: int
     write_audit(result, out, table, previous=previous)
     quality = kept_quality.result()
     pseudo_label_wer_kept = round(quality["wer"], 4) if quality else None
-    return {"pseudo_label_wer": pseudo_label_wer_kept, "with_reference": result.with_reference}
+    return AuditStageResult(pseudo_label_wer=pseudo_label_wer_kept, with_reference=result.with_reference)
 
 
 def _audited(decisions: Path, references: dict[str, str | None] | None, kept_quality: LabelQuality) -> Iterator[Utterance]:

@@ -2,7 +2,7 @@
 
 Layout::
 
-    W/experiment.json          resolved config + its hash (a folder belongs to one experiment)
+    W/experiment.json          resolved config + its hash (a folder belongs to one experiment), folder version
     W/lm/                      the n-gram LM
     W/gen_000/                 teacher trained on labeled data only
     W/gen_001/ ...             decode/, select/, train/, audit/, generation.json
@@ -14,6 +14,10 @@ Each stage writes into its own folder and leaves ``.done`` (JSON: what it produc
 only when everything is written, so a re-run skips finished stages and redoes a stage that was
 interrupted. A stage's own resumable work (decoding, training checkpoints) continues from where it
 stopped.
+
+What the folder holds and how its files read is versioned (:data:`WORKDIR_VERSION`, in
+``experiment.json``): a folder of a newer version is refused, not misread; one without a version
+was made before versions were recorded and is version 1.
 """
 
 from __future__ import annotations
@@ -32,10 +36,14 @@ from selftrain.errors import ConfigError
 from selftrain.io import atomic_write_json
 from selftrain.storage import as_storage_error, folder_bytes, storage_errors
 
-__all__ = ["Workdir", "config_hash", "experiment_hash", "DONE_MARKER"]
+__all__ = ["Workdir", "config_hash", "experiment_hash", "DONE_MARKER", "WORKDIR_VERSION"]
 
 log = logging.getLogger(__name__)
 DONE_MARKER = ".done"
+# The version of the folder's layout and files that this code reads and writes, raised by a change
+# that older code would misread (version 1: the layout above, done markers as
+# selftrain.generation.results reads them).
+WORKDIR_VERSION = 1
 # Keys that may change between runs of one experiment: asking for more generations extends it.
 EXTENDABLE_KEYS = ("generations",)
 # Keys added to the experiment config after folders were written without them, each with the value
@@ -98,7 +106,7 @@ class Workdir:
                 return
             log.info("%s: generations planned %s -> %s", self.root, stored_config.get("generations"), config.get("generations"))
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.experiment_file, {"config_hash": digest, "config": config})
+        atomic_write_json(self.experiment_file, {"config_hash": digest, "config": config, "version": WORKDIR_VERSION})
 
     def _stored(self) -> dict[str, Any]:
         """The config in ``experiment.json``; :class:`ConfigError` naming the file when it is unreadable."""
@@ -109,6 +117,10 @@ class Workdir:
                               f"{self.root} holds: use a new --workdir") from exc
         if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
             raise ConfigError(f"{self.experiment_file} has no experiment config; use a new --workdir")
+        version = stored.get("version", 1)  # folders made before the version was recorded are version 1
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= WORKDIR_VERSION:
+            raise ConfigError(f"{self.root} is a work folder of version {version!r}; this selftrain reads work folders "
+                              f"up to version {WORKDIR_VERSION}: use the selftrain that made it, or a new --workdir")
         return stored["config"]
 
     def config(self) -> dict[str, Any]:

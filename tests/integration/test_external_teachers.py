@@ -104,7 +104,8 @@ def test_an_experiment_transcribes_with_whisper_once(speech, tmp_path: Path) -> 
     pytest.importorskip("faster_whisper")
     from selftrain.errors import ConfigError
     from selftrain.generation import Workdir, load_experiment_config
-    from selftrain.generation.stages import external_hypotheses, model_dir
+    from selftrain.generation.registry import external_hypotheses
+    from selftrain.generation.stages import model_dir
 
     paths = {"unlabeled": str(tmp_path / "unlabeled.csv"), "dev": str(tmp_path / "dev.csv")}
     write_manifest(speech, paths["unlabeled"])
@@ -119,8 +120,8 @@ def test_an_experiment_transcribes_with_whisper_once(speech, tmp_path: Path) -> 
     (model / "tokenizer.json").write_text(json.dumps({"kind": "char", "chars": list(" 'abcdefghijklmnopqrstuvwxyz")}))
     (model / "model.json").write_text(json.dumps({"format": 1, "frame_shift_seconds": FRAME_SHIFT}))
     first = external_hypotheses(config, workdir)
-    assert first is not None and not first["reused"]
-    stage = workdir.root / first["dir"]
+    assert first is not None and not first.reused
+    stage = workdir.root / first.dir
     _check([Utterance.from_dict(r) for r in read_jsonl(stage / "unlabeled_whisper.jsonl")], "whisper", max_wer=0.1)
     assert [r["id"] for r in read_jsonl(stage / "dev_whisper.jsonl")] == [speech[0].id]
-    assert external_hypotheses(config, workdir)["reused"]
+    assert external_hypotheses(config, workdir).reused

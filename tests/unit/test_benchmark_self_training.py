@@ -399,7 +399,7 @@ def test_oracle_runs_keep_the_words_the_teacher_got_right_in_context(tmp_path):
     assert set(rows) == {"u1", "u3"}  # u2 has no run of two right words
     assert [words for _, _, words in rows["u1"]] == ["the cat sat"]  # "on" is wrong, "mat" alone is too short
     assert [words for _, _, words in rows["u3"]] == ["one two three"]
-    assert summary["selected_utterances"] == 2 and summary["selected_fraction"] == pytest.approx(2 / 3, abs=1e-4)
+    assert summary.selected_utterances == 2 and summary.selected_fraction == pytest.approx(2 / 3, abs=1e-4)
 
 
 def test_a_variant_whose_recognizer_is_not_installed_is_left_out_with_the_reason(monkeypatch):

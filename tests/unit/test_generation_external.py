@@ -17,8 +17,11 @@ from selftrain.data.manifest import write_manifest
 from selftrain.errors import ConfigError
 from selftrain.generation import Workdir, load_experiment_config, run_generation
 from selftrain.generation import run as run_module
+from selftrain.generation import stages as stages_module
 from selftrain.generation.config import DataPaths, ExperimentConfig, TeachersConfig
-from selftrain.generation.stages import EXTERNAL_STAGE, external_hypotheses, selection_inputs
+from selftrain.generation.registry import external_hypotheses
+from selftrain.generation.results import DecodedSplit, EvalResult, Scores, TeacherFile
+from selftrain.generation.stages import EXTERNAL_STAGE, selection_inputs
 from selftrain.generation.workdir import DONE_MARKER, experiment_hash
 from selftrain.io import read_jsonl
 from selftrain.record import Hypothesis, Utterance
@@ -138,26 +141,33 @@ def _experiment(tmp_path: Path) -> tuple[ExperimentConfig, Workdir]:
     return config, workdir
 
 
+def _decoded(prefix: str, *teachers: str) -> DecodedSplit:
+    """What decoding a split with ``teachers`` returns (three utterances each)."""
+    return DecodedSplit(teachers={name: TeacherFile(file=f"{prefix}_{name}.jsonl", decoded=3, bad_audio={})
+                                  for name in teachers})
+
+
 def _finish(workdir: Workdir, generation: int) -> None:
     """Mark a generation's evaluation done, as its eval stage would (dev decoded by the LM teacher)."""
     evaluation = workdir.stage_dir(generation, "eval")
     evaluation.mkdir(parents=True, exist_ok=True)
-    (evaluation / DONE_MARKER).write_text(json.dumps({"dev": {"teachers": {"lm": {"file": "dev_lm.jsonl"}}}}))
+    result = EvalResult(dev=_decoded("dev", "lm"), dev_scores=Scores(wer=0.5, cer=0.25, utterances=3))
+    (evaluation / DONE_MARKER).write_text(json.dumps(result.to_dict()))
     (workdir.generation_dir(generation) / "generation.json").write_text(json.dumps({"accepted": True}))
 
 
 def test_external_hypotheses_are_made_once_per_experiment(tmp_path, built) -> None:
     config, workdir = _experiment(tmp_path)
     first = external_hypotheses(config, workdir)
-    assert first is not None and first["reused"] is False and first["dir"] == EXTERNAL_STAGE
+    assert first is not None and first.reused is False and first.dir == EXTERNAL_STAGE
     assert [t.seen for t in built] == [["unlabeled0", "unlabeled1", "unlabeled2", "dev0", "dev1", "dev2"]]
     assert built[0].closed and built[0].space.frame_shift == 0.04  # in the supervised teacher's frames
     stage = workdir.stage_dir(None, EXTERNAL_STAGE)
     records = [Utterance.from_dict(r) for r in read_jsonl(stage / "dev_whisper.jsonl")]
     assert [r.hypothesis("whisper").text for r in records] == ["hello dev0", "hello dev1", "hello dev2"]
     again = external_hypotheses(config, workdir)
-    assert again["reused"] is True and len(built) == 1  # not even loaded again
-    assert again["unlabeled"] == first["unlabeled"] and again["dev"] == first["dev"]
+    assert again is not None and again.reused is True and len(built) == 1  # not even loaded again
+    assert again.unlabeled == first.unlabeled and again.dev == first.dev
 
 
 def test_without_external_teachers_nothing_is_made(tmp_path, built) -> None:
@@ -187,10 +197,10 @@ def test_every_generation_selects_with_the_same_external_hypotheses(tmp_path, bu
     seen: list[dict[str, list[str]]] = []
 
     def fake_decode(config, workdir, teacher, manifest, out, prefix, ensemble=False):
-        return {"teachers": {"lm": {"file": f"{prefix}_lm.jsonl"}, "greedy": {"file": f"{prefix}_greedy.jsonl"}}}
+        return _decoded(prefix, "lm", "greedy")
 
-    monkeypatch.setattr(run_module, "decode_teachers", fake_decode)
-    monkeypatch.setattr(run_module, "select_pseudo_labels", _stop_at_selection(seen))
+    monkeypatch.setattr(stages_module, "decode_teachers", fake_decode)
+    monkeypatch.setattr(stages_module, "select_pseudo_labels", _stop_at_selection(seen))
     for generation in (1, 2):
         with pytest.raises(_Stop):
             run_generation(config, workdir, generation)
@@ -218,10 +228,10 @@ def test_an_ensemble_teacher_labels_and_calibrates_with_the_same_members(tmp_pat
 
     def fake_decode(config, workdir, teacher, manifest, out, prefix, ensemble=False):
         calls.append((prefix, ensemble))
-        return {"teachers": {"lm": {"file": f"{prefix}_lm.jsonl"}}}
+        return _decoded(prefix, "lm")
 
-    monkeypatch.setattr(run_module, "decode_teachers", fake_decode)
-    monkeypatch.setattr(run_module, "select_pseudo_labels", _stop_at_selection(seen))
+    monkeypatch.setattr(stages_module, "decode_teachers", fake_decode)
+    monkeypatch.setattr(stages_module, "select_pseudo_labels", _stop_at_selection(seen))
     with pytest.raises(_Stop):
         run_generation(config, workdir, 1)
     assert calls == [("unlabeled", True), ("dev", True)]
@@ -258,7 +268,7 @@ def test_decode_teachers_averages_the_generations_model_with_the_members(tmp_pat
     out.mkdir()
     result = decode_teachers(config, workdir, 0, config.data.unlabeled, out, "unlabeled", ensemble=True)
     assert loaded == [[str(model_dir(workdir, 0)), "m1", "m2"]] * 2  # greedy and the dropout sample
-    assert result["ensemble"] == ["m1", "m2"] and set(result["teachers"]) == {"greedy", "dropout0"}
+    assert result.ensemble == ("m1", "m2") and set(result.teachers) == {"greedy", "dropout0"}
     loaded.clear()
     result = decode_teachers(config, workdir, 0, config.data.dev, out, "dev")
-    assert loaded == [[str(model_dir(workdir, 0))]] * 2 and "ensemble" not in result
+    assert loaded == [[str(model_dir(workdir, 0))]] * 2 and result.ensemble is None and "ensemble" not in result.to_dict()

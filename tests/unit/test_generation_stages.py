@@ -4,6 +4,7 @@ import pytest
 
 import selftrain.train as train_module
 from selftrain.generation import Workdir, load_experiment_config
+from selftrain.generation.results import TrainResult
 from selftrain.generation.stages import train_model
 from selftrain.train.config import DataConfig
 
@@ -36,7 +37,7 @@ def test_a_teacher_with_ssl_objectives_also_learns_from_the_unlabeled_audio(tmp_
     result = train_model(config, Workdir(tmp_path / "w", config.to_dict()), 0, tmp_path / "out")
     trained = captured_train[0]
     assert trained.data.unlabeled == [config.data.unlabeled] and trained.ssl.objectives == ["best_rq"]
-    assert result == {"model": "model"}
+    assert result == TrainResult(model="model")
 
 
 def _student(tmp_path, captured_train, generation=1, student_init="teacher", **student_train):
@@ -124,8 +125,9 @@ def test_a_continuous_student_labels_all_unlabeled_audio_on_the_offline_budget(t
     # the selected pseudo-labels had (the students have no SSL objective, so no SSL-only share)
     assert (trained.epochs, trained.max_steps) == (12, 150)
     assert trained.data.mix_unlabeled == pytest.approx(trained.data.mix_pseudo)
-    assert result["budget"] == {"epochs": 12, "max_steps": 150, "mix_unlabeled": trained.data.mix_pseudo}
-    assert result["continuous"] == {"guard_trips": 0} and result["pseudo_label_wer"] is None
+    run = result.continuous_run
+    assert run.budget == {"epochs": 12, "max_steps": 150, "mix_unlabeled": trained.data.mix_pseudo}
+    assert run.continuous == {"guard_trips": 0} and run.pseudo_label_wer is None
 
 
 def test_continuous_steps_set_the_budget_and_scratch_keeps_its_warmup(tmp_path, monkeypatch):

@@ -66,6 +66,39 @@ def test_folders_hashed_with_the_generation_count_still_open(tmp_path):
     assert Workdir(tmp_path, {"generations": 2, "seed": 0}).config() == old
 
 
+def test_a_new_folder_records_its_version_and_one_without_a_version_opens_as_version_1(tmp_path):
+    import json
+
+    from selftrain.generation import experiment_status
+    from selftrain.generation.workdir import WORKDIR_VERSION
+
+    Workdir(tmp_path / "new", {"generations": 1, "seed": 0, "preset": "tiny"})
+    assert json.loads((tmp_path / "new" / "experiment.json").read_text())["version"] == WORKDIR_VERSION == 1
+    old = {"generations": 1, "seed": 0, "preset": "tiny"}  # written before versions were recorded
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "experiment.json").write_text(json.dumps({"config_hash": config_hash(old), "config": old}))
+    assert Workdir(tmp_path / "old", dict(old)).config() == old
+    assert experiment_status(tmp_path / "old")[1] == "  gen_000: not started"
+
+
+@pytest.mark.parametrize("version", [2, "2", 0])
+def test_a_folder_of_an_unknown_version_is_refused_naming_both_versions(tmp_path, version):
+    import json
+
+    from selftrain.generation import experiment_status
+
+    config = {"generations": 1, "seed": 0, "preset": "tiny"}
+    stored = {"config_hash": config_hash(config), "config": config, "version": version}
+    (tmp_path / "experiment.json").write_text(json.dumps(stored))
+    found = repr(version)
+    for open_folder in (lambda: Workdir(tmp_path, dict(config)), lambda: experiment_status(tmp_path)):
+        with pytest.raises(ConfigError) as error:
+            open_folder()
+        assert f"work folder of version {found}; this selftrain reads work folders up to version 1" in str(error.value)
+        assert "\n" not in str(error.value)
+    assert json.loads((tmp_path / "experiment.json").read_text()) == stored  # left as it was
+
+
 def test_experiment_config_layers_and_errors(tmp_path):
     path = tmp_path / "exp.yaml"
     path.write_text("generations: 2\nthreshold:\n  target_wer: 0.2\nstudent_train:\n  epochs: 5\n")

@@ -92,8 +92,9 @@ def _shard_dir(workdir, generation: int, rank: int, world: int) -> Path:
     return workdir.generation_dir(generation) / SHARDS_FOLDER / f"rank_{rank}_of_{world}"
 
 
-def _decode_shard(config, workdir, generation: int, rank: int, world: int, out: Path) -> dict[str, Any]:
-    """Decode this rank's shard of the unlabeled audio with every teacher of ``generation``."""
+def _decode_shard(config, workdir, generation: int, rank: int, world: int, out: Path):
+    """Decode this rank's shard of the unlabeled audio with every teacher of ``generation``
+    (a :class:`~selftrain.generation.results.DecodedSplit`)."""
     from selftrain.data.manifest import read_manifest, write_speechbrain_csv
     from selftrain.decode import DecoderConfig
     from selftrain.decode.run import Shard
@@ -117,17 +118,18 @@ def merge_rank_shards(config, workdir, generation: int, world: int, poll_seconds
     """
     from selftrain.data.manifest import ManifestStream
     from selftrain.decode.run import merge_shards
+    from selftrain.generation.results import DecodedSplit
     from selftrain.generation.workdir import DONE_MARKER
 
     shard_dirs = [_shard_dir(workdir, generation, r, world) for r in range(world)]
     for r, folder in enumerate(shard_dirs):
         wait_for(folder / DONE_MARKER, poll_seconds, f"rank {r}'s pseudo-labeling shard")
-    infos = [workdir.done_info(folder)["teachers"] for folder in shard_dirs]
+    shards = [DecodedSplit.read(folder).teachers for folder in shard_dirs]
     utterances = ManifestStream(config.data.unlabeled)  # read row by row, not held
     decode_dir = workdir.stage_dir(generation, "decode")
-    for name, info in infos[0].items():
-        report = merge_shards([folder / shard[name]["file"] for folder, shard in zip(shard_dirs, infos, strict=True)],
-                              utterances, decode_dir / info["file"])
+    for name, teacher in shards[0].items():
+        report = merge_shards([folder / shard[name].file for folder, shard in zip(shard_dirs, shards, strict=True)],
+                              utterances, decode_dir / teacher.file)
         logger.info("teacher %s: %d pseudo-labeled utterances merged from %d shards, %d missing",
                     name, report.written, world, len(report.missing))
 
@@ -147,7 +149,7 @@ def run_generation_distributed(config, workdir, generation: int, rank: int, worl
         return
     if generation > 0 and not workdir.is_done(workdir.stage_dir(generation, "decode")):
         workdir.run_stage(_shard_dir(workdir, generation, rank, world),
-                          lambda out: _decode_shard(config, workdir, generation, rank, world, out))
+                          lambda out: _decode_shard(config, workdir, generation, rank, world, out).to_dict())
         if rank == 0:
             merge_rank_shards(config, workdir, generation, world, poll_seconds)
     if rank == 0:
