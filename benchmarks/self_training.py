@@ -31,6 +31,7 @@ same number of generations (and, as in earlier runs, against the teacher) and th
     python benchmarks/self_training.py                  # default scale (its time: benchmarks/results/self_training.md)
     python benchmarks/self_training.py --scale quick    # ~9 min: checks every arm runs, for development
     python benchmarks/self_training.py --skip ssl_teacher   # leave out arms (the results say which)
+    python benchmarks/self_training.py --scale pretrained_30min --skip generations ... --explore continuous_best_ema
     python benchmarks/self_training.py --scale followup --report-only   # rewrite .md/.png from the .json
 """
 
@@ -98,6 +99,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", default=None, help="results file stem [self_training, quick: self_training_quick]")
     parser.add_argument("--skip", action="append", default=[], choices=OPTIONAL_ARMS,
                         help="leave an arm out of this invocation (repeatable); the results list what was left out")
+    parser.add_argument("--explore", action="append", default=[], metavar="NAME",
+                        help="run and report only this explored variant of the scale (repeatable; default: all of them)")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: rewrite the analysis, Markdown and plot from the results JSON, "
                              "keeping its command, date and machine")
@@ -405,8 +408,9 @@ def test_errors(root: Path, generation: int) -> dict[str, float] | None:
 
 
 def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
-                  config: Path = HERE / "self_training.yaml") -> dict[str, Any]:
-    """Run every arm not in ``skip`` (resumable), most important first, and collect their rows."""
+                  config: Path = HERE / "self_training.yaml", explore: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run every arm not in ``skip`` (resumable), most important first, and collect their rows;
+    ``explore`` names the explored variants to run (all of the scale's when empty)."""
     home = teacher_home(scale, work)
     corpus = make_corpus(scale, corpus_home(scale, work) / "corpus")
     paths = corpus["paths"]
@@ -448,7 +452,7 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
             root = run_arm(work, name, overrides, main, adopt, before)
             arms[name] = generation_rows(root, name, tuple(adopt))
     unavailable: dict[str, str] = {}
-    for name, variant in (scale.get("explore") or {}).items() if "explore" not in skip else []:
+    for name, variant in explored_variants(scale, explore) if "explore" not in skip else []:
         overrides, labels = split_variant(one, continuous_variant(variant, generations))
         missing = missing_recognizer(overrides)
         if missing is not None:
@@ -494,7 +498,18 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
             "corpus": {"hours": corpus["summary"]["hours"], "counts": corpus["summary"]["counts"],
                        "seconds_this_run": corpus["seconds"]},
             "arms": arms, "curve": sorted(curve, key=lambda c: c["fraction"]),
-            "curve_generations": scale["curve_generations"], "skipped": list(skip), "unavailable": unavailable}
+            "curve_generations": scale["curve_generations"], "skipped": list(skip), "unavailable": unavailable,
+            "explored_only": list(explore)}
+
+
+def explored_variants(scale: dict[str, Any], names: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """The scale's explored variants named in ``names`` (every one when empty), in the scale's order;
+    a name the scale does not have is refused."""
+    variants = scale.get("explore") or {}
+    unknown = sorted(set(names) - set(variants))
+    if unknown:
+        raise SystemExit(f"unknown explored variants {', '.join(unknown)}; the scale has {', '.join(variants) or 'none'}")
+    return [(name, variant) for name, variant in variants.items() if not names or name in names]
 
 
 def check_skips(skip: tuple[str, ...]) -> None:
@@ -819,6 +834,8 @@ def to_markdown(result: dict[str, Any], command: str, name: str = "self_training
            "(`teachers.ensemble`); test and dev WERs are each generation's single model's."]
           if result.get("ensemble_from") else []),
         *([f"Arms left out of this run (`--skip`): {', '.join(skipped)}."] if skipped else []),
+        *([f"Explored variants run (`--explore`): {', '.join(result['explored_only'])}; the scale's others are left out."]
+          if result.get("explored_only") else []),
         *[f"Explored variant `{n}` not run: {why}." for n, why in (result.get("unavailable") or {}).items()], "",
         "## Main result", "", *_table(rows), "", *_recovery_lines(a), *_significance_lines(result.get("significance") or {}, a),
         *seeds_lines(result.get("seeds"), a["oracle_test_wer"]), *_tuning_lines(rows),
@@ -979,7 +996,7 @@ def main(argv: list[str] | None = None) -> int:
         return rewrite_report(out, name)
     scale = load_scale(args.config, args.scale)
     started = time.time()
-    result = run_benchmark(scale, Path(args.work) / args.scale, tuple(args.skip), Path(args.config))
+    result = run_benchmark(scale, Path(args.work) / args.scale, tuple(args.skip), Path(args.config), tuple(args.explore))
     result["analysis"] = analyse(result)
     stage_total = sum(r["wall_seconds"] for rows in result["arms"].values() for r in rows) + result["corpus"]["seconds_this_run"]
     result["meta"] = {"scale": args.scale, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

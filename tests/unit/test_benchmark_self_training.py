@@ -591,11 +591,22 @@ def test_skipping_the_generations_keeps_main_at_its_teacher_and_refuses_arms_tha
         check_skips(("generations", *[a for a in ABLATIONS if a != "no_lm"]))
 
 
+def test_explore_names_the_variants_to_run_and_refuses_ones_the_scale_lacks():
+    from self_training import explored_variants
+
+    scale = {"explore": {"a": {"seed": 1}, "b": {"seed": 2}, "c": {"seed": 3}}}
+    assert [name for name, _ in explored_variants(scale, ())] == ["a", "b", "c"]
+    assert explored_variants(scale, ("c", "a")) == [("a", {"seed": 1}), ("c", {"seed": 3})]  # the scale's order
+    with pytest.raises(SystemExit, match="unknown explored variants d"):
+        explored_variants(scale, ("a", "d"))
+
+
 def test_continuous_arms_without_offline_generations_are_reported_against_the_teacher_and_their_controls():
     continuous = [{**r, "schedule": "continuous", "guard_trips": 0, "optimizer_steps": 1400}
                   for r in _rows("explore:c", [0.42, 0.39])]
     result = _result(main=_rows("main", [0.42]), **{"explore:c": continuous})
     result["skipped"] = ["generations", "labeled_only", "oracle", *ABLATIONS, "curve", "ssl_teacher"]
+    result["explored_only"] = ["c"]
     result["significance"] = {"explore:c": {"difference": -0.03, "low": -0.045, "high": -0.015, "utterances": 300}}
     result["analysis"], result["meta"] = analyse(result), _meta()
     analysis = result["analysis"]
@@ -605,6 +616,7 @@ def test_continuous_arms_without_offline_generations_are_reported_against_the_te
     assert "final_model_not_worse_than_supervised" not in analysis["targets"]
     report = to_markdown(result, "cmd")
     assert "offline generations (final" not in report
+    assert "Explored variants run (`--explore`): c; the scale's others are left out." in report
     assert "| explore:c | 0.390 |" in report and "[-0.0450, -0.0150]" in report
 
 
