@@ -51,7 +51,7 @@ from typing import Any
 
 import yaml
 from _results import save_results
-from _seeds import GENERATIONS, final_generation, gap_recovery, pooled_seeds, seeds_lines
+from _seeds import GENERATIONS, OWN_CONTROL_SUFFIX, final_generation, gap_recovery, pooled_seeds, seeds_lines
 
 from selftrain.audit.significance import paired_bootstrap, utterance_errors
 from selftrain.data.manifest import read_manifest, write_speechbrain_csv
@@ -85,7 +85,9 @@ MIN_PLOTTED_WER_SPAN = 0.03
 EXPLORED = "explore:"  # arm-name prefix of the scale's ``explore`` variants
 EXPLORED_LABELS = ("pseudo", "none", "oracle", "oracle_selected", "oracle_random", "oracle_runs")  # what an explored student trains on
 CONTINUOUS = "continuous"  # an explored variant's ``schedule`` that makes it a continuous run
-VS_CONTROL, VS_OFFLINE = ":vs_labeled_only", ":vs_generations"  # key suffixes of a continuous arm's comparisons
+# key suffixes of a continuous arm's comparisons: the labeled-only control chain, the offline generations,
+# and its own `<name>_labeled_only` variant (the same run without unlabeled audio)
+VS_CONTROL, VS_OFFLINE, VS_OWN = ":vs_labeled_only", ":vs_generations", ":vs_own_labeled_only"
 
 log = logging.getLogger("self_training")
 
@@ -588,15 +590,21 @@ def significance(work: Path, teacher_root: Path, arms: dict[str, list[dict[str, 
 
 
 def _continuous_against(work: Path, arms: dict[str, list[dict[str, Any]]], offline, compared: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Paired bootstrap of each continuous arm's model against the labeled-only control's final model
-    and the offline generations' final model (keys: the arm's row name + :data:`VS_CONTROL` / :data:`VS_OFFLINE`)."""
+    """Paired bootstrap of each continuous arm's model against the labeled-only control's final model,
+    the offline generations' final model and its own labeled-only variant's (keys: the arm's row name +
+    :data:`VS_CONTROL` / :data:`VS_OFFLINE` / :data:`VS_OWN`)."""
+    def errors(arm: str, generation: int) -> dict[str, tuple[int, int]]:
+        folder = work / "exp" / arm[len(EXPLORED):] / f"gen_{generation:03d}"
+        return utterance_errors(folder / "eval" / "test_lm.jsonl", _test_manifest(folder.parent))
+
     result = {}
     for row in _continuous_rows(arms):
-        folder = work / "exp" / row["arm"][len(EXPLORED):] / f"gen_{row['generation']:03d}"
-        errors = utterance_errors(folder / "eval" / "test_lm.jsonl", _test_manifest(folder.parent))
-        for suffix, other in ((VS_CONTROL, compared.get("labeled_only")), (VS_OFFLINE, offline)):
+        own = arms.get(row["arm"] + OWN_CONTROL_SUFFIX)
+        own_errors = errors(row["arm"] + OWN_CONTROL_SUFFIX, final_generation(own)["generation"]) if own else None
+        mine = errors(row["arm"], row["generation"])
+        for suffix, other in ((VS_CONTROL, compared.get("labeled_only")), (VS_OFFLINE, offline), (VS_OWN, own_errors)):
             if other:
-                result[_explored_name(row) + suffix] = paired_bootstrap(errors, other).to_dict()
+                result[_explored_name(row) + suffix] = paired_bootstrap(mine, other).to_dict()
     return result
 
 
@@ -706,7 +714,8 @@ def continuous_analysis(result: dict[str, Any], control: float | None, oracle: f
                   "pseudo_label_wer": r["pseudo_label_wer"], "gap_recovery": gap_recovery(control, r["test_wer"], oracle),
                   "vs_teacher": _interval(compared.get(_explored_name(r))),
                   "vs_labeled_only": _interval(compared.get(_explored_name(r) + VS_CONTROL)),
-                  "vs_generations": _interval(compared.get(_explored_name(r) + VS_OFFLINE))} for r in rows],
+                  "vs_generations": _interval(compared.get(_explored_name(r) + VS_OFFLINE)),
+                  "vs_own_labeled_only": _interval(compared.get(_explored_name(r) + VS_OWN))} for r in rows],
     }
 
 
@@ -841,7 +850,8 @@ def to_markdown(result: dict[str, Any], command: str, name: str = "self_training
         *seeds_lines(result.get("seeds"), a["oracle_test_wer"]), *_tuning_lines(rows),
         *_ablation_lines(arms, a), *_continuous_lines(a.get("continuous")), *_explored_lines(arms, result.get("significance") or {}),
         *_curve_lines(result),
-        "", "## Targets", "", *[f"- {target}: {'met' if ok else 'NOT met'}" for target, ok in a["targets"].items()],
+        "", "## Targets", "", *([f"- {target}: {'met' if ok else 'NOT met'}" for target, ok in a["targets"].items()]
+                                or ["- none: every arm a target is judged on was left out of this run"]),
         "", f"Plots: `{name}.png`. What the budget buys and what was tried: `docs/experiments/`.", "",
     ]
     return "\n".join(lines)
@@ -885,19 +895,20 @@ def _continuous_lines(c: dict[str, Any] | None) -> list[str]:
              "decoding, selection, audit, training and evaluation of each). Intervals: paired bootstrap (2000 resamples) "
              "of the continuous model's test WER minus the other's; below 0 throughout is a clear win.", "",
              "| row | test WER | wall time (s) | gap recovery | guard trips | steps | sampled label WER | accepted | "
-             "vs teacher | vs labeled-only control | vs offline generations |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "vs teacher | vs labeled-only control | vs offline generations | vs own labeled-only variant |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     if offline is not None:
         lines.append(f"| offline generations (final: generation {offline['final_generation']}) | {_fmt(offline['test_wer'])} | "
-                     f"{_fmt(offline['wall_seconds'], 0)} | - | - | - | - | - | - | - | - |")
+                     f"{_fmt(offline['wall_seconds'], 0)} | - | - | - | - | - | - | - | - | - |")
     if control is not None:
         lines.append(f"| control: labeled only (final) | {_fmt(control['test_wer'])} | {_fmt(control['wall_seconds'], 0)} | "
-                     "- | - | - | - | - | - | - | - |")
+                     "- | - | - | - | - | - | - | - | - |")
     for arm in c["arms"]:
         lines.append(f"| {arm['name']} | {_fmt(arm['test_wer'])} | {_fmt(arm['wall_seconds'], 0)} | {_fmt(arm['gap_recovery'])} | "
                      f"{_fmt(arm['guard_trips'])} | {_fmt(arm['optimizer_steps'])} | {_fmt(arm['pseudo_label_wer'])} | "
                      f"{'yes' if arm['accepted'] else 'no (rejected on dev)'} | {_fmt_interval(arm['vs_teacher'])} | "
-                     f"{_fmt_interval(arm['vs_labeled_only'])} | {_fmt_interval(arm['vs_generations'])} |")
+                     f"{_fmt_interval(arm['vs_labeled_only'])} | {_fmt_interval(arm['vs_generations'])} | "
+                     f"{_fmt_interval(arm.get('vs_own_labeled_only'))} |")
     return [*lines, ""]
 
 

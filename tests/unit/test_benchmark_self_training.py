@@ -607,7 +607,9 @@ def test_continuous_arms_without_offline_generations_are_reported_against_the_te
     result = _result(main=_rows("main", [0.42]), **{"explore:c": continuous})
     result["skipped"] = ["generations", "labeled_only", "oracle", *ABLATIONS, "curve", "ssl_teacher"]
     result["explored_only"] = ["c"]
-    result["significance"] = {"explore:c": {"difference": -0.03, "low": -0.045, "high": -0.015, "utterances": 300}}
+    result["significance"] = {"explore:c": {"difference": -0.03, "low": -0.045, "high": -0.015, "utterances": 300},
+                              "explore:c:vs_own_labeled_only": {"difference": -0.01, "low": -0.02, "high": -0.001,
+                                                                "utterances": 300}}
     result["analysis"], result["meta"] = analyse(result), _meta()
     analysis = result["analysis"]
     assert analysis["continuous"]["generations"] is None and analysis["gap_recovery"] is None
@@ -617,6 +619,8 @@ def test_continuous_arms_without_offline_generations_are_reported_against_the_te
     report = to_markdown(result, "cmd")
     assert "offline generations (final" not in report
     assert "Explored variants run (`--explore`): c; the scale's others are left out." in report
+    assert "| - (not measured in this run) | - (not measured in this run) | [-0.0200, -0.0010] |" in report  # vs its own variant
+    assert "- none: every arm a target is judged on was left out of this run" in report
     assert "| explore:c | 0.390 |" in report and "[-0.0450, -0.0150]" in report
 
 
