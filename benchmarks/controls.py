@@ -3,29 +3,30 @@
 
     python benchmarks/controls.py --experiment W --out benchmarks/work/controls
 
-Two experiments beside ``W``, each adopting its LM and supervised teacher (``lm``, ``gen_000``) and
-otherwise run with ``W``'s own config:
+Two experiments beside ``W``, each adopting its LM and supervised teacher (``lm``, ``gen_000``)
+instead of training them again, and otherwise run with ``W``'s own config:
 
-- ``labeled_only``: every generation's selection is empty, so each student trains on the labeled
-  audio alone, with the same schedule and acceptance test: what the extra training alone buys;
-- ``oracle``: one generation whose selection is all the unlabeled audio with its true transcripts
-  (needs ``data.unlabeled_reference``): the topline.
+- ``labeled_only`` (``labels: none``): nothing is decoded or selected, so each student trains on the
+  labeled audio alone, as many optimizer steps as ``W``'s students and with the same acceptance
+  test: what the extra training alone buys;
+- ``oracle`` (``labels: oracle``): one generation trained on the true transcripts of all the
+  unlabeled audio (needs ``data.unlabeled_reference``): the topline.
 
 Prints dev/test WER per generation of ``W`` and of both controls, and writes ``controls.json`` in
-``--out``. Self-training helps only where it beats ``labeled_only``.
+``--out``. Self-training helps only where it beats ``labeled_only``. (Without the teacher's reuse
+this is ``selftrain run`` with ``--set labels=none`` / ``--set labels=oracle`` in another work folder.)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from selftrain.generation import load_experiment_config, open_workdir, run_experiment
 
-from self_training import TEACHER, plant_empty_selections, plant_oracle_selections, run_arm  # noqa: E402
+TEACHER = ["lm", "gen_000"]  # what the controls take from the experiment: its LM and supervised teacher
 
 
 def summary_rows(root: Path) -> list[dict[str, Any]]:
@@ -34,20 +35,26 @@ def summary_rows(root: Path) -> list[dict[str, Any]]:
             for g in summary["generations"]]
 
 
+def run_control(experiment: Path, root: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run (or finish) the experiment of ``settings`` in ``root`` from ``experiment``'s teacher and LM."""
+    config = load_experiment_config(overrides=settings)
+    workdir = open_workdir(config, root)
+    workdir.adopt(experiment, TEACHER)
+    run_experiment(config, root)
+    return summary_rows(root)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--experiment", type=Path, required=True, help="a finished `selftrain run` work folder")
     parser.add_argument("--out", type=Path, required=True, help="where the control experiments go")
     options = parser.parse_args()
     stored = json.loads((options.experiment / "experiment.json").read_text(encoding="utf-8"))["config"]
-    generations = int(stored["generations"])
     rows = {"self_training": summary_rows(options.experiment)}
-    root = run_arm(options.out, "labeled_only", stored, options.experiment, TEACHER, plant_empty_selections(generations))
-    rows["labeled_only"] = summary_rows(root)
+    rows["labeled_only"] = run_control(options.experiment, options.out / "labeled_only", {**stored, "labels": "none"})
     if stored["data"].get("unlabeled_reference"):
-        one = {**stored, "generations": 1}
-        oracle = plant_oracle_selections(stored["data"]["unlabeled_reference"], stored["data"]["unlabeled"], 1)
-        rows["oracle"] = summary_rows(run_arm(options.out, "oracle", one, options.experiment, TEACHER, oracle))
+        oracle = {**stored, "labels": "oracle", "generations": 1}
+        rows["oracle"] = run_control(options.experiment, options.out / "oracle", oracle)
     for name, generations_rows in rows.items():
         cells = ", ".join(f"gen {r['generation']}: {r['dev_wer']:.3f} / {r['test_wer']:.3f}"
                           for r in generations_rows if r["test_wer"] is not None)

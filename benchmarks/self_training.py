@@ -6,12 +6,12 @@ each in its own resumable experiment folder under ``--work``:
 
 - ``main``: the supervised teacher (CTC only), then 3 generations with the default policy
   (confidence + agreement of the LM and greedy teachers, threshold chosen on dev);
-- ``labeled_only``: the control. The same generations from the same teacher with nothing selected,
-  so each student trains on the labeled audio alone, for as many optimizer steps as a self-training
-  student and with the same acceptance test: what the extra training alone buys. Self-training
-  helps only where it beats this chain;
+- ``labeled_only``: the control (``labels: none``). The same generations from the same teacher with
+  nothing decoded or selected, so each student trains on the labeled audio alone, for as many
+  optimizer steps as a self-training student and with the same acceptance test: what the extra
+  training alone buys. Self-training helps only where it beats this chain;
 - ``oracle``: the same generations, each student trained on the TRUE transcripts of all the
-  unlabeled audio (the topline);
+  unlabeled audio (``labels: oracle``, the topline);
 - ``ssl_teacher``: the teacher trained with CTC + SSL on the labeled and unlabeled audio;
 - ablations of generation 1, sharing ``main``'s teacher and decoding: ``no_filter`` (every
   pseudo-label), ``confidence_only`` and ``agreement_only`` (ranked by one signal, keeping the
@@ -56,15 +56,15 @@ from _seeds import GENERATIONS, OWN_CONTROL_SUFFIX, final_generation, gap_recove
 from selftrain.audit.significance import paired_bootstrap, utterance_errors
 from selftrain.data.manifest import read_manifest, write_speechbrain_csv
 from selftrain.errors import ConfigError
-from selftrain.generation import load_experiment_config
+from selftrain.generation import ExperimentConfig, load_experiment_config, lock_workdir
+from selftrain.generation.controls import SELECTED_BY, step_matched_epochs
 from selftrain.generation.registry import stage_named
 from selftrain.generation.results import AuditStageResult, DecodeResult, SelectResult
 from selftrain.generation.run import open_workdir, run_experiment
 from selftrain.generation.stages import evaluate_hyps, model_dir
-from selftrain.generation.workdir import Workdir
+from selftrain.generation.workdir import Workdir, experiment_hash
 from selftrain.overrides import deep_merge
 from selftrain.synth import SynthConfig, build_corpus
-from selftrain.train.config import load_train_config
 
 HERE = Path(__file__).resolve().parent
 TARGET_GAP_RECOVERY = 0.6
@@ -83,7 +83,10 @@ PRESET_ARM = "preset_"  # arm-name prefix of a scale's ``compare_presets`` teach
 # differences within the noise do not fill the panel
 MIN_PLOTTED_WER_SPAN = 0.03
 EXPLORED = "explore:"  # arm-name prefix of the scale's ``explore`` variants
-EXPLORED_LABELS = ("pseudo", "none", "oracle", "oracle_selected", "oracle_random", "oracle_runs")  # what an explored student trains on
+# What an explored student trains on: the experiment's own ``labels`` (policy, none, oracle) or an
+# analysis oracle this benchmark plants (PLANTED_LABELS: selections made from the main run's)
+PLANTED_LABELS = ("oracle_selected", "oracle_random", "oracle_runs")
+EXPLORED_LABELS = ("policy", "none", "oracle", *PLANTED_LABELS)
 CONTINUOUS = "continuous"  # an explored variant's ``schedule`` that makes it a continuous run
 # key suffixes of a continuous arm's comparisons: the labeled-only control chain, the offline generations,
 # and its own `<name>_labeled_only` variant (the same run without unlabeled audio)
@@ -164,6 +167,7 @@ def run_arm(work: Path, name: str, overrides: dict[str, Any], adopt_from: Path |
             adopt: list[str] | None = None, before=None) -> Path:
     """Run (or finish) one experiment; ``adopt`` takes finished stages from ``adopt_from``."""
     config = load_experiment_config(overrides=overrides)
+    reopen_planted(work / name, config)
     workdir = open_workdir(config, work / name)
     if adopt_from is not None:
         workdir.adopt(adopt_from, adopt or [])
@@ -217,6 +221,34 @@ def ensemble_members(scale: dict[str, Any], work: Path, config: Path) -> list[st
     return members
 
 
+def planted_config(config: ExperimentConfig) -> dict[str, Any]:
+    """The config this benchmark gave a ``labels: none`` or ``oracle`` experiment while it planted
+    their selections, before the setting existed: the same settings with the policy's labels and,
+    for the control, the student's epochs it now trains by itself (as many steps as a student)."""
+    settings = {key: value for key, value in config.to_dict().items() if key != "labels"}
+    if config.labels == "none":
+        settings = deep_merge(settings, {"student_train": {"epochs": step_matched_epochs(config)}})
+    return load_experiment_config(overrides=settings).to_dict()
+
+
+def reopen_planted(root: Path, config: ExperimentConfig) -> None:
+    """Let a control or oracle folder made while this benchmark planted their selections open under
+    ``labels``: its finished stages are what the setting makes (the same selections, the same
+    trainings), but its config, written without the setting, would be refused as another
+    experiment. Only a folder whose config is :func:`planted_config`'s and whose generation-1
+    selection was planted as the setting's is rebound."""
+    if config.labels == "policy" or not (root / "experiment.json").exists():
+        return
+    workdir = Workdir(root)
+    select = workdir.stage_dir(1, "select")
+    if (experiment_hash(workdir.config()) != experiment_hash(planted_config(config)) or not workdir.is_done(select)
+            or SelectResult.read(select).method != SELECTED_BY[config.labels]):
+        return
+    lock_workdir(root)
+    workdir.rebind(config.to_dict())
+    log.info("%s: planted before `labels` existed, now opened as labels: %s", root, config.labels)
+
+
 def plant_decode(workdir: Workdir, generation: int) -> None:
     """Mark a generation's decode done: its selection is planted, so nothing reads its hypotheses."""
     stage_named("decode").record(workdir, generation,
@@ -242,18 +274,18 @@ def _plant_selections(generations: int, select, pseudo_label_wer: float | None):
 
 
 def plant_empty_selections(generations: int):
-    """A ``before`` hook: generations 1..N select nothing (no decoding), so students see labeled data only."""
+    """A ``before`` hook: generations 1..N select nothing (no decoding), so students see labeled data
+    only, for the epochs of the config (``labels: none`` trains as many steps as a student instead)."""
     return _plant_selections(generations, _empty_selection, None)
 
 
-def plant_oracle_selections(reference: str, unlabeled: str, generations: int, choose=None,
-                            method: str = "oracle (true transcripts)"):
-    """A ``before`` hook: generations 1..N select unlabeled utterances with their true text (no
-    decoding): every one, or those ``choose(truth)`` returns."""
+def plant_oracle_selections(reference: str, unlabeled: str, generations: int, choose, method: str):
+    """A ``before`` hook: generations 1..N select the unlabeled utterances ``choose(truth)`` returns,
+    with their true text (no decoding); ``labels: oracle`` trains on all of them."""
 
     def select(out: Path) -> SelectResult:
         truth = read_manifest(reference)
-        chosen = choose(truth) if choose is not None else truth
+        chosen = choose(truth)
         write_speechbrain_csv(chosen, out / "selected.csv")
         return SelectResult(threshold=None, method=method, selected_utterances=len(chosen),
                             selected_hours=round(sum(u.duration for u in chosen) / 3600, 4),
@@ -319,58 +351,43 @@ def oracle_runs(decoded: Path, reference: str, settings: dict[str, Any]):
     return select
 
 
-def step_matched_control(overrides: dict[str, Any]) -> dict[str, Any]:
-    """The labeled-only control of an experiment, trained for as many optimizer steps as its
-    students: an epoch is one pass over the labeled audio, and a student's batches share their
-    seconds between the labeled and the pseudo-labeled pools, so with pseudo-labels an epoch has
-    (labeled + pseudo share) / labeled share times the steps. The control's epochs are scaled by
-    that ratio; without it the control trains half as long at a 50/50 mix, and the comparison
-    credits the pseudo-labels with what longer training of the teacher gives."""
-    config = load_experiment_config(overrides=overrides)
-    train = load_train_config(config.preset, overrides=config.student_train)
-    unlabeled = train.data.mix_unlabeled if train.ssl.objectives or train.teacher.distill_weight > 0 else 0.0
-    ratio = (train.data.mix_labeled + train.data.mix_pseudo + unlabeled) / (train.data.mix_labeled + unlabeled)
-    return deep_merge(overrides, {"student_train": {"epochs": max(1, round(train.epochs * ratio))}})
-
-
-def split_variant(one: dict[str, Any], variant: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """An explored variant's experiment settings (over the one-generation ``one``) and its ``labels``
-    (a benchmark setting, not an experiment's; ``pseudo`` unless given). A ``labels: none`` variant
-    is a labeled-only control: it trains as many steps as a student (:func:`step_matched_control`)
-    unless it sets ``match_steps: false``."""
-    labels = variant.get("labels", "pseudo")
+def split_variant(one: dict[str, Any], variant: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """An explored variant's experiment settings (over the one-generation ``one``) and the labels the
+    benchmark plants for it (None: the experiment makes them). Its ``labels`` (``policy`` unless
+    given): ``none`` and ``oracle`` are the experiment's own setting; the analysis oracles
+    (:data:`PLANTED_LABELS`) and a ``labels: none`` variant with ``match_steps: false`` (a control at
+    its config's epochs, not a student's steps) are planted."""
+    labels = variant.get("labels", "policy")
     if labels not in EXPLORED_LABELS:
         raise SystemExit(f"unknown explored labels {labels!r}: expected one of {', '.join(EXPLORED_LABELS)}")
     if "match_steps" in variant and labels != "none":
         raise SystemExit(f"match_steps is a setting of labeled-only controls (labels: none), not of labels {labels!r}")
     overrides = deep_merge(one, {k: v for k, v in variant.items() if k not in ("labels", "match_steps")})
-    if labels == "none" and variant.get("match_steps", True):
-        overrides = step_matched_control(overrides)
-    return overrides, labels
+    if labels in PLANTED_LABELS or not variant.get("match_steps", True):
+        return overrides, labels
+    return (deep_merge(overrides, {"labels": labels}) if labels != "policy" else overrides), None
 
 
-def explored_labels(kind: str, paths: dict[str, str], main: Path, generations: int,
+def explored_labels(kind: str | None, paths: dict[str, str], main: Path, generations: int,
                     segments: dict[str, Any] | None = None):
-    """An explored variant's ``labels``: ``pseudo`` (its own selection from the main run's decoding:
-    returns None), ``none`` (the labeled audio alone, like the control chain: nothing is decoded) or
-    true transcripts of every unlabeled utterance (``oracle``), of the whole
-    utterances the main run's generation 1 kept (``oracle_selected``) or of as much audio drawn at
-    random (``oracle_random``), or the runs of words the teacher got right (``oracle_runs``, with the
-    variant's ``select.segments`` settings): a ``before`` hook that plants them."""
+    """The ``before`` hook that plants an explored variant's labels (None when the experiment makes
+    them): nothing (``none`` at the config's epochs: nothing is decoded), or the true transcripts of
+    the whole utterances the main run's generation 1 kept (``oracle_selected``), of as much audio
+    drawn at random (``oracle_random``), or the runs of words the teacher got right (``oracle_runs``,
+    with the variant's ``select.segments`` settings)."""
+    if kind is None:
+        return None
+    if kind == "none":
+        return plant_empty_selections(generations)
     selected = main / "gen_001" / "select" / "selected.csv"
     if kind == "oracle_runs":
         settings = {k: v for k, v in (segments or {}).items() if k in ("min_words", "min_seconds", "gap_share")}
         select = oracle_runs(main / "gen_001" / "decode" / "unlabeled_lm.jsonl", paths["unlabeled_reference"], settings)
         return _plant_selections(generations, select, 0.0)
-    choices = {"oracle": (None, "oracle (true transcripts)"),
-               "oracle_selected": (lambda truth: whole_utterances_selected(selected, truth),
+    choices = {"oracle_selected": (lambda truth: whole_utterances_selected(selected, truth),
                                    "oracle: the main run's generation-1 whole utterances, true transcripts"),
                "oracle_random": (lambda truth: random_like(selected, truth),
                                  "oracle: random utterances, as many hours as the main run kept whole, true transcripts")}
-    if kind == "pseudo":
-        return None
-    if kind == "none":
-        return plant_empty_selections(generations)
     choose, method = choices[kind]
     return plant_oracle_selections(paths["unlabeled_reference"], paths["unlabeled"], generations, choose, method)
 
@@ -438,8 +455,8 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
     ranked = {"threshold": {"mode": "fixed"}, "select": {"method": "entropy_tsallis_exp", "keep_fraction": fraction}}
     no_sanity = {"min_chars_per_second": None, "max_chars_per_second": None, "max_repeat": None, "max_length_ratio": None}
     variants = [
-        ("labeled_only", step_matched_control(base), TEACHER, plant_empty_selections(generations)),
-        ("oracle", base, TEACHER, plant_oracle_selections(paths["unlabeled_reference"], paths["unlabeled"], generations)),
+        ("labeled_only", deep_merge(base, {"labels": "none"}), TEACHER, None),
+        ("oracle", deep_merge(base, {"labels": "oracle"}), TEACHER, None),
         ("no_filter", deep_merge(one, {"threshold": {"mode": "fixed"}, "speaking_rate_quantile": None,
                                   "select": {"method": "entropy_tsallis_exp", "keep_fraction": 1.0, "sanity": no_sanity}}),
          DECODED, None),
@@ -455,15 +472,15 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
             arms[name] = generation_rows(root, name, tuple(adopt))
     unavailable: dict[str, str] = {}
     for name, variant in explored_variants(scale, explore) if "explore" not in skip else []:
-        overrides, labels = split_variant(one, continuous_variant(variant, generations))
+        overrides, planted = split_variant(one, continuous_variant(variant, generations))
         missing = missing_recognizer(overrides)
         if missing is not None:
             log.warning("explored variant %s not run: %s", name, missing)
             unavailable[name] = missing
             continue
-        plant = explored_labels(labels, paths, main, int(overrides["generations"]),
+        plant = explored_labels(planted, paths, main, int(overrides["generations"]),
                                 (overrides.get("select") or {}).get("segments"))
-        adopted = explored_adoption(name, variant, plant is not None)
+        adopted = explored_adoption(name, variant)
         if "generations" in skip and adopted != TEACHER:
             raise SystemExit(f"explored variant {name!r} starts from the main run's generation-1 decoding: "
                              "it cannot run with --skip generations")
@@ -525,17 +542,18 @@ def check_skips(skip: tuple[str, ...]) -> None:
 
 def continuous_variant(variant: dict[str, Any], generations: int) -> dict[str, Any]:
     """A ``schedule: continuous`` variant runs on the budget of the scale's ``generations`` (unless it
-    sets its own) and labels its audio itself (``labels: pseudo``); other variants are returned as given."""
+    sets its own) and labels its audio itself (``labels: policy``); other variants are returned as given."""
     if variant.get("schedule") != CONTINUOUS:
         return variant
-    if variant.get("labels", "pseudo") != "pseudo":
+    if variant.get("labels", "policy") != "policy":
         raise SystemExit(f"a continuous variant makes its own labels: labels {variant['labels']!r} cannot go with it")
     return {"generations": generations, **variant}
 
 
-def explored_adoption(name: str, variant: dict[str, Any], planted: bool) -> list[str]:
+def explored_adoption(name: str, variant: dict[str, Any]) -> list[str]:
     """The main run's stages an explored variant reuses: its teacher always, its generation-1
-    decoding unless the variant plants its own labels or changes how the unlabeled audio is decoded.
+    decoding unless the variant's students train on other labels than the policy's (``labels``) or
+    it changes how the unlabeled audio is decoded.
     A variant that changes the teacher itself (its data, model, LM or training) is refused: explored
     variants differ from the main run after generation 0 only (change those in the scale's
     ``experiment`` instead)."""
@@ -544,7 +562,8 @@ def explored_adoption(name: str, variant: dict[str, Any], planted: bool) -> list
         raise SystemExit(f"explored variant {name!r} changes the teacher ({', '.join(changes_teacher)}); "
                          "set those in the scale's `experiment` (a scale of its own) instead")
     continuous = variant.get("schedule") == CONTINUOUS  # decodes nothing before it trains
-    return TEACHER if planted or continuous or {"teachers", "decode"} & set(variant) else DECODED
+    own_labels = variant.get("labels", "policy") != "policy"
+    return TEACHER if own_labels or continuous or {"teachers", "decode"} & set(variant) else DECODED
 
 
 def missing_recognizer(overrides: dict[str, Any]) -> str | None:

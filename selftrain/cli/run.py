@@ -40,7 +40,7 @@ def _print_summary(summary: dict) -> None:
 @click.option("--dev", type=_PATH, help="Transcribed target-domain dev manifest (early stopping, calibration, thresholds).")
 @click.option("--test", type=_PATH, help="Transcribed test manifest (reported only).")
 @click.option("--lm-text", type=_PATH, help="Text for the n-gram LM, one sentence per line.")
-@click.option("--unlabeled-reference", type=_PATH, help="True transcripts of the unlabeled audio: audits only, never training.")
+@click.option("--unlabeled-reference", type=_PATH, help="True transcripts of the unlabeled audio: for audits; training only with --set labels=oracle.")
 @click.option("--generations", type=click.IntRange(0, 100), default=None, help="Self-training generations after the supervised one [config: 3].")
 @click.option("--preset", default=None, help="Model preset, e.g. cpu-small or gpu-base [config: cpu-small].")
 @click.option("--config", "config_file", type=_PATH, help="Experiment config (YAML or JSON).")

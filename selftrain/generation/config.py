@@ -19,7 +19,7 @@ from selftrain.errors import ConfigError
 from selftrain.models.config import update_dataclass
 from selftrain.overrides import deep_merge
 
-__all__ = ["SCHEDULES", "continuous_budget", "DataPaths", "TeachersConfig", "ThresholdConfig", "AcceptanceConfig", "ExperimentConfig", "load_experiment_config",
+__all__ = ["SCHEDULES", "LABELS", "continuous_budget", "DataPaths", "TeachersConfig", "ThresholdConfig", "AcceptanceConfig", "ExperimentConfig", "load_experiment_config",
            "check_stage_overrides", "check_external_teachers"]
 
 _EXTERNAL_KEYS = ("external", "external_settings")
@@ -27,7 +27,8 @@ _EXTERNAL_KEYS = ("external", "external_settings")
 
 @dataclass
 class DataPaths:
-    """Manifests (any format `read_manifest` knows) and LM text. ``unlabeled_reference`` is for audits only."""
+    """Manifests (any format `read_manifest` knows) and LM text. ``unlabeled_reference``: the true
+    transcripts of the unlabeled audio, for audits; students train on them only with ``labels: oracle``."""
 
     labeled: str = ""
     unlabeled: str = ""
@@ -101,6 +102,9 @@ SCHEDULES = ("generations", "continuous")
 # student learned from its own pseudo-labels' errors is not carried into the next student's weights
 # (only into the labels it makes). "scratch": random weights, trained anew (noisy student).
 STUDENT_INITS = ("teacher", "base", "scratch")
+# The values of ExperimentConfig.labels (what each means: that field's comment; the stages that
+# make them: selftrain.generation.controls).
+LABELS = ("policy", "none", "oracle")
 
 
 @dataclass
@@ -142,6 +146,13 @@ class ExperimentConfig:
     preset: str = "cpu-small"
     lm_order: int = 4
     student_init: str = "teacher"  # where a student's weights start: one of STUDENT_INITS
+    # What students train on besides the labeled audio. "policy": the pseudo-labels the selection
+    # keeps. "none": nothing, the labeled-only control: nothing is decoded and each student trains as
+    # many optimizer steps as a "policy" student would, so what the pseudo-labels add is told apart
+    # from what longer training adds. "oracle": the true transcripts of every unlabeled utterance
+    # (data.unlabeled_reference), nothing decoded: what the audio could give. "none" and "oracle" go
+    # with schedule "generations"; the unlabeled audio still trains their SSL objectives and distillation.
+    labels: str = "policy"
     keep_better_only: bool = True  # a student worse than its teacher on dev does not teach the next generation
     acceptance: AcceptanceConfig = field(default_factory=AcceptanceConfig)  # what "worse on dev" means
     # The selection's speaking-rate bounds (select.sanity.min/max_chars_per_second) become the labeled
@@ -177,6 +188,16 @@ class ExperimentConfig:
             raise ConfigError(f"continuous_steps must be >= 0, got {self.continuous_steps}")
         if self.student_init not in STUDENT_INITS:
             raise ConfigError(f"student_init must be one of {', '.join(STUDENT_INITS)}, got {self.student_init!r}")
+        self._check_labels()
+
+    def _check_labels(self) -> None:
+        if self.labels not in LABELS:
+            raise ConfigError(f"labels must be one of {', '.join(LABELS)}, got {self.labels!r}")
+        if self.labels == "oracle" and not self.data.unlabeled_reference:
+            raise ConfigError("labels: oracle trains on the true transcripts of the unlabeled audio: "
+                              "give them in data.unlabeled_reference (--unlabeled-reference)")
+        if self.labels != "policy" and self.schedule == "continuous":
+            raise ConfigError(f"labels: {self.labels} goes with schedule: generations (a continuous run makes its own labels)")
 
     def validate_paths(self) -> None:
         """Check that the required inputs exist before any work starts, and warn now when the labeled
@@ -215,6 +236,8 @@ class ExperimentConfig:
         del values["state_cache"]  # where a cache lives never changes a result
         if self.schedule == "generations" and not self.continuous_steps:  # folders of older versions still open
             del values["schedule"], values["continuous_steps"]
+        if self.labels == "policy":  # and for the selection's pseudo-labels, what every older folder trained on
+            del values["labels"]
         return values
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from selftrain.generation import stages
+from selftrain.generation import controls, stages
 from selftrain.generation.config import ExperimentConfig
 from selftrain.generation.results import (
     AuditStageResult,
@@ -57,10 +57,12 @@ class Plan:
     @classmethod
     def of(cls, config: dict[str, Any]) -> Plan:
         """The plan of an experiment config as :meth:`ExperimentConfig.to_dict` gives it and
-        ``experiment.json`` keeps it (a setting at its default left out)."""
+        ``experiment.json`` keeps it (a setting at its default left out). External teachers only
+        label audio that is decoded: not with ``labels`` other than the policy's."""
+        decoded = config.get("labels", "policy") == "policy"
         return cls(generations=config["generations"], continuous=config.get("schedule") == "continuous",
                    decode_tuning=bool(config.get("decode_tuning", {}).get("enabled")),
-                   external_teachers=tuple(config.get("teachers", {}).get("external", ())))
+                   external_teachers=tuple(config.get("teachers", {}).get("external", ())) if decoded else ())
 
     @property
     def last_generation(self) -> int:
@@ -105,8 +107,8 @@ class Stage(Generic[R]):
         return self.record(call.workdir, call.generation, lambda out: self.run(call, out), call.force)
 
     def record(self, workdir: Workdir, generation: int, work: Callable[[Path], R], force: bool = False) -> R:
-        """Run ``work`` in the stage's folder in place of the stage's function (a benchmark's control
-        plants its selection so); its result must be of the stage's type."""
+        """Run ``work`` in the stage's folder in place of the stage's function (a benchmark's analysis
+        oracles plant their selections so); its result must be of the stage's type."""
         return run_typed(workdir, self.folder(workdir, generation), self.result, work, force)
 
 
@@ -126,17 +128,27 @@ def _external_teachers(plan: Plan, generation: int) -> bool:
     return bool(plan.external_teachers)
 
 
+# The decode, select and audit stages of an experiment whose students do not train on the
+# policy's pseudo-labels (``labels: none`` or ``oracle``) decode nothing: selftrain.generation.controls.
+
+
 def _decode(call: StageCall, out: Path) -> DecodeResult:
+    if call.config.labels != "policy":
+        return controls.decode_nothing(call.config, call.workdir, call.generation)
     # The external teachers' hypotheses: made by the first generation (redone by its --force), reused by the later ones.
     external = external_hypotheses(call.config, call.workdir, call.force and call.generation == 1)
     return stages.decode_generation(call.config, call.workdir, call.generation, out, external)
 
 
 def _select(call: StageCall, out: Path) -> SelectResult:
+    if call.config.labels != "policy":
+        return controls.given_selection(call.config, out)
     return stages.select_pseudo_labels(call.config, call.workdir, call.generation, out)
 
 
 def _audit(call: StageCall, out: Path) -> AuditStageResult:
+    if call.config.labels != "policy":
+        return controls.given_audit(call.config)
     return stages.audit_generation(call.config, call.workdir, call.generation, out)
 
 

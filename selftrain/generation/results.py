@@ -198,8 +198,9 @@ class DecodeResult(StageResult):
     """Stage ``decode``: the unlabeled audio decoded by the generation's teacher, and the dev
     hypotheses its selection calibrates on (``dev_dir``: their folder, relative to the work folder).
 
-    ``planted``: instead of hypotheses, why nothing was decoded, when the generation's selection
-    was given from outside (a benchmark's control or oracle arm)."""
+    ``planted``: instead of hypotheses, why nothing was decoded: the experiment's students do not
+    train on pseudo-labels (``labels: none`` or ``oracle``), or a benchmark gave the generation's
+    selection from outside (as its control and oracle arms did before ``labels`` existed)."""
 
     teacher_generation: int
     unlabeled: DecodedSplit | None = optional()
@@ -214,8 +215,8 @@ class DecodeResult(StageResult):
 class SelectResult(StageResult):
     """Stage ``select``: the threshold and method used and what they kept of the unlabeled audio.
 
-    A selection given from outside (a benchmark's control or oracle) records only the first five
-    figures and the fraction."""
+    A selection made without decoding (``labels: none`` or ``oracle``, or given by a benchmark)
+    records only the first five figures and the fraction (and ``warnings``, if any)."""
 
     threshold: float | None
     method: str
@@ -231,8 +232,9 @@ class SelectResult(StageResult):
 
 @dataclass(frozen=True, kw_only=True)
 class AuditStageResult(StageResult):
-    """Stage ``audit``: the WER of the kept pseudo-labels (None without unlabeled references) and
-    how many decisions had a reference (absent for audits given from outside)."""
+    """Stage ``audit``: the WER of the kept pseudo-labels (None without unlabeled references; with
+    ``labels: none`` None, with ``oracle`` 0) and how many decisions had a reference (absent where
+    nothing was decoded)."""
 
     pseudo_label_wer: float | None
     with_reference: int | None = optional()

@@ -18,6 +18,7 @@ from selftrain import __version__
 from selftrain.audit.significance import Comparison, paired_bootstrap, utterance_errors
 from selftrain.errors import ConfigError
 from selftrain.generation.config import ExperimentConfig
+from selftrain.generation.controls import KINDS
 from selftrain.generation.lock import LOCK_FILE, lock_workdir, read_owner
 from selftrain.generation.registry import (
     EXPERIMENT,
@@ -186,7 +187,9 @@ def experiment_status(root: str | Path) -> list[str]:
     plan = Plan.of(config)
     planned = (f"continuous run on the budget of {plan.generations} generations" if plan.continuous
                else f"{plan.generations} generations")
-    lines = [f"experiment {root}: {planned} planned, preset {config['preset']}"]
+    labels = config.get("labels", "policy")  # left out of the stored config at its default
+    given = f", labels: {labels} ({KINDS[labels]})" if labels != "policy" else ""
+    lines = [f"experiment {root}: {planned} planned, preset {config['preset']}{given}"]
     for generation in range(plan.last_generation + 1):
         # A generation's line covers the stages in its own folder (not the experiment's LM).
         own = [stage for stage in generation_stages(plan, generation) if stage.scope != EXPERIMENT]

@@ -81,7 +81,8 @@ def state_cache_dir(config: ExperimentConfig, workdir: Workdir) -> Path:
 
 
 def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> TrainResult:
-    """Train generation 0's teacher (labeled only) or a student (labeled + selected pseudo-labels + SSL)."""
+    """Train generation 0's teacher (labeled only) or a student (labeled + the selection's labels + SSL;
+    with ``labels: none`` the selection is empty and the student trains :func:`~selftrain.generation.controls.step_matched_epochs`)."""
     from selftrain.train import load_train_config, train
 
     if generation > 0 and config.schedule == "continuous":
@@ -99,6 +100,10 @@ def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out
         data["pseudo"] = [str(selected)]
         data["unlabeled"] = [str(_ssl_only_manifest(config, selected, out))]
         extra = config.student_train
+        if config.labels == "none":  # the labeled-only control: as many optimizer steps as a student with pseudo-labels
+            from selftrain.generation.controls import step_matched_epochs
+
+            extra = {**extra, "epochs": step_matched_epochs(config)}
         teacher_model = str(model_dir(workdir, teacher_generation(workdir, generation)))
         overrides["teacher"] = {}
         if config.student_init != "scratch":

@@ -105,8 +105,21 @@ class Workdir:
             if stored_config == config:
                 return
             log.info("%s: generations planned %s -> %s", self.root, stored_config.get("generations"), config.get("generations"))
+        self._write(config)
+
+    def _write(self, config: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.experiment_file, {"config_hash": digest, "config": config, "version": WORKDIR_VERSION})
+        atomic_write_json(self.experiment_file, {"config_hash": experiment_hash(config), "config": config,
+                                                 "version": WORKDIR_VERSION})
+
+    def rebind(self, config: dict[str, Any]) -> None:
+        """Bind the folder to ``config`` whichever experiment it holds, keeping its finished stages:
+        for a caller that knows those stages are what ``config`` makes (a folder written while the
+        same work was configured otherwise). An unreadable folder, or one of a newer version, is
+        refused, not rewritten."""
+        self._stored()
+        log.info("%s: rebound to config hash %s", self.root, experiment_hash(config))
+        self._write(config)
 
     def _stored(self) -> dict[str, Any]:
         """The config in ``experiment.json``; :class:`ConfigError` naming the file when it is unreadable."""

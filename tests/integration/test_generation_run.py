@@ -95,6 +95,49 @@ def test_status_and_refusals(experiment, tiny_corpus, tmp_path):
     assert result.exit_code == 2
 
 
+def _from_teacher_of(experiment: Path, workdir: Path) -> None:
+    """Start ``workdir`` with ``experiment``'s LM and supervised teacher: their stages are done there."""
+    for folder in ("lm", "gen_000"):
+        shutil.copytree(experiment / folder, workdir / folder)
+
+
+def test_a_labeled_only_control_decodes_nothing_and_trains_as_many_steps_as_a_student(experiment, tiny_corpus, tmp_path):
+    import yaml
+
+    workdir = tmp_path / "control"
+    _from_teacher_of(experiment, workdir)
+    args = [*_args(tiny_corpus, workdir), "--set", "labels=none", "--set", "student_train.epochs=3"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    teacher, student = json.loads((workdir / "summary.json").read_text())["generations"]
+    assert teacher["test_wer"] == json.loads((experiment / "summary.json").read_text())["generations"][0]["test_wer"]
+    assert (student["pseudo_label_wer"], student["selected_utterances"], student["selected_fraction"], student["threshold"]) == (
+        None, 0, 0.0, None)
+    assert [p.name for p in (workdir / "gen_001" / "decode").iterdir()] == [".done"]  # nothing decoded
+    assert json.loads((workdir / "gen_001" / "decode" / ".done").read_text())["planted"].startswith("labels: none")
+    # 3 epochs of batches with 0.6 labeled and 0.2 pseudo-labeled audio take the steps of 4 epochs of labeled audio
+    assert yaml.safe_load((workdir / "gen_001" / "train" / "hyperparams.yaml").read_text())["epochs"] == 4
+    status = CliRunner().invoke(main, ["status", "--workdir", str(workdir)])
+    assert "labels: none (labeled-only control)" in status.output and "gen_001: done" in status.output
+
+
+def test_an_oracle_trains_on_the_true_transcripts_of_all_unlabeled_audio(experiment, tiny_corpus, tmp_path):
+    from selftrain.data.manifest import read_manifest
+
+    workdir = tmp_path / "oracle"
+    _from_teacher_of(experiment, workdir)
+    result = CliRunner().invoke(main, [*_args(tiny_corpus, workdir), "--set", "labels=oracle"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    student = json.loads((workdir / "summary.json").read_text())["generations"][1]
+    truth = read_manifest(tiny_corpus / "unlabeled_reference.csv")
+    assert (student["pseudo_label_wer"], student["selected_fraction"], student["selected_utterances"]) == (0.0, 1.0, len(truth))
+    selected = read_manifest(workdir / "gen_001" / "select" / "selected.csv")
+    assert [(u.id, u.reference) for u in selected] == [(u.id, u.reference) for u in truth]
+    assert not list((workdir / "gen_001" / "decode").glob("*.jsonl"))
+    status = CliRunner().invoke(main, ["status", "--workdir", str(workdir)])
+    assert "labels: oracle (true transcripts)" in status.output and "gen_001: done" in status.output
+
+
 def test_decoder_tuned_on_dev_for_every_generation(tiny_corpus, tmp_path):
     """With decode_tuning on, each generation's model gets the settings chosen on dev for its
     evaluation and for decoding the next generation's unlabeled audio. (The student also chooses its

@@ -141,7 +141,11 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
     base = scale["experiment"]
     configs = {"main": load_experiment_config(overrides=base),
                "teacher": load_experiment_config(overrides=teacher_overrides(base))}
-    one = deep_merge(base, {"generations": 1})
+    # the run gives every arm the corpus' manifests (an oracle needs the unlabeled audio's transcripts)
+    corpus = {"data": {name: f"{name}.csv" for name in ("labeled", "unlabeled", "dev", "test", "unlabeled_reference")}}
+    for arm, labels in (("labeled_only", "none"), ("oracle", "oracle")):
+        configs[arm] = load_experiment_config(overrides=deep_merge(base, {**corpus, "labels": labels}))
+    one = deep_merge(base, {"generations": 1, **corpus})
     for name, variant in (scale.get("explore") or {}).items():
         overrides = split_variant(one, continuous_variant(variant, base["generations"]))[0]
         if missing_recognizer(overrides) is None:  # else a recognizer's extra is not installed: the run leaves it out
@@ -334,19 +338,35 @@ def test_oracle_labels_of_a_selection_keep_its_whole_utterances_with_their_true_
 def test_an_explored_variant_with_unknown_labels_is_refused():
     from self_training import split_variant
 
-    overrides, labels = split_variant({"generations": 1}, {"labels": "oracle_random", "seed": 1})
-    assert (overrides, labels) == ({"generations": 1, "seed": 1}, "oracle_random")
+    overrides, planted = split_variant({"generations": 1}, {"labels": "oracle_random", "seed": 1})
+    assert (overrides, planted) == ({"generations": 1, "seed": 1}, "oracle_random")
     with pytest.raises(SystemExit, match="unknown explored labels 'truth'"):
         split_variant({"generations": 1}, {"labels": "truth"})
 
 
-def test_an_explored_variant_without_labels_plants_empty_selections_and_decodes_nothing(tmp_path):
-    from self_training import explored_labels
+def test_explored_controls_and_oracles_are_the_experiments_labels_setting_not_planted_selections():
+    from self_training import explored_labels, split_variant
+
+    one = {"generations": 1, "student_train": {"epochs": 2}}
+    # the experiment makes its own control (as many steps as a student) and oracle: nothing is planted
+    assert split_variant(one, {"labels": "none", "seed": 1}) == ({**one, "seed": 1, "labels": "none"}, None)
+    assert split_variant(one, {"labels": "oracle"}) == ({**one, "labels": "oracle"}, None)
+    assert split_variant(one, {"seed": 1}) == ({**one, "seed": 1}, None)  # the policy's labels
+    assert explored_labels(None, {}, Path("main"), generations=1) is None
+    with pytest.raises(SystemExit, match="match_steps is a setting of labeled-only controls"):
+        split_variant(one, {"match_steps": False})
+
+
+def test_a_control_at_its_configs_epochs_is_still_planted_and_decodes_nothing(tmp_path):
+    from self_training import explored_labels, split_variant
 
     from selftrain.data.manifest import read_manifest
     from selftrain.generation import Workdir
 
-    plant = explored_labels("none", {}, tmp_path / "main", generations=3)
+    one = {"generations": 1, "student_train": {"epochs": 2}}
+    overrides, planted = split_variant(one, {"labels": "none", "match_steps": False, "generations": 3})
+    assert (overrides, planted) == ({**one, "generations": 3}, "none")  # the policy's config: its own epochs
+    plant = explored_labels(planted, {}, tmp_path / "main", generations=3)
     workdir = Workdir(tmp_path / "control", {"x": 1})
     plant(workdir)
     for generation in (1, 2, 3):
@@ -354,24 +374,6 @@ def test_an_explored_variant_without_labels_plants_empty_selections_and_decodes_
         assert workdir.done_info(workdir.stage_dir(generation, "select"))["selected_utterances"] == 0
         assert read_manifest(workdir.stage_dir(generation, "select") / "selected.csv") == []
     assert not workdir.stage_dir(4, "select").exists()
-
-
-def test_the_labeled_only_control_trains_as_many_steps_as_a_student():
-    from self_training import split_variant, step_matched_control
-
-    half = {"preset": "cpu-small", "student_train": {"epochs": 2, "data": {"mix_labeled": 0.5, "mix_pseudo": 0.5}}}
-    assert step_matched_control(half)["student_train"] == {"epochs": 4, "data": {"mix_labeled": 0.5, "mix_pseudo": 0.5}}
-    quarter = {"student_train": {"epochs": 3, "data": {"mix_labeled": 0.75, "mix_pseudo": 0.25}}}
-    assert step_matched_control(quarter)["student_train"]["epochs"] == 4  # 3 x 1.33
-    # SSL or distillation keep the unlabeled pool in both, so it counts on both sides
-    with_ssl = {"student_train": {"epochs": 2, "ssl": {"objectives": ["best_rq"]},
-                                  "data": {"mix_labeled": 0.4, "mix_pseudo": 0.4, "mix_unlabeled": 0.2}}}
-    assert step_matched_control(with_ssl)["student_train"]["epochs"] == 3  # 2 x 1.0 / 0.6
-    one = {"generations": 1, **half}
-    assert split_variant(one, {"labels": "none", "seed": 1})[0]["student_train"]["epochs"] == 4
-    assert split_variant(one, {"labels": "none", "match_steps": False}) == (one, "none")
-    with pytest.raises(SystemExit, match="match_steps is a setting of labeled-only controls"):
-        split_variant(one, {"match_steps": False})
 
 
 def test_oracle_runs_keep_the_words_the_teacher_got_right_in_context(tmp_path):
@@ -419,12 +421,14 @@ def test_a_variant_whose_recognizer_is_not_installed_is_left_out_with_the_reason
 def test_an_explored_variant_decodes_anew_when_it_changes_decoding_and_may_not_change_the_teacher():
     from self_training import DECODED, TEACHER, explored_adoption
 
-    assert explored_adoption("v", {"student_train": {"optim": {"lr": 3e-4}}}, planted=False) == DECODED
-    assert explored_adoption("v", {"labels": "oracle"}, planted=True) == TEACHER
-    assert explored_adoption("v", {"decode": {"beam_width": 128}}, planted=False) == TEACHER
-    assert explored_adoption("v", {"teachers": {"external": ["whisper"]}}, planted=False) == TEACHER
+    assert explored_adoption("v", {"student_train": {"optim": {"lr": 3e-4}}}) == DECODED
+    assert explored_adoption("v", {"labels": "policy", "seed": 1}) == DECODED
+    for labels in ("none", "oracle", "oracle_selected"):  # their students train on no pseudo-label of main's decoding
+        assert explored_adoption("v", {"labels": labels}) == TEACHER
+    assert explored_adoption("v", {"decode": {"beam_width": 128}}) == TEACHER
+    assert explored_adoption("v", {"teachers": {"external": ["whisper"]}}) == TEACHER
     with pytest.raises(SystemExit, match="lm_order"):
-        explored_adoption("v", {"lm_order": 3}, planted=False)
+        explored_adoption("v", {"lm_order": 3})
 
 
 def test_rows_split_the_test_wer_by_kind_even_for_generations_finished_before_it_was_recorded(tmp_path):
@@ -544,7 +548,7 @@ def test_a_continuous_variant_runs_on_the_generations_budget_and_decodes_nothing
     assert variant == {"generations": 3, "schedule": "continuous", "seed": 1}
     assert continuous_variant({"schedule": "continuous", "generations": 2}, 3)["generations"] == 2
     assert continuous_variant({"seed": 1}, 3) == {"seed": 1}  # other variants: one generation unless they say
-    assert explored_adoption("c", variant, planted=False) == TEACHER
+    assert explored_adoption("c", variant) == TEACHER
     with pytest.raises(SystemExit, match="makes its own labels"):
         continuous_variant({"schedule": "continuous", "labels": "oracle"}, 3)
 
@@ -671,3 +675,40 @@ def test_settings_run_with_several_seeds_are_pooled_against_the_control_of_the_s
     assert "| pair | 0: 0.000, 1: 0.000 | 0.000 | 0.000-0.000 | 0.500 | 1.000 | -0.5000 [" in text
     assert "| - | - | - | 0.250 | -0.2500 [" in text
 
+
+
+def test_control_and_oracle_folders_planted_before_the_labels_setting_open_under_it(tmp_path):
+    from self_training import plant_empty_selections, plant_oracle_selections, reopen_planted
+
+    from selftrain.errors import ConfigError
+    from selftrain.generation import Workdir, load_experiment_config
+    from selftrain.generation.registry import stage_named
+    from selftrain.generation.results import SelectResult
+    from selftrain.overrides import deep_merge
+
+    truth = _manifest(tmp_path / "truth.csv", [("u1", 1.0, "one"), ("u2", 2.0, "two")])
+    base = {"generations": 2, "student_train": {"epochs": 2},
+            "data": {"unlabeled": str(truth), "unlabeled_reference": str(truth)}}
+    # what this benchmark wrote before `labels`: the control at a student's steps (2 x 0.8 / 0.6 epochs), the oracle as main
+    older = {"labeled_only": (deep_merge(base, {"student_train": {"epochs": 3}}), plant_empty_selections(2)),
+             "oracle": (base, plant_oracle_selections(str(truth), str(truth), 2, lambda rows: rows, "oracle (true transcripts)"))}
+    for (name, (settings, plant)), labels in zip(older.items(), ("none", "oracle"), strict=True):
+        workdir = Workdir(tmp_path / name, load_experiment_config(overrides=settings).to_dict())
+        plant(workdir)
+        config = load_experiment_config(overrides=deep_merge(base, {"labels": labels}))
+        with pytest.raises(ConfigError, match="another experiment"):
+            Workdir(workdir.root, config.to_dict())
+        reopen_planted(workdir.root, config)
+        assert Workdir(workdir.root, config.to_dict()).config()["labels"] == labels
+        assert workdir.is_done(workdir.stage_dir(2, "select"))  # its finished generations are kept
+    # a folder of the policy's labels, or a control at its config's epochs, is another experiment still
+    policy = Workdir(tmp_path / "policy", load_experiment_config(overrides=base).to_dict())
+    stage_named("select").record(policy, 1, lambda out: SelectResult(
+        threshold=0.5, method="combined", selected_utterances=1, selected_hours=0.0003, selected_fraction=0.5))
+    unmatched = Workdir(tmp_path / "unmatched", load_experiment_config(overrides=base).to_dict())
+    plant_empty_selections(2)(unmatched)
+    for workdir, labels in ((policy, "oracle"), (unmatched, "none")):
+        config = load_experiment_config(overrides=deep_merge(base, {"labels": labels}))
+        reopen_planted(workdir.root, config)
+        with pytest.raises(ConfigError, match="another experiment"):
+            Workdir(workdir.root, config.to_dict())

@@ -66,6 +66,21 @@ def test_folders_hashed_with_the_generation_count_still_open(tmp_path):
     assert Workdir(tmp_path, {"generations": 2, "seed": 0}).config() == old
 
 
+def test_a_folder_rebound_to_another_config_keeps_its_stages_and_opens_only_under_it(tmp_path):
+    import json
+
+    workdir = Workdir(tmp_path, {"generations": 2, "seed": 0})
+    workdir.run_stage(workdir.stage_dir(1, "select"), lambda out: {"kept": 3})
+    workdir.rebind({"generations": 2, "seed": 0, "labels": "none"})
+    assert Workdir(tmp_path, {"generations": 3, "seed": 0, "labels": "none"}).done_info(workdir.stage_dir(1, "select"))["kept"] == 3
+    with pytest.raises(ConfigError, match="another experiment.*labels"):
+        Workdir(tmp_path, {"generations": 2, "seed": 0})
+    stored = json.loads((tmp_path / "experiment.json").read_text())
+    (tmp_path / "experiment.json").write_text(json.dumps({**stored, "version": 2}))
+    with pytest.raises(ConfigError, match="version 2"):  # a newer folder is not rewritten
+        Workdir(tmp_path).rebind({"seed": 0})
+
+
 def test_a_new_folder_records_its_version_and_one_without_a_version_opens_as_version_1(tmp_path):
     import json
 

@@ -8,7 +8,7 @@ is read, with the ``<speaker>-<chapter>-<utt>.flac`` files beside it). Written t
 
     labeled.csv                transcribed training audio (the labeled splits)
     unlabeled.csv              the unlabeled splits with an empty ``wrd`` (labeled utterances left out)
-    unlabeled_reference.csv    the same rows with their transcripts, for audits only
+    unlabeled_reference.csv    the same rows with their transcripts, for audits (and labels: oracle)
     dev.csv, test.csv          the dev and test splits together; <split>.csv for each of them too
     prepare.json               options, counts, hours and every skipped file with its reason
 
