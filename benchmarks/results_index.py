@@ -83,6 +83,11 @@ QUESTIONS: dict[str, tuple[str, str, str]] = {
                                              "export over three seeds)?", "2026-12-06-best-ema-continuous", ""),
     "self_training_pretrained_10min_lmdev": ("With a pretrained encoder and 10 min of labels, do checkpoints chosen on "
                                              "LM-decoded dev WER let self-training pay?", "2026-12-06-lm-checkpoints-continuous", ""),
+    "self_training_pretrained_10min_rebuilt": ("With the 10-minute corpus and teacher built again, does the best-EMA "
+                                               "continuous run still beat its labeled-only variant, and do stricter "
+                                               "label filters help?", "2026-12-06-pool-size-and-filtering", ""),
+    "self_training_pretrained_10min_pool40": ("Does four times the unlabeled audio keep the continuous run improving "
+                                              "for longer?", "2026-12-06-pool-size-and-filtering", ""),
     "decode_speed_whisper_tiny": ("How much does LM decoding cost over greedy with the pretrained encoder?",
                                   "2026-12-06-pretrained-encoder", ""),
 }

@@ -724,6 +724,10 @@ def continuous_analysis(result: dict[str, Any], control: float | None, oracle: f
     def wall(arm: str) -> float:
         return round(sum(r["wall_seconds"] for r in _later(arms, arm)), 1)
 
+    def own_recovery(row: dict[str, Any]) -> float | None:  # against the arm's own labeled-only variant
+        own = arms.get(row["arm"] + OWN_CONTROL_SUFFIX)
+        return gap_recovery(final_generation(own)["test_wer"], row["test_wer"], oracle) if own else None
+
     return {
         "generations": ({"test_wer": final["test_wer"], "final_generation": final["generation"], "wall_seconds": wall("main")}
                         if _later(arms, "main") else None),
@@ -731,7 +735,7 @@ def continuous_analysis(result: dict[str, Any], control: float | None, oracle: f
         "arms": [{"name": _explored_name(r), "test_wer": r["test_wer"], "dev_wer": r["dev_wer"], "accepted": r["accepted"],
                   "wall_seconds": r["wall_seconds"], "optimizer_steps": r.get("optimizer_steps"), "guard_trips": r.get("guard_trips"),
                   "pseudo_label_wer": r["pseudo_label_wer"], "gap_recovery": gap_recovery(control, r["test_wer"], oracle),
-                  "vs_teacher": _interval(compared.get(_explored_name(r))),
+                  "own_gap_recovery": own_recovery(r), "vs_teacher": _interval(compared.get(_explored_name(r))),
                   "vs_labeled_only": _interval(compared.get(_explored_name(r) + VS_CONTROL)),
                   "vs_generations": _interval(compared.get(_explored_name(r) + VS_OFFLINE)),
                   "vs_own_labeled_only": _interval(compared.get(_explored_name(r) + VS_OWN))} for r in rows],
@@ -913,17 +917,21 @@ def _continuous_lines(c: dict[str, Any] | None) -> list[str]:
              "Wall time: the stages after the shared teacher (continuous: its training and evaluation; generations: "
              "decoding, selection, audit, training and evaluation of each). Intervals: paired bootstrap (2000 resamples) "
              "of the continuous model's test WER minus the other's; below 0 throughout is a clear win.", "",
-             "| row | test WER | wall time (s) | gap recovery | guard trips | steps | sampled label WER | accepted | "
-             "vs teacher | vs labeled-only control | vs offline generations | vs own labeled-only variant |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "Gap recovery: against the labeled-only control chain, and against the arm's own labeled-only variant "
+             "(the same run without unlabeled audio), each with the oracle chain's final test WER.", "",
+             "| row | test WER | wall time (s) | gap recovery | gap recovery vs own variant | guard trips | steps | "
+             "sampled label WER | accepted | vs teacher | vs labeled-only control | vs offline generations | "
+             "vs own labeled-only variant |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     if offline is not None:
         lines.append(f"| offline generations (final: generation {offline['final_generation']}) | {_fmt(offline['test_wer'])} | "
-                     f"{_fmt(offline['wall_seconds'], 0)} | - | - | - | - | - | - | - | - | - |")
+                     f"{_fmt(offline['wall_seconds'], 0)} | - | - | - | - | - | - | - | - | - | - |")
     if control is not None:
         lines.append(f"| control: labeled only (final) | {_fmt(control['test_wer'])} | {_fmt(control['wall_seconds'], 0)} | "
-                     "- | - | - | - | - | - | - | - | - |")
+                     "- | - | - | - | - | - | - | - | - | - |")
     for arm in c["arms"]:
         lines.append(f"| {arm['name']} | {_fmt(arm['test_wer'])} | {_fmt(arm['wall_seconds'], 0)} | {_fmt(arm['gap_recovery'])} | "
+                     f"{_fmt(arm.get('own_gap_recovery'))} | "
                      f"{_fmt(arm['guard_trips'])} | {_fmt(arm['optimizer_steps'])} | {_fmt(arm['pseudo_label_wer'])} | "
                      f"{'yes' if arm['accepted'] else 'no (rejected on dev)'} | {_fmt_interval(arm['vs_teacher'])} | "
                      f"{_fmt_interval(arm['vs_labeled_only'])} | {_fmt_interval(arm['vs_generations'])} | "

@@ -608,8 +608,11 @@ def test_explore_names_the_variants_to_run_and_refuses_ones_the_scale_lacks():
 def test_continuous_arms_without_offline_generations_are_reported_against_the_teacher_and_their_controls():
     continuous = [{**r, "schedule": "continuous", "guard_trips": 0, "optimizer_steps": 1400}
                   for r in _rows("explore:c", [0.42, 0.39])]
-    result = _result(main=_rows("main", [0.42]), **{"explore:c": continuous})
-    result["skipped"] = ["generations", "labeled_only", "oracle", *ABLATIONS, "curve", "ssl_teacher"]
+    own = [{**r, "schedule": "continuous", "guard_trips": 0, "optimizer_steps": 1400}
+           for r in _rows("explore:c_labeled_only", [0.42, 0.40])]
+    result = _result(main=_rows("main", [0.42]), oracle=_rows("oracle", [0.42, 0.36, 0.35]),
+                     **{"explore:c": continuous, "explore:c_labeled_only": own})
+    result["skipped"] = ["generations", "labeled_only", *ABLATIONS, "curve", "ssl_teacher"]
     result["explored_only"] = ["c"]
     result["significance"] = {"explore:c": {"difference": -0.03, "low": -0.045, "high": -0.015, "utterances": 300},
                               "explore:c:vs_own_labeled_only": {"difference": -0.01, "low": -0.02, "high": -0.001,
@@ -617,6 +620,8 @@ def test_continuous_arms_without_offline_generations_are_reported_against_the_te
     result["analysis"], result["meta"] = analyse(result), _meta()
     analysis = result["analysis"]
     assert analysis["continuous"]["generations"] is None and analysis["gap_recovery"] is None
+    arm = analysis["continuous"]["arms"][0]
+    assert arm["gap_recovery"] is None and arm["own_gap_recovery"] == pytest.approx(0.2)  # (0.40 - 0.39) / (0.40 - 0.35)
     # the targets about the offline chain are left out, not met by a chain of one teacher
     assert "every_generation_at_least_as_good" not in analysis["targets"]
     assert "final_model_not_worse_than_supervised" not in analysis["targets"]
