@@ -22,11 +22,20 @@ from typing import Any
 
 from selftrain.audit.significance import paired_bootstrap, utterance_errors
 
-__all__ = ["final_generation", "gap_recovery", "seed_families", "pooled_seeds", "seeds_lines"]
+__all__ = ["final_generation", "gap_recovery", "own_control_arm", "seed_families", "pooled_seeds", "seeds_lines"]
 
 GENERATIONS, CONTROL = "generations", "control"
 OWN_CONTROL_SUFFIX = "_labeled_only"  # an explored setting `<name>_labeled_only` is the control of `<name>`
 _SEEDED = re.compile(r"^(?P<family>.*?)_?seed(?P<seed>\d+)$")
+
+
+def own_control_arm(arm: str) -> str:
+    """The arm of a setting's own labeled-only variant: ``<name>_labeled_only`` for ``<name>``, and
+    ``<name>_labeled_only_seed<N>`` for ``<name>_seed<N>`` (the family :func:`seed_families` pools)."""
+    match = _SEEDED.match(arm)
+    if match and match["family"]:
+        return f"{match['family']}{OWN_CONTROL_SUFFIX}_seed{match['seed']}"
+    return arm + OWN_CONTROL_SUFFIX
 
 
 def seed_families(arms: dict[str, list[dict[str, Any]]], explored_prefix: str) -> dict[str, dict[int, str]]:

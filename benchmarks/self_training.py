@@ -51,7 +51,7 @@ from typing import Any
 
 import yaml
 from _results import save_results
-from _seeds import GENERATIONS, OWN_CONTROL_SUFFIX, final_generation, gap_recovery, pooled_seeds, seeds_lines
+from _seeds import GENERATIONS, final_generation, gap_recovery, own_control_arm, pooled_seeds, seeds_lines
 
 from selftrain.audit.significance import paired_bootstrap, utterance_errors
 from selftrain.data.manifest import read_manifest, write_speechbrain_csv
@@ -618,8 +618,8 @@ def _continuous_against(work: Path, arms: dict[str, list[dict[str, Any]]], offli
 
     result = {}
     for row in _continuous_rows(arms):
-        own = arms.get(row["arm"] + OWN_CONTROL_SUFFIX)
-        own_errors = errors(row["arm"] + OWN_CONTROL_SUFFIX, final_generation(own)["generation"]) if own else None
+        own = arms.get(own_control_arm(row["arm"]))
+        own_errors = errors(own_control_arm(row["arm"]), final_generation(own)["generation"]) if own else None
         mine = errors(row["arm"], row["generation"])
         for suffix, other in ((VS_CONTROL, compared.get("labeled_only")), (VS_OFFLINE, offline), (VS_OWN, own_errors)):
             if other:
@@ -725,7 +725,7 @@ def continuous_analysis(result: dict[str, Any], control: float | None, oracle: f
         return round(sum(r["wall_seconds"] for r in _later(arms, arm)), 1)
 
     def own_recovery(row: dict[str, Any]) -> float | None:  # against the arm's own labeled-only variant
-        own = arms.get(row["arm"] + OWN_CONTROL_SUFFIX)
+        own = arms.get(own_control_arm(row["arm"]))
         return gap_recovery(final_generation(own)["test_wer"], row["test_wer"], oracle) if own else None
 
     return {

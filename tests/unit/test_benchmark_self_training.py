@@ -605,6 +605,13 @@ def test_explore_names_the_variants_to_run_and_refuses_ones_the_scale_lacks():
         explored_variants(scale, ("a", "d"))
 
 
+def test_a_seeded_settings_own_control_is_its_labeled_only_variant_of_the_same_seed():
+    from _seeds import own_control_arm
+
+    assert own_control_arm("explore:c") == "explore:c_labeled_only"
+    assert own_control_arm("explore:c_seed2") == "explore:c_labeled_only_seed2"  # the family that "Seeds pooled" pairs
+
+
 def test_continuous_arms_without_offline_generations_are_reported_against_the_teacher_and_their_controls():
     continuous = [{**r, "schedule": "continuous", "guard_trips": 0, "optimizer_steps": 1400}
                   for r in _rows("explore:c", [0.42, 0.39])]
