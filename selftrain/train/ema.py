@@ -54,6 +54,8 @@ class WeightSnapshot(nn.Module):
     """A frozen fp32 copy of ``model``'s weights, retaken by :meth:`take` (with the step it was taken
     at; -1 until then). An ``nn.Module``, so it is checkpointed like any other recoverable."""
 
+    step: torch.Tensor  # a registered buffer, so it follows the weights into checkpoints
+
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = _frozen_copy(model)

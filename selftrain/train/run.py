@@ -410,9 +410,10 @@ def _finish(brain, checkpointer, prepared, config: TrainConfig, out: Path, start
     # Read before the checkpoint load, which puts back the labeler (its best step) and snapshot as the chosen
     # checkpoint saved them: older than the run's best when the best calibration came after that checkpoint.
     exported = _best_labeler_weights(labeler)
-    snapshot = {"weights": "best_ema", "step": labeler.best_step, "teacher_dev_wer": labeler.best_dev_wer} if exported is not None else None
+    snapshot = ({"weights": "best_ema", "step": labeler.best_step, "teacher_dev_wer": labeler.best_dev_wer}
+                if exported is not None and labeler is not None else None)
     checkpointer.load_checkpoint(chosen)  # restores the counters to the chosen checkpoint's
-    if exported is not None:
+    if exported is not None and continuous is not None:
         brain.model.load_state_dict(exported)
         continuous["exported"] = snapshot
     dev = _dev_scores(brain, dev_set) if dev_set is not None else {}
