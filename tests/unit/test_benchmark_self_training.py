@@ -11,7 +11,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from self_training import ABLATIONS, analyse, to_markdown  # noqa: E402
+from _analysis import analyse  # noqa: E402
+from _arms import ABLATIONS  # noqa: E402
+from _report import to_markdown  # noqa: E402
 
 
 def _rows(arm: str, test_wers: list[float], accepted: list[bool] | None = None) -> list[dict]:
@@ -96,7 +98,7 @@ def test_the_report_lists_the_control_and_oracle_chains_beside_self_training():
 
 
 def test_teacher_overrides_keep_only_what_generation_zero_depends_on():
-    from self_training import teacher_overrides
+    from _arms import teacher_overrides
 
     base = {"data": {"labeled": "l.csv"}, "preset": "cpu-small", "generations": 3, "teacher_train": {"epochs": 40},
             "student_train": {"epochs": 2}, "select": {"segments": {"enabled": True}}, "decode": {"alpha": 0.8}}
@@ -126,13 +128,8 @@ def test_report_lists_explored_arms_and_the_significance_table():
 @pytest.mark.parametrize("scale_name", ["default", "followup", "quick", "strong_lm", "strong_lm_1500", "strong_lm_1500_chain",
                                         "noisy_teacher", "ensemble_teacher", "tuned_decoding", "pretrained_10min_fresh"])
 def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
-    from self_training import (
-        continuous_variant,
-        load_scale,
-        missing_recognizer,
-        split_variant,
-        teacher_overrides,
-    )
+    from _arms import load_scale, teacher_overrides
+    from _explored import continuous_variant, missing_recognizer, split_variant
 
     from selftrain.generation import load_experiment_config
     from selftrain.overrides import deep_merge
@@ -179,7 +176,7 @@ def test_every_arm_of_each_scale_is_a_valid_experiment_config(scale_name):
 
 
 def test_a_scale_runs_from_its_own_teacher_or_from_the_one_of_the_scale_it_names(tmp_path):
-    from self_training import corpus_home, teacher_home
+    from _arms import corpus_home, teacher_home
 
     work = tmp_path / "chain"
     assert teacher_home({}, work) == work == corpus_home({}, work)
@@ -192,7 +189,7 @@ def test_a_scale_runs_from_its_own_teacher_or_from_the_one_of_the_scale_it_names
 
 
 def test_a_scale_can_share_another_scales_corpus_and_train_its_own_teacher(tmp_path):
-    from self_training import corpus_home, teacher_home
+    from _arms import corpus_home, teacher_home
 
     work = tmp_path / "noisy"
     assert corpus_home({"corpus_from": "base"}, work) == tmp_path / "base"
@@ -204,7 +201,7 @@ def test_a_scale_can_share_another_scales_corpus_and_train_its_own_teacher(tmp_p
 
 
 def test_teacher_overrides_leave_the_ensemble_to_the_later_generations():
-    from self_training import teacher_overrides
+    from _arms import teacher_overrides
 
     base = {"data": {"labeled": "l.csv"}, "teachers": {"lm": True, "greedy": True, "ensemble": ["other/model"]}}
     assert teacher_overrides(base)["teachers"] == {"lm": True, "greedy": True}
@@ -212,7 +209,7 @@ def test_teacher_overrides_leave_the_ensemble_to_the_later_generations():
 
 
 def test_ensemble_members_are_the_teachers_of_scales_on_the_same_corpus(tmp_path, monkeypatch):
-    import self_training
+    import _arms
 
     config = tmp_path / "scales.yaml"
     config.write_text(yaml.safe_dump({
@@ -225,21 +222,21 @@ def test_ensemble_members_are_the_teachers_of_scales_on_the_same_corpus(tmp_path
         arms.append(work / name)
         return work / name
 
-    monkeypatch.setattr(self_training, "make_corpus", lambda scale, folder: {"paths": {"labeled": str(folder / "l.csv")}})
-    monkeypatch.setattr(self_training, "run_arm", fake_run_arm)
+    monkeypatch.setattr(_arms, "make_corpus", lambda scale, folder: {"paths": {"labeled": str(folder / "l.csv")}})
+    monkeypatch.setattr(_arms, "run_arm", fake_run_arm)
     work = tmp_path / "work" / "ens"
     scale = {"corpus_from": "base", "ensemble_from": ["base"]}
-    assert self_training.ensemble_members(scale, work, config) == [str(tmp_path / "work" / "base" / "teacher" / "gen_000" / "train" / "model")]
+    assert _arms.ensemble_members(scale, work, config) == [str(tmp_path / "work" / "base" / "teacher" / "gen_000" / "train" / "model")]
     assert arms == [tmp_path / "work" / "base" / "teacher"]
-    assert self_training.ensemble_members({"corpus_from": "base"}, work, config) == []
+    assert _arms.ensemble_members({"corpus_from": "base"}, work, config) == []
     with pytest.raises(SystemExit, match="trains on another corpus"):
-        self_training.ensemble_members({"corpus_from": "base", "ensemble_from": ["elsewhere"]}, work, config)
+        _arms.ensemble_members({"corpus_from": "base", "ensemble_from": ["elsewhere"]}, work, config)
     with pytest.raises(SystemExit, match="must name other scales"):
-        self_training.ensemble_members({"ensemble_from": ["ens"]}, work, config)
+        _arms.ensemble_members({"ensemble_from": ["ens"]}, work, config)
 
 
 def test_plot_shows_the_curve_only_when_the_run_measured_more_than_one_labeled_amount(tmp_path):
-    from self_training import plot
+    from _plots import plot
 
     result = _result(main=_rows("main", [0.50, 0.49]), labeled_only=_rows("labeled_only", [0.50, 0.50]),
                      oracle=_rows("oracle", [0.50, 0.46]), no_filter=_rows("no_filter", [0.50, 0.53], [True, False]))
@@ -318,7 +315,7 @@ def _manifest(path: Path, rows: list[tuple[str, float, str]]) -> Path:
 
 
 def test_oracle_labels_of_a_selection_keep_its_whole_utterances_with_their_true_text(tmp_path):
-    from self_training import random_like, whole_utterances_selected
+    from _planted import random_like, whole_utterances_selected
 
     from selftrain.data.manifest import read_manifest
 
@@ -336,7 +333,7 @@ def test_oracle_labels_of_a_selection_keep_its_whole_utterances_with_their_true_
 
 
 def test_an_explored_variant_with_unknown_labels_is_refused():
-    from self_training import split_variant
+    from _explored import split_variant
 
     overrides, planted = split_variant({"generations": 1}, {"labels": "oracle_random", "seed": 1})
     assert (overrides, planted) == ({"generations": 1, "seed": 1}, "oracle_random")
@@ -345,7 +342,8 @@ def test_an_explored_variant_with_unknown_labels_is_refused():
 
 
 def test_explored_controls_and_oracles_are_the_experiments_labels_setting_not_planted_selections():
-    from self_training import explored_labels, split_variant
+    from _explored import split_variant
+    from _planted import explored_labels
 
     one = {"generations": 1, "student_train": {"epochs": 2}}
     # the experiment makes its own control (as many steps as a student) and oracle: nothing is planted
@@ -358,7 +356,8 @@ def test_explored_controls_and_oracles_are_the_experiments_labels_setting_not_pl
 
 
 def test_a_control_at_its_configs_epochs_is_still_planted_and_decodes_nothing(tmp_path):
-    from self_training import explored_labels, split_variant
+    from _explored import split_variant
+    from _planted import explored_labels
 
     from selftrain.data.manifest import read_manifest
     from selftrain.generation import Workdir
@@ -379,7 +378,7 @@ def test_a_control_at_its_configs_epochs_is_still_planted_and_decodes_nothing(tm
 def test_oracle_runs_keep_the_words_the_teacher_got_right_in_context(tmp_path):
     import json
 
-    from self_training import oracle_runs
+    from _planted import oracle_runs
 
     from selftrain.data.manifest import read_manifest
     from selftrain.record import Hypothesis, Utterance, Word
@@ -405,7 +404,7 @@ def test_oracle_runs_keep_the_words_the_teacher_got_right_in_context(tmp_path):
 
 
 def test_a_variant_whose_recognizer_is_not_installed_is_left_out_with_the_reason(monkeypatch):
-    from self_training import missing_recognizer
+    from _explored import missing_recognizer
 
     from selftrain.errors import ConfigError
     from selftrain.teachers import errors
@@ -419,7 +418,8 @@ def test_a_variant_whose_recognizer_is_not_installed_is_left_out_with_the_reason
 
 
 def test_an_explored_variant_decodes_anew_when_it_changes_decoding_and_may_not_change_the_teacher():
-    from self_training import DECODED, TEACHER, explored_adoption
+    from _arms import DECODED, TEACHER
+    from _explored import explored_adoption
 
     assert explored_adoption("v", {"student_train": {"optim": {"lr": 3e-4}}}) == DECODED
     assert explored_adoption("v", {"labels": "policy", "seed": 1}) == DECODED
@@ -434,7 +434,7 @@ def test_an_explored_variant_decodes_anew_when_it_changes_decoding_and_may_not_c
 def test_rows_split_the_test_wer_by_kind_even_for_generations_finished_before_it_was_recorded(tmp_path):
     import json
 
-    from self_training import generation_rows
+    from _arms import generation_rows
 
     test = tmp_path / "test.csv"
     test.write_text("ID,duration,wav,spk_id,wrd\nu1,1.0,a.wav,s,one two three four\nu2,1.0,b.wav,s,five six\n")
@@ -463,14 +463,14 @@ def test_the_tables_show_the_error_kinds_where_known():
 
 
 def test_with_decoder_tuning_main_tunes_and_evaluates_the_shared_teacher_itself():
-    from self_training import TEACHER, teacher_overrides, teacher_stages
+    from _arms import TEACHER, teacher_overrides, teacher_stages
 
     base = {"data": {"labeled": "l.csv"}, "decode": {"alpha": 0.8}, "decode_tuning": {"enabled": True}}
     assert teacher_stages({"decode": {"alpha": 0.8}}) == TEACHER
     assert teacher_stages(base) == ["lm", "gen_000/train"]  # generation 0's tune and eval stages run in main
     assert "decode_tuning" not in teacher_overrides(base)  # so the teacher folder is the untuned scale's
     # ... and comparisons with the teacher read main's evaluation of it, at the tuned settings
-    from self_training import teacher_evaluation
+    from _arms import teacher_evaluation
 
     assert teacher_evaluation(Path("teacher"), Path("main"), teacher_stages(base)) == Path("main")
     assert teacher_evaluation(Path("teacher"), Path("main"), TEACHER) == Path("teacher")
@@ -479,7 +479,7 @@ def test_with_decoder_tuning_main_tunes_and_evaluates_the_shared_teacher_itself(
 def test_rows_and_report_show_the_decoder_settings_tuned_for_each_model(tmp_path):
     import json
 
-    from self_training import generation_rows
+    from _arms import generation_rows
 
     root = tmp_path / "arm"
     (root / "gen_000").mkdir(parents=True)
@@ -521,7 +521,7 @@ def test_filtering_beats_no_filtering_only_when_the_default_policy_wins_by_more_
 def test_each_filtered_policy_is_compared_with_no_filtering_on_the_same_test_utterances(tmp_path):
     import json
 
-    from self_training import significance
+    from _analysis import significance
 
     test = tmp_path / "test.csv"
     test.write_text("ID,duration,wav,spk_id,wrd\n" + "".join(f"u{i},1.0,u{i}.wav,s,a b c d\n" for i in range(20)))
@@ -542,7 +542,8 @@ def test_each_filtered_policy_is_compared_with_no_filtering_on_the_same_test_utt
 
 
 def test_a_continuous_variant_runs_on_the_generations_budget_and_decodes_nothing_first():
-    from self_training import TEACHER, continuous_variant, explored_adoption
+    from _arms import TEACHER
+    from _explored import continuous_variant, explored_adoption
 
     variant = continuous_variant({"schedule": "continuous", "seed": 1}, generations=3)
     assert variant == {"generations": 3, "schedule": "continuous", "seed": 1}
@@ -587,7 +588,7 @@ def test_a_continuous_arm_runs_end_to_end_and_is_reported_against_generations_an
 
 
 def test_skipping_the_generations_keeps_main_at_its_teacher_and_refuses_arms_that_need_its_decoding():
-    from self_training import check_skips
+    from _arms import check_skips
 
     check_skips(("generations", *ABLATIONS))
     check_skips(("no_filter",))  # the generations run: every ablation may stay
@@ -596,7 +597,7 @@ def test_skipping_the_generations_keeps_main_at_its_teacher_and_refuses_arms_tha
 
 
 def test_explore_names_the_variants_to_run_and_refuses_ones_the_scale_lacks():
-    from self_training import explored_variants
+    from _explored import explored_variants
 
     scale = {"explore": {"a": {"seed": 1}, "b": {"seed": 2}, "c": {"seed": 3}}}
     assert [name for name, _ in explored_variants(scale, ())] == ["a", "b", "c"]
@@ -690,7 +691,7 @@ def test_settings_run_with_several_seeds_are_pooled_against_the_control_of_the_s
 
 
 def test_control_and_oracle_folders_planted_before_the_labels_setting_open_under_it(tmp_path):
-    from self_training import plant_empty_selections, plant_oracle_selections, reopen_planted
+    from _planted import plant_empty_selections, plant_oracle_selections, reopen_planted
 
     from selftrain.errors import ConfigError
     from selftrain.generation import Workdir, load_experiment_config
