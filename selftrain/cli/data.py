@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 
 from selftrain.cli.common import user_errors
+from selftrain.data.check import CheckConfig
 from selftrain.data.fillets import FilletsConfig
 
+CHECK_DEFAULTS = CheckConfig()
 FILLETS_DEFAULTS = FilletsConfig()
 
 
@@ -24,13 +26,13 @@ def data() -> None:
               help="Write the full report here (.json for JSON, anything else for text).")
 @click.option("--alphabet", "tokenizer_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A model's tokenizer.json: flag transcripts with characters it cannot emit.")
-@click.option("--sample-rate", default=16000, help="The model's sample rate.")
-@click.option("--resample/--strict", default=False,
+@click.option("--sample-rate", default=CHECK_DEFAULTS.sample_rate, help="The model's sample rate.")
+@click.option("--resample/--strict", default=not CHECK_DEFAULTS.strict_format,
               help="Accept other rates / stereo (they will be resampled / downmixed) or skip such rows.")
-@click.option("--min-duration", default=0.1, help="Skip shorter utterances (seconds).")
-@click.option("--max-duration", default=60.0, help="Skip longer utterances (seconds).")
+@click.option("--min-duration", default=CHECK_DEFAULTS.min_duration, help="Skip shorter utterances (seconds).")
+@click.option("--max-duration", default=CHECK_DEFAULTS.max_duration, help="Skip longer utterances (seconds).")
 @click.option("--write-valid", type=click.Path(path_type=Path), help="Write the usable rows to this manifest.")
-@click.option("--workers", default=4, help="Threads reading audio.")
+@click.option("--workers", default=CHECK_DEFAULTS.workers, help="Threads reading audio.")
 def check(manifest: Path, report_path: Path | None, tokenizer_path: Path | None, sample_rate: int, resample: bool,
           min_duration: float, max_duration: float, write_valid: Path | None, workers: int) -> None:
     """Check every row of MANIFEST; exit 1 if any row would be skipped.
@@ -39,7 +41,7 @@ def check(manifest: Path, report_path: Path | None, tokenizer_path: Path | None,
     or channels, too short/long, duration mismatch, empty, non-UTF-8 or out-of-alphabet transcripts,
     duplicate IDs.
     """
-    from selftrain.data.check import CheckConfig, filter_valid, save_report
+    from selftrain.data.check import filter_valid, save_report
     from selftrain.data.manifest import read_manifest, write_manifest
     from selftrain.data.tokenizer import load_tokenizer
 

@@ -7,10 +7,12 @@ from pathlib import Path
 import click
 
 from selftrain.cli.common import user_errors
+from selftrain.lm.build import LMBuildConfig
 from selftrain.lm.doc_text import DocTextConfig
 
 __all__ = ["lm"]
 
+BUILD_DEFAULTS = LMBuildConfig()
 DOC_TEXT_DEFAULTS = DocTextConfig()
 
 
@@ -36,10 +38,11 @@ def _lm_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @lm.command("build")
 @click.option("--text", "texts", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="LM training text, one sentence per line (repeat for several files).")
-@click.option("--order", default=3, show_default=True, type=click.IntRange(1, 9), help="n-gram order.")
+@click.option("--order", default=BUILD_DEFAULTS.order, show_default=True, type=click.IntRange(1, 9),
+              help="n-gram order.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), callback=_lm_file,
               help="Output model: LM.arpa (text) or LM.bin (KenLM binary, loads fast).")
-@click.option("--prune", default="", show_default=True,
+@click.option("--prune", default=" ".join(str(p) for p in BUILD_DEFAULTS.prune), show_default=True,
               help="lmplz count thresholds per order, e.g. '0 0 1' drops singleton 3-grams (empty: none).")
 @click.option("--discount-fallback", "discount_fallback", flag_value="always",
               help="Always pass lmplz --discount_fallback (default: only when tiny text makes it fail).")
@@ -51,7 +54,8 @@ def _lm_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Alphabet JSON ({'chars': [...]}); lines with other characters are dropped and counted.")
 @click.option("--heldout", type=click.Path(exists=True, dir_okay=False),
               help="Held-out text: report the model's perplexity on it.")
-@click.option("--memory", default="1G", show_default=True, help="lmplz sorting memory (-S), e.g. 1G or 10%.")
+@click.option("--memory", default=BUILD_DEFAULTS.memory, show_default=True,
+              help="lmplz sorting memory (-S), e.g. 1G or 10%.")
 def build(texts: tuple[str, ...], order: int, out: str, prune: str, discount_fallback: str | None,
           tokenizer: str | None, alphabet: str | None, heldout: str | None, memory: str) -> None:
     """Build a modified Kneser-Ney n-gram LM with KenLM's lmplz (and build_binary for .bin).
@@ -61,12 +65,12 @@ def build(texts: tuple[str, ...], order: int, out: str, prune: str, discount_fal
     """
     from selftrain.data.tokenizer import CharTokenizer, load_tokenizer
     from selftrain.io import atomic_write_json
-    from selftrain.lm import LMBuildConfig, build_lm
+    from selftrain.lm import build_lm
     from selftrain.text import Alphabet
 
     with user_errors():
         config = LMBuildConfig(order=order, prune=_parse_prune(prune), memory=memory,
-                               discount_fallback=discount_fallback or "auto")
+                               discount_fallback=discount_fallback or BUILD_DEFAULTS.discount_fallback)
         normalizer, chars = None, None
         if tokenizer:
             tok = load_tokenizer(tokenizer)
@@ -93,10 +97,10 @@ def build(texts: tuple[str, ...], order: int, out: str, prune: str, discount_fal
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output text, one normalised sentence per line (a report goes to OUT's stem + .report.json).")
-@click.option("--lang", default="", show_default=True,
+@click.option("--lang", default=DOC_TEXT_DEFAULTS.lang, show_default=True,
               help="Language: HTML marked as another one is skipped; without PATHS, read Debian's documentation "
                    "of this language (nl: debian-faq-nl, aptitude-doc-nl, debian-edu-doc-nl, debian-edu-doc-legacy-nl).")
-@click.option("--chars", default="", show_default=True,
+@click.option("--chars", default=DOC_TEXT_DEFAULTS.chars, show_default=True,
               help="Characters a sentence may use besides the space, e.g. the corpus alphabet (empty: any).")
 @click.option("--lexicon", type=click.Path(exists=True, dir_okay=False),
               help="Word list (one word a line); sentences it mostly lacks are dropped. "

@@ -6,7 +6,24 @@ from pathlib import Path
 
 import click
 
+from selftrain.agreement.rover import AgreementConfig
 from selftrain.cli.common import user_errors
+from selftrain.select.config import (
+    AGREEMENT_KEYS,
+    AUTO_METHOD,
+    RANK_BY,
+    SEGMENT_CONTEXTS,
+    SEGMENTS_APPLY_TO,
+    SPEAKING_RATE_QUANTILE,
+    UNCALIBRATED_METHOD,
+    SanityConfig,
+    SegmentConfig,
+    SelectConfig,
+    selection_method,
+)
+
+# The options' defaults and choices are the library's: these configs' fields and constants.
+_SELECT, _SANITY, _SEGMENTS, _AGREEMENT = SelectConfig(), SanityConfig(), SegmentConfig(), AgreementConfig()
 
 
 def _fractions(text: str | None) -> list[float] | None:
@@ -25,49 +42,61 @@ def _fractions(text: str | None) -> list[float] | None:
               help="Output folder: selected.csv, decisions.jsonl, summary.json.")
 @click.option("--manifest", type=click.Path(exists=True, path_type=Path),
               help="Manifest giving audio paths, durations and references for the hypothesis ids.")
-@click.option("--method", default="entropy_tsallis_exp", show_default=True, help="Utterance confidence score used.")
-@click.option("--teacher", default="auto", show_default=True,
-              help="Hypothesis giving the pseudo-label ('auto': the ROVER combination with 2+ teachers, else the first).")
+@click.option("--method", default=_SELECT.method, show_default=True,
+              help=f"Utterance confidence score used ('{AUTO_METHOD}': the calibrated combination of every "
+                   f"score when --calibration has one, else {UNCALIBRATED_METHOD}).")
+@click.option("--teacher", default=_SELECT.teacher, show_default=True,
+              help="Hypothesis giving the pseudo-label ('auto': the ROVER combination of 3+ teachers, "
+                   "else the first).")
 @click.option("--threshold", type=click.FloatRange(0, 1), help="Keep when confidence >= this.")
 @click.option("--keep-fraction", type=click.FloatRange(0, 1), help="Keep this fraction of all utterances, best first.")
-@click.option("--rank-by", type=click.Choice(["confidence", "agreement", "product"]), default="confidence",
+@click.option("--rank-by", type=click.Choice(RANK_BY), default=_SELECT.rank_by,
               show_default=True, help="Ranking used by --keep-fraction.")
 @click.option("--agreement", "agreement_threshold", type=click.FloatRange(0, 1),
               help="Keep when teachers' agreement >= this (needs 2+ teachers).")
-@click.option("--agreement-key", default="agreement", show_default=True,
-              type=click.Choice(["agreement", "word_agreement", "exact_match"]), help="Agreement value thresholded.")
+@click.option("--agreement-key", type=click.Choice(AGREEMENT_KEYS), default=_SELECT.agreement_key, show_default=True,
+              help="Agreement value thresholded.")
 @click.option("--dust-reference", help="DUST: the deterministic teacher; dropout samples are teachers matching --dust-samples.")
-@click.option("--dust-samples", default="*dropout*", show_default=True, help="fnmatch pattern of dropout-sample teachers.")
+@click.option("--dust-samples", default=_AGREEMENT.dust_samples, show_default=True,
+              help="fnmatch pattern of dropout-sample teachers.")
 @click.option("--dust-threshold", type=click.FloatRange(0), help="DUST: keep when the worst dropout sample's WER <= this.")
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Calibration JSON to apply (scores become probabilities of being right).")
-@click.option("--generation", default=0, show_default=True, type=click.IntRange(0), help="Generation index for schedules.")
+@click.option("--generation", default=_SELECT.generation, show_default=True, type=click.IntRange(0),
+              help="Generation index for schedules.")
 @click.option("--keep-fraction-schedule", help="Comma-separated keep fractions per generation, e.g. 0.4,0.6,0.8.")
 @click.option("--threshold-schedule", help="Comma-separated thresholds per generation, e.g. 0.9,0.8,0.7.")
-@click.option("--min-cps", default=2.0, show_default=True, help="Minimum characters per second.")
-@click.option("--max-cps", default=30.0, show_default=True, help="Maximum characters per second.")
+@click.option("--min-cps", default=_SANITY.min_chars_per_second, show_default=True, type=float,
+              help="Minimum characters per second.")
+@click.option("--max-cps", default=_SANITY.max_chars_per_second, show_default=True, type=float,
+              help="Maximum characters per second.")
 @click.option("--rate-from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Transcribed manifest of the same kind of speech (e.g. the labeled set): the speaking-rate bounds "
                    "become its chars/s at --rate-quantile and 1 - it, replacing --min-cps/--max-cps.")
-@click.option("--rate-quantile", default=0.01, show_default=True, type=click.FloatRange(0, 0.5, max_open=True),
+@click.option("--rate-quantile", default=SPEAKING_RATE_QUANTILE, show_default=True,
+              type=click.FloatRange(0, 0.5, max_open=True),
               help="Quantile of --rate-from's speaking rate used as the bounds.")
-@click.option("--max-repeat", default=4, show_default=True, help="Drop when one word repeats this many times in a row.")
-@click.option("--max-length-ratio", default=2.0, show_default=True, help="Drop when teachers' lengths differ more (2+ teachers).")
-@click.option("--segments/--no-segments", default=False, show_default=True,
+@click.option("--max-repeat", default=_SANITY.max_repeat, show_default=True, type=int,
+              help="Drop when one word repeats this many times in a row.")
+@click.option("--max-length-ratio", default=_SANITY.max_length_ratio, show_default=True, type=float,
+              help="Drop when teachers' lengths differ more (2+ teachers).")
+@click.option("--segments/--no-segments", default=_SEGMENTS.enabled, show_default=True,
               help="Also train on the confident runs of words of utterances the policy dropped (see --segment-context).")
-@click.option("--segments-apply-to", type=click.Choice(["dropped", "all"]), default="dropped", show_default=True,
+@click.option("--segments-apply-to", type=click.Choice(SEGMENTS_APPLY_TO), default=_SEGMENTS.apply_to,
+              show_default=True,
               help="'all': kept utterances are cut to their confident runs too.")
-@click.option("--segment-method", default="combined", show_default=True,
+@click.option("--segment-method", default=_SEGMENTS.method, show_default=True,
               help="Word score for segments (its calibrated value when a calibration gives one).")
-@click.option("--segment-threshold", default=0.8, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--segment-threshold", default=_SEGMENTS.threshold, show_default=True, type=click.FloatRange(0, 1),
               help="A word is confident when its score >= this.")
-@click.option("--segment-min-words", default=3, show_default=True, type=click.IntRange(1),
+@click.option("--segment-min-words", default=_SEGMENTS.min_words, show_default=True, type=click.IntRange(1),
               help="Shortest run of confident words that becomes a segment.")
-@click.option("--segment-min-seconds", default=1.0, show_default=True, type=click.FloatRange(0),
+@click.option("--segment-min-seconds", default=_SEGMENTS.min_seconds, show_default=True, type=click.FloatRange(0),
               help="Shortest segment.")
-@click.option("--segment-gap-share", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--segment-gap-share", default=_SEGMENTS.gap_share, show_default=True, type=click.FloatRange(0, 1),
               help="Share of the gap between a run's outer word and its dropped neighbour that the segment takes.")
-@click.option("--segment-context", type=click.Choice(["cut", "whole"]), default="whole", show_default=True,
+@click.option("--segment-context", type=click.Choice(SEGMENT_CONTEXTS), default=_SEGMENTS.context,
+              show_default=True,
               help="'cut': each run's audio trains as a file of its own; 'whole': the utterance trains whole, "
                    "with CTC over its runs' frames only.")
 @click.option("--fit-calibration", type=click.Path(dir_okay=False, path_type=Path),
@@ -88,12 +117,10 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
     dropped for their confidence. Every utterance's decision and reason goes to decisions.jsonl.
     """
     if fit_calibration is not None:
-        _fit(hyps, manifest, fit_calibration, calibration_kind, method)
+        _fit(hyps, manifest, fit_calibration, calibration_kind, selection_method(method, None))
         return
     if out_dir is None:
         raise click.UsageError("--out is required (unless --fit-calibration is given)")
-    from selftrain.agreement import AgreementConfig
-    from selftrain.select import SanityConfig, SegmentConfig, SelectConfig
     from selftrain.select.stream import run_selection_stream
 
     with user_errors():
@@ -114,7 +141,10 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
                                    threshold=segment_threshold, min_words=segment_min_words,
                                    min_seconds=segment_min_seconds, gap_share=segment_gap_share,
                                    context=segment_context))
-        agreement = AgreementConfig(confidence_method=method, dust_reference=dust_reference, dust_samples=dust_samples)
+        # An explicit --method is also the agreement's vote confidence (a word score of that name).
+        vote_confidence = _AGREEMENT.confidence_method if method == AUTO_METHOD else method
+        agreement = AgreementConfig(confidence_method=vote_confidence, dust_reference=dust_reference,
+                                    dust_samples=dust_samples)
         result = run_selection_stream(list(hyps), out_dir, config, agreement, calibration, manifest)
     for line in result.warnings:
         click.echo(f"warning: {line}", err=True)

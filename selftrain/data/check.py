@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from selftrain.data.audio import audio_info, read_audio
 from selftrain.errors import AudioError
 from selftrain.record import Utterance
 from selftrain.text import Alphabet, TextNormalizer, has_undecodable_bytes
@@ -158,6 +157,9 @@ def record_problem(utt: Utterance, seen: set[str]) -> Problem | None:
 
 
 def _check_audio(utt: Utterance, config: CheckConfig) -> list[Problem]:
+    # imported here: it brings torch, which `selftrain data check --help` (CheckConfig's defaults) does without
+    from selftrain.data.audio import audio_info, read_audio
+
     try:
         info = audio_info(utt.wav)
     except AudioError as exc:

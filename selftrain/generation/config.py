@@ -18,6 +18,7 @@ from selftrain.decode.config import TuneConfig
 from selftrain.errors import ConfigError
 from selftrain.models.config import update_dataclass
 from selftrain.overrides import deep_merge
+from selftrain.select.config import SPEAKING_RATE_QUANTILE
 
 __all__ = ["SCHEDULES", "LABELS", "continuous_budget", "DataPaths", "TeachersConfig", "ThresholdConfig", "AcceptanceConfig", "ExperimentConfig", "load_experiment_config",
            "check_stage_overrides", "check_external_teachers"]
@@ -160,7 +161,7 @@ class ExperimentConfig:
     # dropped (selftrain.select.policy.speaking_rate_bounds). Without them later generations drift
     # towards deleting words (docs/experiments/2026-12-03-speaking-rate-bounds.md). None keeps the sanity
     # config's fixed bounds; so does a labeled set with too few usable utterances (with a warning).
-    speaking_rate_quantile: float | None = 0.01
+    speaking_rate_quantile: float | None = SPEAKING_RATE_QUANTILE
     teachers: TeachersConfig = field(default_factory=TeachersConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     teacher_train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides, generation 0

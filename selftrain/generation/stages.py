@@ -387,7 +387,6 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
     """Calibrate on dev, choose the threshold, then select pseudo-labels of the unlabeled audio."""
     from selftrain.agreement.rover import AgreementConfig
     from selftrain.confidence.calibrate import fit_calibration
-    from selftrain.confidence.combine import COMBINED
     from selftrain.models.config import update_dataclass
     from selftrain.select import SelectConfig
     from selftrain.select.pipeline import run_selection
@@ -416,11 +415,7 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
     # Calibrate the scores of the teacher whose hypotheses become the pseudo-labels.
     calibration = fit_calibration(dev.utterances, teacher=None if select_config.teacher == "auto" else select_config.teacher)
     calibration.save(calibration_path)
-    if "method" not in config.select and "utterance" in calibration.combiners:
-        # The calibrated combination of every score ranked the pseudo-labels better than any single
-        # score (docs/experiments/2026-11-23-pseudo-label-quality.md,
-        # benchmarks/results/pseudo_label_quality.md).
-        select_config = replace(select_config, method=COMBINED)
+    select_config = select_config.for_calibration(calibration)  # method auto: the calibrated combination
     dev = run_selection(inputs["dev"], out / "dev", replace(dev_config, method=select_config.method),
                         agreement, calibration=calibration_path, manifest=config.data.dev)
     threshold_info: dict[str, Any] = {"mode": config.threshold.mode}

@@ -1,23 +1,34 @@
 """Pseudo-label selection: policies (threshold, keep-fraction, agreement, DUST, schedules, sanity
-filters), the decision of every utterance with its reason, and the selected training CSV."""
+filters), the decision of every utterance with its reason, and the selected training CSV.
+
+The configs are imported with the package; the rest on first use, since it brings torch along and
+``selftrain select --help`` reads the configs' defaults only.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from selftrain.select.config import SanityConfig, SegmentConfig, SelectConfig, linear_schedule
-from selftrain.select.output import (
-    DECISIONS_JSONL,
-    SELECTED_CSV,
-    SUMMARY_JSON,
-    pseudo_label_wer,
-    summarize,
-    write_selection,
-)
-from selftrain.select.pipeline import SelectionResult, attach_manifest, run_selection
-from selftrain.select.policy import (
-    chosen_hypothesis,
-    reason_counts,
-    sanity_reason,
-    select_utterances,
-    utterance_confidence,
-)
+
+if TYPE_CHECKING:
+    from selftrain.select.output import (
+        DECISIONS_JSONL,
+        SELECTED_CSV,
+        SUMMARY_JSON,
+        pseudo_label_wer,
+        summarize,
+        write_selection,
+    )
+    from selftrain.select.pipeline import SelectionResult, attach_manifest, run_selection
+    from selftrain.select.policy import (
+        chosen_hypothesis,
+        reason_counts,
+        sanity_reason,
+        select_utterances,
+        utterance_confidence,
+    )
 
 __all__ = [
     "SanityConfig",
@@ -39,3 +50,18 @@ __all__ = [
     "attach_manifest",
     "run_selection",
 ]
+
+# name -> module of the names imported on first use
+_LAZY = {
+    **dict.fromkeys(("DECISIONS_JSONL", "SELECTED_CSV", "SUMMARY_JSON", "pseudo_label_wer", "summarize",
+                     "write_selection"), "output"),
+    **dict.fromkeys(("SelectionResult", "attach_manifest", "run_selection"), "pipeline"),
+    **dict.fromkeys(("chosen_hypothesis", "reason_counts", "sanity_reason", "select_utterances",
+                     "utterance_confidence"), "policy"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"selftrain.select.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,14 +4,44 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from selftrain.errors import ConfigError
 
-__all__ = ["SelectConfig", "SanityConfig", "SegmentConfig", "linear_schedule"]
+if TYPE_CHECKING:
+    from selftrain.confidence.calibrate import Calibration
+
+__all__ = ["SelectConfig", "SanityConfig", "SegmentConfig", "linear_schedule", "selection_method"]
 
 RANK_BY = ("confidence", "agreement", "product")
+AGREEMENT_KEYS = ("agreement", "word_agreement", "exact_match")
 SEGMENTS_APPLY_TO = ("dropped", "all")
 SEGMENT_CONTEXTS = ("cut", "whole")
+# SelectConfig.method "auto": the calibrated combination of every score when the calibration applied
+# has one for utterances (it ranked pseudo-labels better than any single score:
+# docs/experiments/2026-11-23-pseudo-label-quality.md, benchmarks/results/pseudo_label_quality.md),
+# else this raw score.
+AUTO_METHOD = "auto"
+UNCALIBRATED_METHOD = "entropy_tsallis_exp"
+# Quantile of the labeled audio's speaking rate whose bounds replace the fixed sanity bounds
+# (ExperimentConfig.speaking_rate_quantile, `selftrain select --rate-quantile`).
+SPEAKING_RATE_QUANTILE = 0.01
+
+
+def selection_method(method: str, calibration: Calibration | None) -> str:
+    """The utterance score a selection uses: ``method``, or for ``auto`` the calibrated combination
+    when ``calibration`` has an utterance combiner, else :data:`UNCALIBRATED_METHOD`.
+
+    >>> selection_method("auto", None), selection_method("lm_margin", None)
+    ('entropy_tsallis_exp', 'lm_margin')
+    """
+    if method != AUTO_METHOD:
+        return method
+    if calibration is None or "utterance" not in calibration.combiners:
+        return UNCALIBRATED_METHOD
+    from selftrain.confidence.combine import COMBINED
+
+    return COMBINED
 
 
 @dataclass
@@ -95,13 +125,15 @@ class SelectConfig:
     teacher: hypothesis giving the pseudo-label; ``auto`` = the combined ``rover`` hypothesis when
         it combines three teachers or more, else the first teacher [auto].
     method: utterance score used as confidence; with a calibration applied, ``<method>_calibrated``
-        is used when present [entropy_tsallis_exp].
+        is used when present. ``auto``: ``combined`` (the calibrated combination of every score) when
+        the calibration applied has one for utterances, else ``entropy_tsallis_exp`` [auto].
     threshold: keep when confidence >= threshold [None: off].
     keep_fraction: keep the best-ranked ``keep_fraction`` of *all* utterances among those passing
         every other filter (fewer if not enough pass) [None: off].
     rank_by: ranking for keep_fraction: ``confidence``, ``agreement`` or their ``product`` [confidence].
     agreement_threshold: keep when ``Utterance.agreement[agreement_key]`` >= this [None: off].
-    agreement_key: which agreement value [agreement] (1 - mean pairwise disagreement).
+    agreement_key: which agreement value: ``agreement`` (1 - mean pairwise disagreement),
+        ``word_agreement`` or ``exact_match`` [agreement].
     dust_threshold: keep when DUST's ``dust_max_wer`` <= this [None: off].
     generation / threshold_schedule / keep_fraction_schedule: per-generation values (index =
         generation, the last value repeats) overriding threshold / keep_fraction, so later, better
@@ -111,7 +143,7 @@ class SelectConfig:
     """
 
     teacher: str = "auto"
-    method: str = "entropy_tsallis_exp"
+    method: str = AUTO_METHOD
     threshold: float | None = None
     keep_fraction: float | None = None
     rank_by: str = "confidence"
@@ -139,18 +171,28 @@ class SelectConfig:
                 raise ConfigError(f"{name} must be a non-empty list of values in [0, 1], got {values}")
         if self.rank_by not in RANK_BY:
             raise ConfigError(f"rank_by must be one of {RANK_BY}, got {self.rank_by!r}")
+        if self.agreement_key not in AGREEMENT_KEYS:
+            raise ConfigError(f"agreement_key must be one of {AGREEMENT_KEYS}, got {self.agreement_key!r}")
         if self.generation < 0:
             raise ConfigError(f"generation must be >= 0, got {self.generation}")
 
     def resolved(self) -> SelectConfig:
-        """This config with the schedules' values for :attr:`generation` filled in."""
+        """This config with the schedules' values for :attr:`generation` filled in, and an ``auto``
+        method as without a calibration (:meth:`for_calibration` decides it with one)."""
         changes: dict = {}
+        if self.method == AUTO_METHOD:
+            changes["method"] = selection_method(self.method, None)
         if self.threshold_schedule:
             changes["threshold"] = self.threshold_schedule[min(self.generation, len(self.threshold_schedule) - 1)]
         if self.keep_fraction_schedule:
             schedule = self.keep_fraction_schedule
             changes["keep_fraction"] = schedule[min(self.generation, len(schedule) - 1)]
         return dataclasses.replace(self, **changes) if changes else self
+
+    def for_calibration(self, calibration: Calibration | None) -> SelectConfig:
+        """This config with an ``auto`` method decided for ``calibration`` (None: none applied)."""
+        method = selection_method(self.method, calibration)
+        return dataclasses.replace(self, method=method) if method != self.method else self
 
     def describe(self) -> str:
         """A short policy name for :class:`~selftrain.record.Decision` (e.g. ``threshold=0.8+sanity``)."""

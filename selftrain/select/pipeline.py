@@ -94,7 +94,8 @@ def run_selection(hyps: list[str | Path], out_dir: str | Path, config: SelectCon
     Utterances whose manifest row cannot be used (see :func:`attach_manifest`) are dropped with that
     reason, outside the policy (a keep fraction counts the others); ``summary.json`` repeats the warnings.
     """
-    config = config or SelectConfig()
+    loaded = Calibration.load(calibration) if calibration is not None else None
+    config = (config or SelectConfig()).for_calibration(loaded)
     utterances, report = merge_teachers(hyps, teacher_names)
     warnings = report.lines()
     unusable: dict[str, str] = {}
@@ -103,8 +104,8 @@ def run_selection(hyps: list[str | Path], out_dir: str | Path, config: SelectCon
     agreement = agreement or AgreementConfig()
     for utt in utterances:  # before calibration: a learned combination may take the peer scores as inputs
         add_peer_scores(utt, agreement)
-    if calibration is not None:
-        Calibration.load(calibration).apply_all(utterances)
+    if loaded is not None:
+        loaded.apply_all(utterances)
     for utt in tqdm(utterances, desc="agreement", disable=len(utterances) < 1000, unit="utt"):
         teachers = [h for h in utt.hypotheses if h.teacher != agreement.combined_name]
         if len(teachers) >= 2 or agreement.dust_reference:

@@ -282,9 +282,9 @@ def run_selection_stream(hyps: list[str | Path], out_dir: str | Path, config: Se
                          teacher_names: list[str | None] | None = None) -> StreamedSelection:
     """:func:`~selftrain.select.pipeline.run_selection` with memory flat in the number of utterances
     (same arguments, same files); returns the summary instead of the utterances."""
-    config = config or SelectConfig()
     inputs = _Inputs(hyps, teacher_names, manifest, agreement or AgreementConfig(),
                      Calibration.load(calibration) if calibration is not None else None)
+    config = (config or SelectConfig()).for_calibration(inputs.calibration)
     merged = MergedTeachers(hyps, teacher_names)
     warnings = merged.report().lines()
     values, usable = _rank_values(inputs, merged, config, warnings)

@@ -14,7 +14,7 @@ from typing import Any
 from selftrain.decode.config import DecoderConfig
 from selftrain.errors import ConfigError
 from selftrain.models.config import ModelConfig, model_preset, update_dataclass
-from selftrain.select.config import SanityConfig, SelectConfig
+from selftrain.select.config import SPEAKING_RATE_QUANTILE, SanityConfig, SelectConfig
 
 __all__ = [
     "DataConfig",
@@ -221,8 +221,8 @@ class ContinuousConfig:
     calibrate_every: int = 200  # steps between dev calibrations (and threshold refits)
     target_wer: float = 0.25  # as the offline selection's threshold.target_wer
     min_keep_fraction: float = 0.2  # as the offline selection's threshold.min_keep_fraction
-    method: str = SelectConfig.method  # utterance score (the calibrated combination when one is fit)
-    speaking_rate_quantile: float | None = 0.01  # as ExperimentConfig.speaking_rate_quantile
+    method: str = SelectConfig.method  # utterance score, as select.method (auto: the calibrated combination if fit)
+    speaking_rate_quantile: float | None = SPEAKING_RATE_QUANTILE  # as ExperimentConfig.speaking_rate_quantile
     sanity: SanityConfig = field(default_factory=SanityConfig)
     guard_window: int = 100  # steps over which the share of empty / too-short labels is judged
     guard_max_short_share: float = 0.5  # above this share of empty / too-short labels the guard trips

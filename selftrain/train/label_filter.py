@@ -20,13 +20,13 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from selftrain.audit.sweep import SELECTION_FRACTIONS, choose_threshold, sweep
-from selftrain.confidence import COMBINED, Calibration, fit_calibration, score_hypothesis
+from selftrain.confidence import Calibration, fit_calibration, score_hypothesis
 from selftrain.data.audio import load_audio
 from selftrain.decode.backends import GreedyBackend
 from selftrain.decode.evaluate import error_rates
 from selftrain.errors import ConfigError, TextError
 from selftrain.record import Decision, Hypothesis, Utterance
-from selftrain.select.config import SanityConfig
+from selftrain.select.config import SanityConfig, selection_method
 from selftrain.select.policy import (
     chars_per_second,
     sanity_reason,
@@ -186,7 +186,7 @@ def fit_label_filter(model, dev_batches: list[tuple[list, torch.Tensor, torch.Te
     except ConfigError as exc:
         logger.warning("continuous labels: no calibration at step %d (%s); raw scores are used", step, exc)
         calibration = None
-    method = COMBINED if calibration is not None and "utterance" in calibration.combiners else config.method
+    method = selection_method(config.method, calibration)
     for utt in records:
         hyp = utt.hypotheses[0]
         if calibration is not None:

@@ -38,3 +38,32 @@ def test_floor_applies_when_the_target_is_never_met():
         utt.pseudo_label = "x y z w"
     _, info = _auto_threshold(_config(0.1, 0.3), records)
     assert info["dev_choice"]["kept_fraction"] == 0.3
+
+
+def test_the_selection_stage_ranks_by_the_calibrated_combination_unless_told_a_method(tmp_path, monkeypatch):
+    import json
+
+    from selftrain.data.manifest import write_speechbrain_csv
+    from selftrain.generation import stages
+    from selftrain.record import Word
+
+    def split(name: str, count: int) -> tuple[str, str]:
+        records = []
+        for i in range(count):  # confidence falls with the index; the second half is wrong
+            conf, text = 1.0 - i / count, "a b c d" if i < count // 2 else "x y c d"
+            words = [Word(w, 2 * k, 2 * k + 1, {"entropy_tsallis_exp": conf}) for k, w in enumerate(text.split())]
+            hyp = Hypothesis("lm", text, words, scores={"entropy_tsallis_exp": conf})
+            records.append(Utterance(f"{name}{i}", f"{name}{i}.wav", 2.0, reference="a b c d", hypotheses=[hyp]))
+        hyps, manifest = tmp_path / f"{name}.jsonl", tmp_path / f"{name}.csv"
+        hyps.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records), encoding="utf-8")
+        write_speechbrain_csv(records, manifest)
+        return str(hyps), str(manifest)
+
+    (dev_hyps, dev), (unlabeled_hyps, unlabeled) = split("d", 40), split("u", 10)
+    monkeypatch.setattr(stages, "selection_inputs", lambda workdir, generation: {"unlabeled": [unlabeled_hyps],
+                                                                                "dev": [dev_hyps]})
+    base = {"data": {"dev": dev, "unlabeled": unlabeled}, "speaking_rate_quantile": None}
+    chosen = stages.select_pseudo_labels(load_experiment_config(overrides=base), None, 1, tmp_path / "auto")
+    assert chosen.method == "combined"
+    named = load_experiment_config(overrides={**base, "select": {"method": "entropy_tsallis_exp"}})
+    assert stages.select_pseudo_labels(named, None, 1, tmp_path / "named").method == "entropy_tsallis_exp"

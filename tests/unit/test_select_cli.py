@@ -73,6 +73,15 @@ def test_fit_calibration_then_select_with_it(tmp_path):
     assert result.exit_code == 0, result.output
     decisions = {d["id"]: d["decision"] for d in read_jsonl(out / "decisions.jsonl")}
     assert decisions["u1"]["kept"] and not decisions["u2"]["kept"]
+    # as in `selftrain run`: the default method ranks by the calibration's combination of every score
+    assert "utterance" in json.loads(cal.read_text())["combiners"]
+    assert decisions["u1"]["policy"].startswith("combined:threshold=0.5")
+    explicit = tmp_path / "sel4"
+    result = CliRunner().invoke(main, ["select", "--hyps", str(teacher), "--out", str(explicit), "--calibration",
+                                       str(cal), "--threshold", "0.5", "--method", "entropy_tsallis_exp"])
+    assert result.exit_code == 0, result.output
+    policies = {d["decision"]["policy"] for d in read_jsonl(explicit / "decisions.jsonl")}
+    assert policies == {"entropy_tsallis_exp:threshold=0.5+sanity"}
 
 
 def test_select_requires_out_and_reports_bad_files(tmp_path):

@@ -151,7 +151,27 @@ def test_config_validation():
         SelectConfig(keep_fraction_schedule=[])
     with pytest.raises(ConfigError):
         SelectConfig(rank_by="random")
+    with pytest.raises(ConfigError, match="agreement_key"):
+        SelectConfig(agreement_key="agreemnet")
     assert SelectConfig(sanity={"max_repeat": 3}).sanity.max_repeat == 3
+
+
+def test_auto_method_is_the_calibrated_combination_when_the_calibration_has_one():
+    from types import SimpleNamespace
+
+    from selftrain.confidence import COMBINED
+    from selftrain.select.config import UNCALIBRATED_METHOD
+
+    with_combiner, without = SimpleNamespace(combiners={"utterance": None}), SimpleNamespace(combiners={"word": None})
+    auto = SelectConfig()
+    assert auto.method == "auto" and auto.for_calibration(with_combiner).method == COMBINED
+    assert auto.for_calibration(without).method == auto.for_calibration(None).method == UNCALIBRATED_METHOD
+    assert auto.resolved().method == UNCALIBRATED_METHOD  # selecting without a calibration known
+    assert SelectConfig(method="lm_margin").for_calibration(with_combiner).method == "lm_margin"
+    utts = [_utt("a", "the cat", 0.9), _utt("b", "a dog", 0.2)]
+    select_utterances(utts, SelectConfig(threshold=0.5))
+    assert [u.decision.kept for u in utts] == [True, False]
+    assert utts[0].decision.policy.startswith(f"{UNCALIBRATED_METHOD}:threshold=0.5")
 
 
 def test_speaking_rate_bounds_are_quantiles_of_the_transcribed_audios_rate():
