@@ -18,6 +18,7 @@ __all__ = [
     "WorkdirBusyError",
     "StorageError",
     "CorpusError",
+    "WaitTimeoutError",
 ]
 
 
@@ -74,3 +75,8 @@ class StorageError(SelftrainError):
 
 class CorpusError(SelftrainError):
     """A corpus to prepare is not installed or not in its expected layout; the message says what to install."""
+
+
+class WaitTimeoutError(SelftrainError):
+    """A process of a distributed run waited longer than ``distributed.timeout_seconds`` for another
+    process' work; the message names that work and the marker file that did not appear."""

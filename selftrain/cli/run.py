@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from selftrain.cli.common import user_errors
+
+if TYPE_CHECKING:
+    from selftrain.generation import ExperimentConfig
+    from selftrain.generation.distributed import Rank
 
 _PATH = click.Path(exists=True, path_type=Path)
 
@@ -51,9 +56,12 @@ def run(workdir: Path, labeled, unlabeled, dev, test, lm_text, unlabeled_referen
     """Run every generation: supervised teacher, then decode, select, audit and train a student, K times.
 
     Resumes from where an earlier run stopped; a workdir holding a different experiment is refused.
-    Prints the per-generation WER table and writes WORKDIR/summary.json.
+    Prints the per-generation WER table and writes WORKDIR/summary.json. Under torchrun (WORLD_SIZE > 1)
+    every process pseudo-labels its shard of the unlabeled audio and trains (DDP); rank 0 runs the
+    other stages and prints the table.
     """
     from selftrain.generation import load_experiment_config, run_experiment
+    from selftrain.generation.distributed import Rank
     from selftrain.train.config import parse_overrides
 
     with user_errors():
@@ -72,8 +80,25 @@ def run(workdir: Path, labeled, unlabeled, dev, test, lm_text, unlabeled_referen
             stored = Workdir(workdir).config()
             values = {**stored, **values}
         config = load_experiment_config(config_file, values)
-        summary = run_experiment(config, workdir, force)
-    _print_summary(summary)
+        rank = Rank.from_env()
+        summary: dict[str, Any] | None
+        if rank.world == 1:
+            summary = run_experiment(config, workdir, force)
+        else:
+            summary = _run_distributed(config, workdir, rank, force)
+    if summary is not None:
+        _print_summary(summary)
+
+
+def _run_distributed(config: ExperimentConfig, workdir: Path, rank: Rank, force: bool) -> dict[str, Any] | None:
+    """This process' part of a torchrun job; rank 0 returns the summary."""
+    from selftrain.generation import write_summary
+    from selftrain.generation.distributed import run_experiment_distributed
+
+    if force:
+        raise click.UsageError("--force redoes stages in one process only: run it without torchrun")
+    folder = run_experiment_distributed(config, workdir, rank)
+    return write_summary(folder) if rank.main else None
 
 
 @click.command()

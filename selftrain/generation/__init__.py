@@ -1,6 +1,7 @@
 """Self-training generations: the experiment folder, its stages and the summary contract."""
 
-from selftrain.generation.config import ExperimentConfig, load_experiment_config
+from selftrain.generation.config import DistributedConfig, ExperimentConfig, load_experiment_config
+from selftrain.generation.distributed import Rank, run_experiment_distributed
 from selftrain.generation.lock import lock_workdir
 from selftrain.generation.run import (
     experiment_status,
@@ -13,6 +14,7 @@ from selftrain.generation.workdir import Workdir, config_hash
 
 __all__ = [
     "ExperimentConfig",
+    "DistributedConfig",
     "load_experiment_config",
     "Workdir",
     "config_hash",
@@ -22,4 +24,6 @@ __all__ = [
     "run_generation",
     "write_summary",
     "experiment_status",
+    "Rank",
+    "run_experiment_distributed",
 ]

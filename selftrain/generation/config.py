@@ -20,7 +20,7 @@ from selftrain.models.config import update_dataclass
 from selftrain.overrides import deep_merge
 from selftrain.select.config import SPEAKING_RATE_QUANTILE
 
-__all__ = ["SCHEDULES", "LABELS", "continuous_budget", "DataPaths", "TeachersConfig", "ThresholdConfig", "AcceptanceConfig", "ExperimentConfig", "load_experiment_config",
+__all__ = ["SCHEDULES", "LABELS", "continuous_budget", "DataPaths", "TeachersConfig", "ThresholdConfig", "AcceptanceConfig", "DistributedConfig", "ExperimentConfig", "load_experiment_config",
            "check_stage_overrides", "check_external_teachers"]
 
 _EXTERNAL_KEYS = ("external", "external_settings")
@@ -134,6 +134,30 @@ class AcceptanceConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """How the processes of one torchrun job wait for each other's work (an experiment under
+    ``torchrun``: :mod:`selftrain.generation.distributed`). A process that needs another's result
+    (a decode shard, a stage of rank 0) looks for its done marker in the work folder. Neither
+    setting changes a result, so neither is part of the work folder's identity.
+
+    poll_seconds: how often a waiting process looks for the marker [10.0].
+    timeout_seconds: how long it waits for one marker before it stops with
+        :class:`~selftrain.errors.WaitTimeoutError` naming the marker, so that a process that failed
+        does not leave the others waiting for ever. One wait spans one piece of another process'
+        work (rank 0's data preparation, LM build, selection or evaluation; the slowest rank's
+        decode shard): raise it when one of those takes longer [86400.0: a day].
+    """
+
+    poll_seconds: float = 10.0
+    timeout_seconds: float = 86400.0
+
+    def __post_init__(self) -> None:
+        if self.poll_seconds <= 0 or self.timeout_seconds <= 0:
+            raise ConfigError(f"distributed.poll_seconds and timeout_seconds must be > 0, got "
+                              f"{self.poll_seconds} and {self.timeout_seconds}")
+
+
+@dataclass
 class ExperimentConfig:
     """Everything `selftrain run` needs. Stage settings are overrides of each stage's own config."""
 
@@ -177,6 +201,8 @@ class ExperimentConfig:
     # Content-addressed, so experiments on the same audio and encoder may share one; not part of the
     # work folder's identity (it never changes a result).
     state_cache: str = ""
+    # How the processes of a torchrun job wait for each other (never changes a result).
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def __post_init__(self) -> None:
         if self.generations < 0:
@@ -235,6 +261,7 @@ class ExperimentConfig:
         if self.decode_tuning == TuneConfig():  # and for decoder tuning at its defaults (off)
             del values["decode_tuning"]
         del values["state_cache"]  # where a cache lives never changes a result
+        del values["distributed"]  # nor how the processes of a torchrun job wait for each other
         if self.schedule == "generations" and not self.continuous_steps:  # folders of older versions still open
             del values["schedule"], values["continuous_steps"]
         if self.labels == "policy":  # and for the selection's pseudo-labels, what every older folder trained on
@@ -339,6 +366,7 @@ def load_experiment_config(config_file: str | Path | None = None, overrides: dic
     config.threshold.__post_init__()
     config.acceptance.__post_init__()
     config.decode_tuning.__post_init__()
+    config.distributed.__post_init__()
     check_stage_overrides(config)
     check_external_teachers(config.teachers)
     return config

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from selftrain.errors import ConfigError
@@ -53,16 +53,14 @@ def _run_option_overrides(run_opts: Any) -> dict[str, Any]:
     return {RUN_OPTIONS[name]: run_opts[name] for name in sorted(given)}
 
 
-def recipe_experiment_config(hparams: dict[str, Any], run_opts: Any, recipe_keys: Sequence[str],
-                             device_for_process: Callable[[str], str] | None = None) -> ExperimentConfig:
+def recipe_experiment_config(hparams: dict[str, Any], run_opts: Any, recipe_keys: Sequence[str]) -> ExperimentConfig:
     """The ExperimentConfig of the hparams without ``recipe_keys``, with the run options applied to
-    both training configs (``device_for_process`` maps a device per process, e.g. under torchrun)."""
+    both training configs (under torchrun, :mod:`selftrain.generation.distributed` gives each
+    process its own GPU)."""
     values = {key: value for key, value in hparams.items() if key not in recipe_keys}
     training = _run_option_overrides(run_opts)
     for stage in ("teacher_train", "student_train"):
         values[stage] = {**(values.get(stage) or {}), **training}
-        if device_for_process is not None and "device" in values[stage]:
-            values[stage]["device"] = device_for_process(values[stage]["device"])
     return load_experiment_config(overrides=values)
 
 

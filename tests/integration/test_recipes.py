@@ -93,14 +93,6 @@ def test_an_unused_key_is_reported(extra):
     assert hparams_problems(SYNTHETIC_DIR, hparams_file, extra)
 
 
-def test_each_torchrun_process_trains_on_its_own_gpu(monkeypatch):
-    module = _recipe_module(LIBRISPEECH_DIR)
-    monkeypatch.delenv("LOCAL_RANK", raising=False)
-    assert module.rank_device("cuda:0") == "cuda:0"
-    monkeypatch.setenv("LOCAL_RANK", "3")
-    assert module.rank_device("cuda:0") == "cuda:3" and module.rank_device("cpu") == "cpu"
-
-
 def _run_recipe(recipe_dir: Path, args: list[str], nproc: int = 1) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     launcher = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",

@@ -32,6 +32,7 @@ RUNTIME_ERRORS = {
     "WorkdirBusyError": errors.WorkdirBusyError("work is in use by pid 1 on host h"),
     "StorageError": errors.StorageError("cannot write out: no space left on device", "out"),
     "CorpusError": errors.CorpusError("install fillets-ng-data-nl"),
+    "WaitTimeoutError": errors.WaitTimeoutError("waited 60 s for rank 0's audit stage, but w/gen_001/audit/.done did not appear"),
     "MissingToolError": MissingToolError("no fortune files in /none", package="fortunes"),
 }
 
