@@ -48,9 +48,9 @@ def naive_baseline(model, utterances, lm: str, beam: int, alpha: float, beta: fl
 
 def pipeline(model, utterances, lm: str | None, config) -> list[str]:
     """selftrain's decoder: pooled workers, blank-frame skipping, confidence scoring."""
-    from selftrain.decode import TeacherDecoder, iter_decoded
+    from selftrain.decode import DecoderPool, iter_decoded
 
-    with TeacherDecoder(config, model.tokenizer.ctc_labels(), lm) as decoder:
+    with DecoderPool(config, model.tokenizer.ctc_labels(), lm) as decoder:
         return [hyp.text for _, hyp in iter_decoded(model, utterances, decoder, progress=False)]
 
 
@@ -77,9 +77,9 @@ def naive_search(labels, log_probs, lm: str, beam: int, alpha: float, beta: floa
 
 def pooled_search(labels, log_probs, lm: str, config) -> list[str]:
     """selftrain's worker pool (blank-frame skipping, n-best scores, confidences) on the same inputs."""
-    from selftrain.decode import TeacherDecoder
+    from selftrain.decode import DecoderPool
 
-    with TeacherDecoder(config, labels, lm) as decoder:
+    with DecoderPool(config, labels, lm) as decoder:
         return [hyp.text for hyp in decoder.decode(log_probs)]
 
 

@@ -105,14 +105,14 @@ def child_decode(model_dir: str, manifest: str, out: str, lm: str | None) -> dic
     import torch
 
     from selftrain.data.manifest import ManifestStream
-    from selftrain.decode import DecoderConfig, TeacherDecoder, decode_manifest
+    from selftrain.decode import DecoderConfig, DecoderPool, decode_manifest
     from selftrain.models import load_acoustic_model
 
     torch.set_num_threads(1)
     model = load_acoustic_model(model_dir)
     config = (DecoderConfig(decoder="greedy") if lm is None
               else DecoderConfig(beam_width=BEAM_WIDTH, token_min_logp=TOKEN_MIN_LOGP, workers=0))
-    with TeacherDecoder(config, model.tokenizer.ctc_labels(), lm, "lm" if lm else "greedy") as decoder:
+    with DecoderPool(config, model.tokenizer.ctc_labels(), lm, "lm" if lm else "greedy") as decoder:
         report = decode_manifest(model, ManifestStream(manifest), decoder, out, progress=False)
     return {"decoded": report.decoded, "seconds": report.seconds}
 

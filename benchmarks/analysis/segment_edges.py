@@ -26,7 +26,7 @@ from typing import Any
 import jiwer
 
 from selftrain.audit.inputs import load_records
-from selftrain.decode import TeacherDecoder
+from selftrain.decode import DecoderPool
 from selftrain.decode.config import DecoderConfig
 from selftrain.decode.run import iter_decoded
 from selftrain.models import load_acoustic_model
@@ -56,7 +56,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def greedy_texts(model_dir: str, utterances: list[Utterance]) -> dict[str, Hypothesis]:
     """The model's best-path hypothesis of each utterance."""
     model = load_acoustic_model(model_dir)
-    with TeacherDecoder(DecoderConfig(decoder="greedy", workers=0), model.tokenizer.ctc_labels(), None, "greedy") as decoder:
+    with DecoderPool(DecoderConfig(decoder="greedy", workers=0), model.tokenizer.ctc_labels(), None, "greedy") as decoder:
         return {utt.id: hyp for utt, hyp in iter_decoded(model, utterances, decoder)}
 
 

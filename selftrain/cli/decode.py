@@ -98,7 +98,7 @@ def decode(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...],
     model_dir, manifest = _required(ctx, "model", model_dir), _required(ctx, "manifest", manifest)
     out = _required(ctx, "out", out)
     from selftrain.data.manifest import ManifestStream
-    from selftrain.decode import Shard, TeacherDecoder, decode_manifest
+    from selftrain.decode import DecoderPool, Shard, decode_manifest
     from selftrain.models import load_ensemble
 
     with user_errors():
@@ -106,7 +106,7 @@ def decode(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...],
         shard_spec = Shard.parse(shard) if shard else None
         utterances = ManifestStream(manifest)
         model = load_ensemble([model_dir, *ensemble], device, _state_cache(kwargs))
-        with TeacherDecoder(config, model.tokenizer.ctc_labels(), lm_path, teacher_name) as decoder:
+        with DecoderPool(config, model.tokenizer.ctc_labels(), lm_path, teacher_name) as decoder:
             report = decode_manifest(model, utterances, decoder, out, shard_spec, limit)
     click.echo(f"{report.decoded} decoded, {report.already_done} already in {report.out}, {report.skipped} skipped "
                f"{report.bad_audio or ''}; {report.seconds:.1f} s, real-time factor {report.real_time_factor:.3f}")
@@ -138,14 +138,14 @@ def eval_command(ctx: click.Context, model_dir: str | None, ensemble: tuple[str,
     """Word and character error rates of a model (+ LM) on a labeled manifest."""
     model_dir, manifest = _required(ctx, "model", model_dir), _required(ctx, "manifest", manifest)
     from selftrain.data.manifest import read_manifest
-    from selftrain.decode import TeacherDecoder, evaluate
+    from selftrain.decode import DecoderPool, evaluate
     from selftrain.io import atomic_write_json
     from selftrain.models import load_ensemble
 
     with user_errors():
         config = _config({**kwargs, "confidence": False})
         model = load_ensemble([model_dir, *ensemble], device, _state_cache(kwargs))
-        with TeacherDecoder(config, model.tokenizer.ctc_labels(), lm_path) as decoder:
+        with DecoderPool(config, model.tokenizer.ctc_labels(), lm_path) as decoder:
             result = evaluate(model, read_manifest(manifest), decoder)
     if out:
         atomic_write_json(out, result.to_dict())

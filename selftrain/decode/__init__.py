@@ -1,10 +1,13 @@
 """Teacher decoding: CTC log-posteriors -> hypotheses with word spans, separated n-best scores and
 confidences (greedy, pyctcdecode + KenLM, or torchaudio's flashlight decoder).
 
->>> from selftrain.decode import DecoderConfig, TeacherDecoder, decode_manifest  # doctest: +SKIP
->>> with TeacherDecoder(DecoderConfig(beam_width=32), model.tokenizer.ctc_labels(), "lm.bin") as dec:  # doctest: +SKIP
+>>> from selftrain.decode import DecoderConfig, DecoderPool, decode_manifest  # doctest: +SKIP
+>>> with DecoderPool(DecoderConfig(beam_width=32), model.tokenizer.ctc_labels(), "lm.bin") as dec:  # doctest: +SKIP
 ...     report = decode_manifest(model, read_manifest("unlabeled.csv"), dec, "hyps.jsonl")
 """
+
+import warnings
+from typing import Any
 
 from selftrain.decode.backends import (
     FlashlightBackend,
@@ -17,13 +20,13 @@ from selftrain.decode.backends import (
 )
 from selftrain.decode.config import DECODERS, DecoderConfig
 from selftrain.decode.evaluate import EvalResult, error_rates, evaluate
-from selftrain.decode.pool import TeacherDecoder
+from selftrain.decode.pool import DecoderPool
 from selftrain.decode.run import DecodeReport, MergeReport, Shard, decode_manifest, iter_decoded, merge_shards
 
 __all__ = [
     "DECODERS",
     "DecoderConfig",
-    "TeacherDecoder",
+    "DecoderPool",
     "build_backend",
     "GreedyBackend",
     "PyctcdecodeBackend",
@@ -41,3 +44,12 @@ __all__ = [
     "evaluate",
     "error_rates",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ``TeacherDecoder`` was the name of ``DecoderPool`` in 0.1.0; kept for code that imports it.
+    if name == "TeacherDecoder":
+        warnings.warn("selftrain.decode.TeacherDecoder is deprecated; use DecoderPool", DeprecationWarning,
+                      stacklevel=2)
+        return DecoderPool
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

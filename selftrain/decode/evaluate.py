@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 import jiwer
 
 from selftrain.data.audio import SkipLog
-from selftrain.decode.pool import TeacherDecoder
+from selftrain.decode.pool import DecoderPool
 from selftrain.decode.run import iter_decoded, screen_rows
 from selftrain.errors import DecodeError
 from selftrain.models.api import AcousticModel
@@ -61,7 +61,7 @@ def error_kinds(references: Sequence[str], hypotheses: Sequence[str]) -> dict[st
     return {kind: getattr(out, kind) / words for kind in ("substitutions", "deletions", "insertions")}
 
 
-def evaluate(model: AcousticModel, utterances: Sequence[Utterance], decoder: TeacherDecoder,
+def evaluate(model: AcousticModel, utterances: Sequence[Utterance], decoder: DecoderPool,
              num_examples: int = 5, progress: bool = True) -> EvalResult:
     """Decode the labeled ``utterances`` and score them against their normalised references.
 

@@ -21,7 +21,7 @@ from selftrain.decode.config import DecoderConfig
 from selftrain.errors import DecodeError
 from selftrain.record import Hypothesis
 
-__all__ = ["TeacherDecoder", "PendingResult", "penalize_blank", "in_process_decoder"]
+__all__ = ["DecoderPool", "PendingResult", "penalize_blank", "in_process_decoder"]
 
 
 class PendingResult(Protocol):
@@ -95,10 +95,10 @@ class _Done:
         return self._value
 
 
-class TeacherDecoder:
+class DecoderPool:
     """Decode log-posterior matrices into hypotheses of one teacher, in parallel.
 
-    >>> with TeacherDecoder(DecoderConfig(), tokenizer.ctc_labels(), "lm.bin", "t0") as dec:  # doctest: +SKIP
+    >>> with DecoderPool(DecoderConfig(), tokenizer.ctc_labels(), "lm.bin", "t0") as dec:  # doctest: +SKIP
     ...     hyps = dec.decode([log_probs_1, log_probs_2])
     """
 
@@ -125,7 +125,7 @@ class TeacherDecoder:
     def name(self) -> str:
         return self._job.backend.name
 
-    def start(self) -> TeacherDecoder:
+    def start(self) -> DecoderPool:
         """Fork the workers now (before the acoustic model starts its own threads)."""
         if self.config.workers > 0:
             self._ensure_pool()
@@ -162,7 +162,7 @@ class TeacherDecoder:
             self._pool.join()
             self._pool = None
 
-    def __enter__(self) -> TeacherDecoder:
+    def __enter__(self) -> DecoderPool:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -172,7 +172,7 @@ class TeacherDecoder:
 
 
 def in_process_decoder(config: DecoderConfig, labels: list[str], lm_path: str | Path | None, teacher: str,
-                       confidence: bool) -> TeacherDecoder:
-    """A :class:`TeacherDecoder` that decodes in the calling process (no worker pool), for use inside
+                       confidence: bool) -> DecoderPool:
+    """A :class:`DecoderPool` that decodes in the calling process (no worker pool), for use inside
     a training run, where forking would copy the run's threads and tensors."""
-    return TeacherDecoder(replace(config, workers=0, confidence=confidence), labels, lm_path, teacher)
+    return DecoderPool(replace(config, workers=0, confidence=confidence), labels, lm_path, teacher)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from selftrain.data.audio import SkipLog
 from selftrain.data.check import record_problem
-from selftrain.decode.pool import PendingResult, TeacherDecoder
+from selftrain.decode.pool import DecoderPool, PendingResult
 from selftrain.errors import ConfigError, DecodeError, StorageError
 from selftrain.io import JsonlWriter, atomic_write, read_jsonl
 from selftrain.models.api import AcousticModel
@@ -179,7 +179,7 @@ def _batches(utterances: Iterable[Utterance], batch_size: int) -> Iterator[list[
         yield batch
 
 
-def iter_decoded(model: AcousticModel, utterances: Iterable[Utterance], decoder: TeacherDecoder,
+def iter_decoded(model: AcousticModel, utterances: Iterable[Utterance], decoder: DecoderPool,
                  bad_audio: Counter[str] | None = None, progress: bool = True,
                  skip: Set[str] = frozenset(), log: SkipLog | None = None) -> Iterator[tuple[Utterance, Hypothesis]]:
     """Yield ``(utterance, hypothesis)`` in input order, batching ``utterances`` consecutively.
@@ -236,7 +236,7 @@ def _tallied(utterances: Iterable[Utterance], done: Set[str], tally: _Tally) -> 
         yield utt
 
 
-def decode_manifest(model: AcousticModel, utterances: Iterable[Utterance], decoder: TeacherDecoder,
+def decode_manifest(model: AcousticModel, utterances: Iterable[Utterance], decoder: DecoderPool,
                     out: str | Path, shard: Shard | None = None, limit: int | None = None,
                     progress: bool = True) -> DecodeReport:
     """Decode ``utterances`` (this ``shard`` of them) into the JSON-lines file ``out``, resuming.

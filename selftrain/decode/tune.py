@@ -25,7 +25,7 @@ from tqdm import tqdm
 from selftrain.data.audio import SkipLog
 from selftrain.decode.config import TUNED_SETTINGS, DecoderConfig, TuneConfig
 from selftrain.decode.evaluate import error_kinds, error_rates
-from selftrain.decode.pool import TeacherDecoder
+from selftrain.decode.pool import DecoderPool
 from selftrain.decode.run import _batches, _load_batch, acoustic_log_probs, screen_rows
 from selftrain.errors import ConfigError
 from selftrain.models.api import AcousticModel
@@ -67,7 +67,7 @@ def dev_log_probs(model: AcousticModel, utterances: Sequence[Utterance], batch_s
 
 def _score(log_probs: list[np.ndarray], references: list[str], labels: list[str], lm_path: str | Path | None,
            config: DecoderConfig) -> dict[str, Any]:
-    with TeacherDecoder(replace(config, confidence=False, nbest=1), labels, lm_path, "tune") as decoder:
+    with DecoderPool(replace(config, confidence=False, nbest=1), labels, lm_path, "tune") as decoder:
         hypotheses = [hyp.text for hyp in decoder.decode(log_probs)]
     wer, cer = error_rates(references, hypotheses)
     kinds = {kind: round(rate, 4) for kind, rate in error_kinds(references, hypotheses).items()}

@@ -254,7 +254,7 @@ def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generati
 
     ``ensemble``: the generation's model decodes together with ``teachers.ensemble`` (posteriors
     averaged); the previous generation's stays alone."""
-    from selftrain.decode import TeacherDecoder, decode_manifest
+    from selftrain.decode import DecoderPool, decode_manifest
     from selftrain.models import load_ensemble
 
     lm_path = workdir.stage_dir(None, "lm") / LM_FILE
@@ -276,7 +276,7 @@ def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generati
                               state_cache=state_cache_dir(config, workdir))
         path = out / f"{prefix}_{name}.jsonl"
         uses_lm = decoder_config.decoder != "greedy"
-        with TeacherDecoder(decoder_config, model.tokenizer.ctc_labels(), lm_path if uses_lm else None, name) as decoder:
+        with DecoderPool(decoder_config, model.tokenizer.ctc_labels(), lm_path if uses_lm else None, name) as decoder:
             report = decode_manifest(model, utterances, decoder, path)
         files[name] = TeacherFile(file=path.name, decoded=report.decoded + report.already_done, bad_audio=report.bad_audio)
     return DecodedSplit(teachers=files, ensemble=tuple(members) if members else None)

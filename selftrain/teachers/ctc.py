@@ -1,7 +1,7 @@
 """The CTC teacher (a selftrain model + beam search + LM) behind the :class:`Teacher` interface.
 
 It is the decode path itself (:func:`~selftrain.decode.iter_decoded` with a
-:class:`~selftrain.decode.TeacherDecoder`), so its hypotheses equal those of ``selftrain decode``.
+:class:`~selftrain.decode.DecoderPool`), so its hypotheses equal those of ``selftrain decode``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from selftrain.decode.config import DecoderConfig
-from selftrain.decode.pool import TeacherDecoder
+from selftrain.decode.pool import DecoderPool
 from selftrain.decode.run import iter_decoded
 from selftrain.models.api import AcousticModel
 from selftrain.record import Hypothesis, Utterance
@@ -28,7 +28,7 @@ class CTCTeacher:
     ...     hyps = [hyp for _, hyp in teacher.transcribe(utterances)]
     """
 
-    def __init__(self, model: AcousticModel, decoder: TeacherDecoder):
+    def __init__(self, model: AcousticModel, decoder: DecoderPool):
         self.model = model
         self.decoder = decoder
 
@@ -39,7 +39,7 @@ class CTCTeacher:
         from selftrain.models import load_acoustic_model
 
         model = load_acoustic_model(model_dir, device)
-        return cls(model, TeacherDecoder(config or DecoderConfig(), model.tokenizer.ctc_labels(), lm_path, name))
+        return cls(model, DecoderPool(config or DecoderConfig(), model.tokenizer.ctc_labels(), lm_path, name))
 
     @property
     def name(self) -> str:

@@ -181,7 +181,7 @@ class ContinuousConfig:
     slimIPL-style cache of up to ``cache_size`` labels made by the student itself with dropout off;
     a cached label is used as it is and remade with probability ``cache_replace_prob`` each time
     its utterance comes back. ``decoder``: ``greedy`` (best path) or ``lm``: beam search with the
-    KenLM model ``lm`` through the offline decoder (:class:`~selftrain.decode.TeacherDecoder` with
+    KenLM model ``lm`` through the offline decoder (:class:`~selftrain.decode.DecoderPool` with
     the settings ``decode``), in the training process (no worker pool: forking a process that
     trains is not safe).
 

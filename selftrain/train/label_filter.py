@@ -138,13 +138,13 @@ def greedy_hypothesis(log_probs: np.ndarray, labels: list[str], teacher: str) ->
 class HypothesisMaker:
     """Teacher posteriors -> scored hypotheses, as ``config.decoder`` says (a
     :class:`~selftrain.train.config.ContinuousConfig`): greedy, or beam search + LM through the
-    offline :class:`~selftrain.decode.TeacherDecoder` (built at first use, in this process)."""
+    offline :class:`~selftrain.decode.DecoderPool` (built at first use, in this process)."""
 
     def __init__(self, config, labels: list[str], teacher: str):
         self.config = config
         self.labels = labels
         self.teacher = teacher
-        self._decoder: Any = None  # a TeacherDecoder, built at the first beam search
+        self._decoder: Any = None  # a DecoderPool, built at the first beam search
 
     def __call__(self, log_probs: list[np.ndarray]) -> list[Hypothesis]:
         if self.config.decoder == "greedy":

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selftrain.decode import DecoderConfig, TeacherDecoder, build_backend, collapse_path, words_from_path
+from selftrain.decode import DecoderConfig, DecoderPool, build_backend, collapse_path, words_from_path
 from selftrain.errors import ConfigError, DecodeError, LMError
 from selftrain.lm import LMBuildConfig, build_lm, load_kenlm
 from tests.decode_helpers import LM_SENTENCES, path_ids, peaky, peaky_from_ids, tokenizer, write_lm_text
@@ -115,12 +115,12 @@ def test_blank_frame_skipping_is_exact(lm_path: Path) -> None:
 
 def test_pool_reuse_and_confidence(lm_path: Path) -> None:
     inputs = [peaky(s, LABELS, seed=i) for i, s in enumerate(LM_SENTENCES)]
-    with TeacherDecoder(DecoderConfig(workers=2), LABELS, lm_path, teacher="t1") as decoder:
+    with DecoderPool(DecoderConfig(workers=2), LABELS, lm_path, teacher="t1") as decoder:
         pool = decoder._pool
         first = decoder.decode(inputs[:4])
         second = decoder.decode(inputs[4:])
         assert decoder._pool is pool  # one pool for every batch
-    in_process = TeacherDecoder(DecoderConfig(workers=0), LABELS, lm_path, teacher="t1").decode(inputs)
+    in_process = DecoderPool(DecoderConfig(workers=0), LABELS, lm_path, teacher="t1").decode(inputs)
     assert first + second == in_process
     assert [h.text for h in in_process] == LM_SENTENCES
     hyp = in_process[0]
@@ -139,8 +139,15 @@ def test_bad_inputs_and_lm_errors(tmp_path: Path, lm_path: Path) -> None:
             build_backend(DecoderConfig(decoder=decoder), LABELS, tmp_path / "corrupt.bin")
     with pytest.raises(DecodeError, match="needs an LM"):
         build_backend(DecoderConfig(decoder="flashlight"), LABELS)
-    decoder = TeacherDecoder(DecoderConfig(workers=0, confidence=False), LABELS, lm_path)
+    decoder = DecoderPool(DecoderConfig(workers=0, confidence=False), LABELS, lm_path)
     with pytest.raises(DecodeError, match="do not match"):
         decoder.submit([np.zeros((5, len(LABELS) + 1), dtype=np.float32)])
     empty = decoder.decode([np.zeros((0, len(LABELS)), dtype=np.float32)])[0]
     assert empty.text == "" and empty.num_frames == 0
+
+
+def test_the_old_name_of_the_decoder_pool_still_imports_with_a_warning():
+    import selftrain.decode
+
+    with pytest.warns(DeprecationWarning, match="DecoderPool"):
+        assert selftrain.decode.TeacherDecoder is DecoderPool

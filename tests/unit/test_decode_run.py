@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from selftrain.data.manifest import write_manifest
-from selftrain.decode import DecoderConfig, Shard, TeacherDecoder, decode_manifest, evaluate, merge_shards
+from selftrain.decode import DecoderConfig, DecoderPool, Shard, decode_manifest, evaluate, merge_shards
 from selftrain.errors import ConfigError, DecodeError
 from selftrain.io import read_jsonl
 from selftrain.lm import LMBuildConfig, build_lm
@@ -30,7 +30,7 @@ def setup(tmp_path_factory) -> dict:
     model = FakeModel()
     utterances = make_corpus(root / "wav", TEXTS, model.tokenizer.ctc_labels())
     lm = build_lm(write_lm_text(root / "lm.txt"), root / "lm.bin", LMBuildConfig(order=3)).path
-    decoder = TeacherDecoder(DecoderConfig(batch_size=3, workers=2), model.tokenizer.ctc_labels(), lm, "t0")
+    decoder = DecoderPool(DecoderConfig(batch_size=3, workers=2), model.tokenizer.ctc_labels(), lm, "t0")
     with decoder:
         full = root / "full.jsonl"
         report = decode_manifest(model, utterances, decoder, full, progress=False)
@@ -117,7 +117,7 @@ def test_bad_audio_is_skipped_and_counted(setup, tmp_path: Path) -> None:
 @pytest.mark.parametrize("decoder_name", ["greedy", "flashlight"])
 def test_other_backends_decode_the_manifest(setup, tmp_path: Path, decoder_name: str) -> None:
     labels = setup["model"].tokenizer.ctc_labels()
-    with TeacherDecoder(DecoderConfig(decoder=decoder_name, workers=1), labels, setup["lm"], "t1") as decoder:
+    with DecoderPool(DecoderConfig(decoder=decoder_name, workers=1), labels, setup["lm"], "t1") as decoder:
         decode_manifest(setup["model"], setup["utts"], decoder, tmp_path / "h.jsonl", progress=False)
     records = [Utterance.from_dict(r) for r in read_jsonl(tmp_path / "h.jsonl")]
     assert [r.hypothesis("t1").text for r in records] == TEXTS

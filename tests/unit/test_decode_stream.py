@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 
 from selftrain.data.manifest import ManifestStream, write_manifest
-from selftrain.decode import DecoderConfig, Shard, TeacherDecoder, decode_manifest
+from selftrain.decode import DecoderConfig, DecoderPool, Shard, decode_manifest
 from selftrain.errors import ManifestError
 from selftrain.io import JsonlWriter, read_jsonl
 from tests.decode_helpers import FakeModel, make_corpus
@@ -23,7 +23,7 @@ def corpus(tmp_path):
     utterances.insert(5, utterances[2])  # a repeated id: screened out before any audio is read
     manifest = tmp_path / "unlabeled.csv"
     write_manifest(utterances, manifest)
-    decoder = TeacherDecoder(DecoderConfig(decoder="greedy", batch_size=BATCH, workers=0), model.tokenizer.ctc_labels(),
+    decoder = DecoderPool(DecoderConfig(decoder="greedy", batch_size=BATCH, workers=0), model.tokenizer.ctc_labels(),
                              None, "t0")
     return model, manifest, decoder
 
@@ -52,7 +52,7 @@ def test_limited_then_resumed_stream_counts_every_row(tmp_path, corpus):
 
 def test_rows_are_read_only_a_few_batches_ahead(tmp_path, corpus):
     model, manifest, _ = corpus
-    decoder = TeacherDecoder(DecoderConfig(decoder="greedy", batch_size=BATCH, workers=0, max_pending_batches=1),
+    decoder = DecoderPool(DecoderConfig(decoder="greedy", batch_size=BATCH, workers=0, max_pending_batches=1),
                              model.tokenizer.ctc_labels(), None, "t0")
     read, ahead = [], []
 

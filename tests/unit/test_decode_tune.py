@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from selftrain.data.manifest import write_manifest
-from selftrain.decode import DecoderConfig, TeacherDecoder
+from selftrain.decode import DecoderConfig, DecoderPool
 from selftrain.decode.config import TuneConfig
 from selftrain.decode.pool import penalize_blank
 from selftrain.decode.tune import dev_log_probs, tune_decoder
@@ -40,7 +40,7 @@ def hesitant(log_probs: np.ndarray, blank_share: float = 0.6) -> np.ndarray:
 
 
 def greedy_text(log_probs: np.ndarray, penalty: float) -> str:
-    decoder = TeacherDecoder(DecoderConfig(decoder="greedy", workers=0, blank_penalty=penalty, confidence=False), LABELS)
+    decoder = DecoderPool(DecoderConfig(decoder="greedy", workers=0, blank_penalty=penalty, confidence=False), LABELS)
     return decoder.decode([log_probs])[0].text
 
 
@@ -61,8 +61,8 @@ def test_a_blank_penalty_turns_the_deleted_words_back_into_words() -> None:
 def test_confidence_reads_the_models_own_posteriors(tmp_path: Path) -> None:
     """The penalty changes what is searched, not the scores: a word's confidence stays the model's."""
     log_probs = hesitant(peaky("the cat", LABELS), blank_share=0.55)
-    plain = TeacherDecoder(DecoderConfig(decoder="greedy", workers=0), LABELS).decode([peaky("the cat", LABELS)])[0]
-    penalized = TeacherDecoder(DecoderConfig(decoder="greedy", workers=0, blank_penalty=1.0), LABELS).decode([log_probs])[0]
+    plain = DecoderPool(DecoderConfig(decoder="greedy", workers=0), LABELS).decode([peaky("the cat", LABELS)])[0]
+    penalized = DecoderPool(DecoderConfig(decoder="greedy", workers=0, blank_penalty=1.0), LABELS).decode([log_probs])[0]
     assert penalized.text == plain.text == "the cat"
     assert penalized.scores and all(w.scores for w in penalized.words)
     assert penalized.words[0].scores != plain.words[0].scores  # the hesitant model is less sure, and says so

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from selftrain.cli import main
 from selftrain.data.manifest import write_manifest
-from selftrain.decode import DecoderConfig, TeacherDecoder
+from selftrain.decode import DecoderConfig, DecoderPool
 from selftrain.errors import CheckpointError, ConfigError, LMError
 from selftrain.generation import Workdir, load_experiment_config
 from selftrain.generation.lock import LOCK_FILE
@@ -88,14 +88,14 @@ def test_a_missing_or_corrupt_lm_is_an_lm_error_naming_the_file(tmp_path, name) 
     labels = tokenizer().ctc_labels()
     for decoder in ("pyctcdecode", "flashlight"):
         with pytest.raises(LMError, match=name.replace(".", r"\.")):
-            TeacherDecoder(DecoderConfig(decoder=decoder, workers=0), labels, path)
+            DecoderPool(DecoderConfig(decoder=decoder, workers=0), labels, path)
 
 
 def test_a_binary_lm_without_its_unigram_list_is_refused(tmp_path) -> None:
     built = build_lm(write_lm_text(tmp_path / "lm.txt", LM_SENTENCES), tmp_path / "lm.bin", LMBuildConfig(order=2)).path
     unigrams_path(built).unlink()
     with pytest.raises(LMError, match=r"no unigram list for .*lm\.bin"):
-        TeacherDecoder(DecoderConfig(workers=0), tokenizer().ctc_labels(), built)
+        DecoderPool(DecoderConfig(workers=0), tokenizer().ctc_labels(), built)
 
 
 def test_decode_cli_refuses_a_corrupt_lm_before_decoding(model_dir, manifest, tmp_path) -> None:

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from selftrain.cli import main
 from selftrain.data.manifest import read_manifest, write_manifest
-from selftrain.decode import DecoderConfig, Shard, TeacherDecoder, decode_manifest, evaluate, merge_shards
+from selftrain.decode import DecoderConfig, DecoderPool, Shard, decode_manifest, evaluate, merge_shards
 from selftrain.io import read_jsonl
 from selftrain.record import Utterance
 from selftrain.select import run_selection
@@ -125,9 +125,9 @@ def _converted(rows: list[Row], prefix: str = "") -> dict[str, int]:
     return dict(Counter(prefix + r.converted for r in rows if r.converted))
 
 
-def _decoder(**changes) -> TeacherDecoder:
+def _decoder(**changes) -> DecoderPool:
     labels = FakeModel().tokenizer.ctc_labels()
-    return TeacherDecoder(DecoderConfig(decoder="greedy", workers=0, batch_size=4, **changes), labels, None, "t0")
+    return DecoderPool(DecoderConfig(decoder="greedy", workers=0, batch_size=4, **changes), labels, None, "t0")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -15,7 +15,7 @@ from selftrain.audit import run_audit, sweep, write_audit
 from selftrain.data.check import filter_valid
 from selftrain.data.fillets import normalize_line
 from selftrain.data.tokenizer import CharTokenizer, load_tokenizer
-from selftrain.decode import DecoderConfig, TeacherDecoder, build_backend, decode_manifest
+from selftrain.decode import DecoderConfig, DecoderPool, build_backend, decode_manifest
 from selftrain.io import read_jsonl
 from selftrain.lm import LMBuildConfig, build_lm, load_kenlm, read_unigrams
 from selftrain.record import Utterance
@@ -91,7 +91,7 @@ def test_both_beam_decoders_spell_the_lm_words(dutch, text, right, wrong, greedy
 def test_manifest_decoding_confidence_and_audit(dutch, tmp_path, decoder_name) -> None:
     model = FakeModel(dutch["tok"])
     utterances = make_corpus(tmp_path / "wav", SPOKEN, dutch["labels"])
-    with TeacherDecoder(DecoderConfig(decoder=decoder_name, workers=1), dutch["labels"], dutch["lm"], "t0") as decoder:
+    with DecoderPool(DecoderConfig(decoder=decoder_name, workers=1), dutch["labels"], dutch["lm"], "t0") as decoder:
         decode_manifest(model, utterances, decoder, tmp_path / "h.jsonl", progress=False)
     records = [Utterance.from_dict(r) for r in read_jsonl(tmp_path / "h.jsonl")]
     assert [r.hypothesis("t0").text for r in records] == SPOKEN

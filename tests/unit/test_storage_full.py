@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from selftrain.decode import DecoderConfig, TeacherDecoder, decode_manifest
+from selftrain.decode import DecoderConfig, DecoderPool, decode_manifest
 from selftrain.errors import LMError, StorageError
 from selftrain.generation.workdir import DONE_MARKER, Workdir
 from selftrain.io import JsonlWriter, atomic_write_json, read_jsonl
@@ -99,7 +99,7 @@ def test_jsonl_writer_fails_cleanly_and_resumes(tmp_path, monkeypatch):
 def corpus(tmp_path):
     model = FakeModel()
     utterances = make_corpus(tmp_path / "wav", TEXTS, model.tokenizer.ctc_labels())
-    decoder = TeacherDecoder(DecoderConfig(decoder="greedy", batch_size=4, workers=0), model.tokenizer.ctc_labels(),
+    decoder = DecoderPool(DecoderConfig(decoder="greedy", batch_size=4, workers=0), model.tokenizer.ctc_labels(),
                              None, "t0")
     reference = tmp_path / "reference.jsonl"
     decode_manifest(model, utterances, decoder, reference, progress=False)

@@ -14,7 +14,7 @@ import soundfile as sf
 
 from selftrain.agreement import AgreementConfig, compute_agreement, load_teacher_file, merge_teachers
 from selftrain.data.manifest import write_manifest
-from selftrain.decode import DecoderConfig, TeacherDecoder, decode_manifest
+from selftrain.decode import DecoderConfig, DecoderPool, decode_manifest
 from selftrain.errors import CheckpointError, ConfigError
 from selftrain.io import read_jsonl
 from selftrain.record import Utterance
@@ -113,11 +113,11 @@ def test_ctc_teacher_equals_decode_and_agrees_with_an_external_file(tmp_path: Pa
     utts = make_corpus(tmp_path / "wav", texts, model.tokenizer.ctc_labels())
     config = DecoderConfig(decoder="greedy", workers=0, batch_size=2)
     labels = model.tokenizer.ctc_labels()
-    with CTCTeacher(model, TeacherDecoder(config, labels, teacher="ctc")) as teacher:
+    with CTCTeacher(model, DecoderPool(config, labels, teacher="ctc")) as teacher:
         assert isinstance(teacher, Teacher) and teacher.name == "ctc"
         report = transcribe_manifest(teacher, utts, tmp_path / "ctc.jsonl", progress=False)
     assert report.transcribed == 3
-    with TeacherDecoder(config, labels, teacher="ctc") as decoder:
+    with DecoderPool(config, labels, teacher="ctc") as decoder:
         decode_manifest(model, utts, decoder, tmp_path / "decoded.jsonl", progress=False)
     assert list(read_jsonl(tmp_path / "ctc.jsonl")) == list(read_jsonl(tmp_path / "decoded.jsonl"))
     # An external system's JSONL (id, text, word confidences) joins it as another teacher.
