@@ -1,5 +1,8 @@
 """Agreement between teachers: alignment, ROVER voting, pairwise agreement, DUST, hypothesis import."""
 
+import warnings
+from typing import Any
+
 from selftrain.agreement.rover import (
     PEER_SCORES,
     AgreementConfig,
@@ -12,7 +15,7 @@ from selftrain.agreement.rover import (
 )
 from selftrain.agreement.teachers import (
     EXTERNAL_SCORE,
-    MergeReport,
+    CoverageReport,
     external_hypothesis,
     load_teacher_file,
     merge_teachers,
@@ -28,8 +31,17 @@ __all__ = [
     "pairwise_disagreement",
     "rover",
     "EXTERNAL_SCORE",
-    "MergeReport",
+    "CoverageReport",
     "external_hypothesis",
     "load_teacher_file",
     "merge_teachers",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ``MergeReport`` was the name of ``CoverageReport`` in 0.1.0; kept for code that imports it.
+    if name == "MergeReport":
+        warnings.warn("selftrain.agreement.MergeReport is deprecated; use CoverageReport", DeprecationWarning,
+                      stacklevel=2)
+        return CoverageReport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

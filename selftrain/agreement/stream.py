@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from selftrain.agreement.teachers import MergeReport, absorb, teacher_record
+from selftrain.agreement.teachers import CoverageReport, absorb, teacher_record
 from selftrain.errors import ManifestError
 from selftrain.record import Utterance
 from selftrain.text import TextNormalizer
@@ -94,9 +94,9 @@ class MergedTeachers:
         offsets = self._offsets[file]
         return index < len(offsets) and offsets[index] != _MISSING
 
-    def report(self) -> MergeReport:
+    def report(self) -> CoverageReport:
         """Which ids each file lacks, as :func:`merge_teachers` reports them."""
-        report = MergeReport(files=[str(p) for p in self.paths])
+        report = CoverageReport(files=[str(p) for p in self.paths])
         for file, path in enumerate(self.paths):
             lacking = [utt_id for utt_id, index in self._order.items() if not self._has(file, index)]
             if lacking:

@@ -24,7 +24,7 @@ from selftrain.record import Hypothesis, Utterance, Word
 from selftrain.text import TextNormalizer
 
 __all__ = ["EXTERNAL_SCORE", "external_hypothesis", "load_teacher_file", "teacher_record", "absorb", "merge_teachers",
-           "MergeReport"]
+           "CoverageReport"]
 
 EXTERNAL_SCORE = "external"
 
@@ -102,8 +102,12 @@ def teacher_record(row: object, name: str, renamed: bool, normalizer: TextNormal
 
 
 @dataclass
-class MergeReport:
-    """Which utterance ids each file lacks (ids present in some other file)."""
+class CoverageReport:
+    """Which utterance ids each teacher's file lacks (ids present in some other file).
+
+    Not a shard merge (:class:`selftrain.decode.MergeReport`: pieces of one decode put back
+    together): the files here are different teachers' hypotheses of the same utterances, joined by id.
+    """
 
     files: list[str]
     missing: dict[str, list[str]] = field(default_factory=dict)  # file -> ids it lacks
@@ -135,7 +139,7 @@ def absorb(target: Utterance, other: Utterance, tag: str) -> None:
 
 
 def merge_teachers(hyp_files: Iterable[str | Path], teachers: list[str | None] | None = None,
-                   normalizer: TextNormalizer | None = None) -> tuple[list[Utterance], MergeReport]:
+                   normalizer: TextNormalizer | None = None) -> tuple[list[Utterance], CoverageReport]:
     """Merge hypothesis files by utterance id (one file per teacher or set of teachers).
 
     Utterances keep the order of first appearance; a teacher name that repeats across files gets
@@ -153,7 +157,7 @@ def merge_teachers(hyp_files: Iterable[str | Path], teachers: list[str | None] |
                 absorb(merged[utt_id], utt, path.stem)
             else:
                 merged[utt_id] = utt
-    report = MergeReport(files=[str(p) for p in paths])
+    report = CoverageReport(files=[str(p) for p in paths])
     for path, records in zip(paths, loaded, strict=True):
         lacking = [i for i in merged if i not in records]
         if lacking:

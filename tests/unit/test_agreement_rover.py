@@ -143,3 +143,10 @@ def test_an_empty_hypothesis_scores_the_share_of_peers_that_are_empty_too():
     add_peer_scores(Utterance("u", "u.wav", 1.0, hypotheses=[empty, also_empty, talker]))
     assert empty.scores["peer_agreement"] == 0.5
     assert talker.scores["peer_agreement"] == 0.0
+
+
+def test_the_old_name_of_the_coverage_report_still_imports_with_a_warning():
+    import selftrain.agreement
+
+    with pytest.warns(DeprecationWarning, match="CoverageReport"):
+        assert selftrain.agreement.MergeReport is selftrain.agreement.CoverageReport
