@@ -151,7 +151,7 @@ def _policy_row(utterances, teacher: str, best: str) -> dict[str, float]:
     method = best[:-4] if best.endswith("@min") else best
     row = {}
     for fraction in FRACTIONS:
-        select_utterances(utterances, SelectConfig(teacher=teacher, method=method, keep_fraction=fraction))
+        select_utterances(utterances, SelectConfig(label_source=teacher, method=method, keep_fraction=fraction))
         kept = [u for u in utterances if u.decision and u.decision.kept]
         quality = pseudo_label_wer(kept)
         row[f"{fraction:g}"] = quality["wer"] if quality else float("nan")

@@ -153,7 +153,7 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
         ("whole_utterances", deep_merge(one, {"select": {"segments": {"enabled": False}}}), DECODED, None),
         ("confidence_only", deep_merge(one, ranked), DECODED, None),
         ("agreement_only", deep_merge(one, deep_merge(ranked, {"select": {"rank_by": "agreement"}})), DECODED, None),
-        ("no_lm", deep_merge(one, {"select": {"teacher": "greedy"}}), DECODED, None),
+        ("no_lm", deep_merge(one, {"select": {"label_source": "greedy"}}), DECODED, None),
         ("student_ssl", deep_merge(one, {"student_train": ssl}), SELECTED, None),
     ]
     for name, overrides, adopt, before in variants:

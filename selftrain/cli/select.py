@@ -26,6 +26,16 @@ from selftrain.select.config import (
 _SELECT, _SANITY, _SEGMENTS, _AGREEMENT = SelectConfig(), SanityConfig(), SegmentConfig(), AgreementConfig()
 
 
+def _label_source(label_source: str, old_label_source: str | None) -> str:
+    """``--label-source``, or the value of its deprecated name ``--teacher`` (with a warning)."""
+    if old_label_source is None:
+        return label_source
+    click.echo("Warning: --teacher is deprecated: use --label-source", err=True)
+    if label_source not in (_SELECT.label_source, old_label_source):
+        raise click.UsageError("--teacher is the old name of --label-source: give one of them")
+    return old_label_source
+
+
 def _fractions(text: str | None) -> list[float] | None:
     if not text:
         return None
@@ -45,9 +55,10 @@ def _fractions(text: str | None) -> list[float] | None:
 @click.option("--method", default=_SELECT.method, show_default=True,
               help=f"Utterance confidence score used ('{AUTO_METHOD}': the calibrated combination of every "
                    f"score when --calibration has one, else {UNCALIBRATED_METHOD}).")
-@click.option("--teacher", default=_SELECT.teacher, show_default=True,
-              help="Hypothesis giving the pseudo-label ('auto': the ROVER combination of 3+ teachers, "
-                   "else the first).")
+@click.option("--label-source", default=_SELECT.label_source, show_default=True,
+              help="Hypothesis that becomes the pseudo-label: a teacher's name, 'rover', or 'auto' (the ROVER "
+                   "combination of 3+ teachers, else the first).")
+@click.option("--teacher", "old_label_source", hidden=True, help="Deprecated name of --label-source.")
 @click.option("--threshold", type=click.FloatRange(0, 1), help="Keep when confidence >= this.")
 @click.option("--keep-fraction", type=click.FloatRange(0, 1), help="Keep this fraction of all utterances, best first.")
 @click.option("--rank-by", type=click.Choice(RANK_BY), default=_SELECT.rank_by,
@@ -103,7 +114,8 @@ def _fractions(text: str | None) -> list[float] | None:
               help="Instead of selecting: fit a calibration on these (labeled) hypotheses and save it here.")
 @click.option("--calibration-kind", type=click.Choice(["isotonic", "temperature"]), default="isotonic", show_default=True,
               help="Calibration fitted by --fit-calibration.")
-def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, method: str, teacher: str,
+def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, method: str, label_source: str,
+           old_label_source: str | None,
            threshold: float | None, keep_fraction: float | None, rank_by: str, agreement_threshold: float | None,
            agreement_key: str, dust_reference: str | None, dust_samples: str, dust_threshold: float | None,
            calibration: Path | None, generation: int, keep_fraction_schedule: str | None, threshold_schedule: str | None,
@@ -116,6 +128,7 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
     given; --keep-fraction last; then, with --segments, the confident runs of words of the utterances
     dropped for their confidence. Every utterance's decision and reason goes to decisions.jsonl.
     """
+    label_source = _label_source(label_source, old_label_source)
     if fit_calibration is not None:
         _fit(hyps, manifest, fit_calibration, calibration_kind, selection_method(method, None))
         return
@@ -131,7 +144,7 @@ def select(hyps: tuple[Path, ...], out_dir: Path | None, manifest: Path | None, 
             min_cps, max_cps = (round(v, 2) for v in speaking_rate_bounds(read_manifest(rate_from), rate_quantile))
             click.echo(f"speaking-rate bounds from {rate_from}: {min_cps}-{max_cps} chars/s")
         config = SelectConfig(
-            teacher=teacher, method=method, threshold=threshold, keep_fraction=keep_fraction, rank_by=rank_by,
+            label_source=label_source, method=method, threshold=threshold, keep_fraction=keep_fraction, rank_by=rank_by,
             agreement_threshold=agreement_threshold, agreement_key=agreement_key, dust_threshold=dust_threshold,
             generation=generation, threshold_schedule=_fractions(threshold_schedule),
             keep_fraction_schedule=_fractions(keep_fraction_schedule),

@@ -18,7 +18,7 @@ from selftrain.decode.config import TuneConfig
 from selftrain.errors import ConfigError
 from selftrain.models.config import update_dataclass
 from selftrain.overrides import deep_merge
-from selftrain.select.config import SPEAKING_RATE_QUANTILE
+from selftrain.select.config import SPEAKING_RATE_QUANTILE, renamed_keys
 
 __all__ = ["SCHEDULES", "LABELS", "continuous_budget", "DataPaths", "TeachersConfig", "ThresholdConfig", "AcceptanceConfig", "DistributedConfig", "ExperimentConfig", "load_experiment_config",
            "check_stage_overrides", "check_external_teachers"]
@@ -343,6 +343,13 @@ def check_external_teachers(teachers: TeachersConfig) -> None:
             raise ConfigError(f"teachers.external: {exc}") from exc
 
 
+def _with_new_names(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with the stage sections' renamed keys under their new names (a warning for each old one)."""
+    if not isinstance(values, dict) or not isinstance(values.get("select"), dict):
+        return values
+    return {**values, "select": renamed_keys(values["select"])}
+
+
 def load_experiment_config(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     """Defaults, then a YAML/JSON file, then overrides (nested dicts); then :func:`check_stage_overrides`
     and :func:`check_external_teachers`.
@@ -354,14 +361,14 @@ def load_experiment_config(config_file: str | Path | None = None, overrides: dic
     config = ExperimentConfig()
     values: dict[str, Any] = {}
     if config_file:
-        values = _read_file(Path(config_file))
+        values = _with_new_names(_read_file(Path(config_file)))
         try:
             update_dataclass(config, values, "config")
         except ConfigError as exc:
             raise ConfigError(f"{config_file}: {exc}") from exc
     if overrides:
         # Stage settings are plain dicts, which a field update would replace whole: merge first.
-        update_dataclass(config, deep_merge(values, overrides), "config")
+        update_dataclass(config, deep_merge(values, _with_new_names(overrides)), "config")
     config.__post_init__()
     config.threshold.__post_init__()
     config.acceptance.__post_init__()

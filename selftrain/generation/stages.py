@@ -413,7 +413,7 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
     dev = run_selection(inputs["dev"], out / "dev", dev_config, agreement, manifest=config.data.dev)
     calibration_path = out / "calibration.json"
     # Calibrate the scores of the teacher whose hypotheses become the pseudo-labels.
-    calibration = fit_calibration(dev.utterances, teacher=None if select_config.teacher == "auto" else select_config.teacher)
+    calibration = fit_calibration(dev.utterances, teacher=None if select_config.label_source == "auto" else select_config.label_source)
     calibration.save(calibration_path)
     select_config = select_config.for_calibration(calibration)  # method auto: the calibrated combination
     dev = run_selection(inputs["dev"], out / "dev", replace(dev_config, method=select_config.method),

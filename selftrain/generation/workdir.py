@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from selftrain.errors import ConfigError
 from selftrain.io import atomic_write_json
+from selftrain.select.config import RENAMED_KEYS as SELECT_RENAMED_KEYS
 from selftrain.storage import as_storage_error, folder_bytes, storage_errors
 
 __all__ = ["Workdir", "config_hash", "experiment_hash", "DONE_MARKER", "WORKDIR_VERSION"]
@@ -50,6 +51,9 @@ EXTENDABLE_KEYS = ("generations",)
 # that does what those folders did: a config holding that value hashes as if the key were absent, so
 # the older folders still open (a key whose default changed behaviour does not belong here).
 NEUTRAL_ADDITIONS: dict[tuple[str, str], Any] = {("teachers", "ensemble"): []}
+# Keys renamed after folders were written: (section, new name) -> the name those folders hold. The
+# identity keeps the old name, so a config giving the new one hashes as the folder written with the old one.
+RENAMED_KEYS: dict[tuple[str, str], str] = {("select", new): old for old, new in SELECT_RENAMED_KEYS.items()}
 T = TypeVar("T")
 
 
@@ -60,18 +64,21 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
-    """What ties a work folder to one experiment: the config without :data:`EXTENDABLE_KEYS` and
-    without the :data:`NEUTRAL_ADDITIONS` that hold their neutral value."""
+    """What ties a work folder to one experiment: the config without :data:`EXTENDABLE_KEYS`, without
+    the :data:`NEUTRAL_ADDITIONS` that hold their neutral value, and with the old names of
+    :data:`RENAMED_KEYS`."""
     kept = {k: v for k, v in config.items() if k not in EXTENDABLE_KEYS}
     for (section, key), neutral in NEUTRAL_ADDITIONS.items():
         if isinstance(kept.get(section), dict) and kept[section].get(key, neutral) == neutral:
             kept[section] = {k: v for k, v in kept[section].items() if k != key}
+    for (section, new), old in RENAMED_KEYS.items():
+        if isinstance(kept.get(section), dict) and new in kept[section]:
+            kept[section] = {old if k == new else k: v for k, v in kept[section].items()}
     return kept
 
 
 def experiment_hash(config: dict[str, Any]) -> str:
-    """The hash of a config's identity (the config without :data:`EXTENDABLE_KEYS`, and without the
-    :data:`NEUTRAL_ADDITIONS` that hold their neutral value)."""
+    """The hash of a config's identity (:func:`_identity`)."""
     return config_hash(_identity(config))
 
 

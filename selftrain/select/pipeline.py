@@ -78,7 +78,7 @@ def fill_from_manifest(utt: Utterance, source: Utterance) -> None:
 def word_quality(utterances: list[Utterance], config: SelectConfig) -> dict[str, dict | None]:
     """Word-level AUROC/AUPRC/ECE of the selection method (raw and calibrated) where references exist."""
     config = config.resolved()
-    items = labeled_items(utterances, lambda u: chosen_hypothesis(u, config.teacher))
+    items = labeled_items(utterances, lambda u: chosen_hypothesis(u, config.label_source))
     if not items:
         return {}
     methods = [config.method, config.method + CALIBRATED_SUFFIX]
@@ -113,7 +113,7 @@ def run_selection(hyps: list[str | Path], out_dir: str | Path, config: SelectCon
     usable = [u for u in utterances if u.id not in unusable]
     select_utterances(usable, config)
     if config.segments.enabled:
-        labelling = {u.id: h for u in usable for h in [chosen_hypothesis(u, config.teacher)] if h is not None}
+        labelling = {u.id: h for u in usable for h in [chosen_hypothesis(u, config.label_source)] if h is not None}
         log.info("segments: %d utterance(s) kept through their confident runs", apply_segments(usable, config.segments, labelling))
     for utt in utterances:
         if utt.id in unusable:

@@ -33,14 +33,14 @@ COMBINED_TEACHER = "rover"
 MIN_TEACHERS_FOR_ROVER = 3
 
 
-def chosen_hypothesis(utt: Utterance, teacher: str = "auto") -> Hypothesis | None:
-    """The hypothesis that gives the pseudo-label.
+def chosen_hypothesis(utt: Utterance, label_source: str = "auto") -> Hypothesis | None:
+    """The hypothesis that gives the pseudo-label (:attr:`SelectConfig.label_source`).
 
     ``auto``: the combined ``rover`` hypothesis when it exists and combines at least
     :data:`MIN_TEACHERS_FOR_ROVER` teachers, else the first teacher (the LM-decoded one in a run).
     """
-    if teacher != "auto":
-        return utt.hypothesis(teacher)
+    if label_source != "auto":
+        return utt.hypothesis(label_source)
     teachers = [h for h in utt.hypotheses if h.teacher != COMBINED_TEACHER]
     combined = utt.hypothesis(COMBINED_TEACHER)
     if combined is not None and len(teachers) >= MIN_TEACHERS_FOR_ROVER:
@@ -146,9 +146,9 @@ def _rank_value(utt: Utterance, cfg: SelectConfig) -> float:
 
 
 def _first_failure(utt: Utterance, cfg: SelectConfig) -> str | None:
-    hyp = chosen_hypothesis(utt, cfg.teacher)
+    hyp = chosen_hypothesis(utt, cfg.label_source)
     if hyp is None:
-        return f"no_hypothesis: no hypothesis from teacher {cfg.teacher!r}"
+        return f"no_hypothesis: no hypothesis from teacher {cfg.label_source!r}"
     utt.pseudo_label = hyp.text
     utt.confidence = utterance_confidence(hyp, cfg.method)
     reason = sanity_reason(utt, hyp, cfg.sanity)

@@ -272,7 +272,7 @@ def _decide(utt: Utterance, config: SelectConfig, unusable: dict[str, str], rank
     reason = first_failure(utt, cfg)
     utt.decision = (Decision(False, reason, cfg.describe()) if reason
                     else ranked_decision(utt, cfg, next(ranking), cut, usable))
-    hyp = chosen_hypothesis(utt, config.teacher) if config.segments.enabled else None
+    hyp = chosen_hypothesis(utt, config.label_source) if config.segments.enabled else None
     return apply_segments([utt], config.segments, {utt.id: hyp}) if hyp is not None else 0
 
 

@@ -45,7 +45,7 @@ DECODER, TUNING = DecoderConfig(), TuneConfig()
 # (command, option, the library's default); every option below mirrors one config field or constant
 MIRRORED = [
     (select, "--method", SELECT.method),
-    (select, "--teacher", SELECT.teacher),
+    (select, "--label-source", SELECT.label_source),
     (select, "--rank-by", SELECT.rank_by),
     (select, "--agreement-key", SELECT.agreement_key),
     (select, "--generation", SELECT.generation),

@@ -306,3 +306,30 @@ def test_decoder_tuning_is_off_by_default_checked_and_leaves_older_folders_hash_
         load_experiment_config(overrides={"decode_tuning": {"grid": [1]}})
     with pytest.raises(ConfigError, match="blank_penalty"):
         load_experiment_config(overrides={"decode": {"blank_penalty": "lots"}})
+
+
+def test_the_old_name_of_the_label_source_loads_with_a_warning_and_opens_its_folders(tmp_path, caplog):
+    import json
+
+    from selftrain.generation.workdir import experiment_hash
+
+    path = tmp_path / "exp.yaml"
+    path.write_text("select:\n  teacher: greedy\n  threshold: 0.5\n")
+    with caplog.at_level("WARNING"):
+        old = load_experiment_config(path)
+    assert old.select == {"label_source": "greedy", "threshold": 0.5}
+    assert caplog.text.count("select.teacher is deprecated: use select.label_source") == 1
+    # an override under the new name replaces the file's value under the old one
+    assert load_experiment_config(path, {"select": {"label_source": "rover"}}).select["label_source"] == "rover"
+    with pytest.raises(ConfigError, match="select.teacher is the old name of select.label_source"):
+        load_experiment_config(overrides={"select": {"teacher": "greedy", "label_source": "rover"}})
+
+    # a folder whose experiment.json holds the old name: same hash (the one stored), and it opens
+    stored = {**old.to_dict(), "select": {"teacher": "greedy", "threshold": 0.5}}
+    assert experiment_hash(stored) == experiment_hash(old.to_dict())
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "experiment.json").write_text(json.dumps({"config_hash": config_hash(stored), "config": stored}))
+    Workdir(tmp_path / "w", old.to_dict())
+    other = load_experiment_config(overrides={"select": {"label_source": "lm", "threshold": 0.5}})
+    with pytest.raises(ConfigError, match="another experiment"):
+        Workdir(tmp_path / "w", other.to_dict())

@@ -105,7 +105,7 @@ def test_select_with_dust_samples(tmp_path):
     drop.write_text(line("u1", "base:dropout1", "one two three") + line("u2", "base:dropout1", "for fife six"))
     out = tmp_path / "dust"
     result = CliRunner().invoke(main, ["select", "--hyps", str(det), "--hyps", str(drop), "--out", str(out),
-                                       "--dust-reference", "base", "--dust-threshold", "0.3", "--teacher", "base"])
+                                       "--dust-reference", "base", "--dust-threshold", "0.3", "--label-source", "base"])
     assert result.exit_code == 0, result.output
     decisions = {d["id"]: d for d in read_jsonl(out / "decisions.jsonl")}
     assert decisions["u1"]["decision"]["kept"] and decisions["u1"]["agreement"]["dust_max_wer"] == 0.0
@@ -130,3 +130,19 @@ def test_select_takes_the_speaking_rate_bounds_from_a_transcribed_manifest(tmp_p
     write_speechbrain_csv([Utterance("l", "l.wav", 2.0, reference="the cat sat")], too_few)
     refused = CliRunner().invoke(main, ["select", "--hyps", str(teacher), "--out", str(tmp_path / "x"), "--rate-from", str(too_few)])
     assert refused.exit_code != 0 and "at least 20 transcribed utterances" in refused.output
+
+
+def test_the_old_name_of_label_source_still_works_with_a_warning(tmp_path):
+    teacher, other = _files(tmp_path)
+    labels = {}
+    for option in ("--label-source", "--teacher"):
+        out = tmp_path / option.strip("-")
+        result = CliRunner().invoke(main, ["select", "--hyps", str(teacher), "--hyps", str(other), "--out", str(out),
+                                           option, "ext"])
+        assert result.exit_code == 0, result.output
+        assert ("--teacher is deprecated: use --label-source" in result.output) == (option == "--teacher")
+        labels[option] = {d["id"]: d["pseudo_label"] for d in read_jsonl(out / "decisions.jsonl")}
+    assert labels["--teacher"] == labels["--label-source"] and labels["--teacher"]["u2"] == "the dog ran"
+    result = CliRunner().invoke(main, ["select", "--hyps", str(teacher), "--out", str(tmp_path / "both"),
+                                       "--teacher", "ext", "--label-source", "beam"])
+    assert result.exit_code == 2 and "give one of them" in result.output

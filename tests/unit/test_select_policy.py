@@ -34,7 +34,7 @@ def _reasons(utts: list[Utterance]) -> dict[str, str]:
 
 def test_threshold_policy_keeps_confident_utterances_and_says_why():
     utts = [_utt("a", "the cat sat", 0.9), _utt("b", "the dog ran", 0.5)]
-    select_utterances(utts, SelectConfig(teacher="t1", threshold=0.8))
+    select_utterances(utts, SelectConfig(label_source="t1", threshold=0.8))
     a, b = utts
     assert a.decision.kept and a.pseudo_label == "the cat sat" and a.confidence == 0.9
     assert not b.decision.kept and b.decision.reason == "threshold: confidence 0.500 < 0.8"
@@ -124,7 +124,7 @@ def test_calibrated_score_is_preferred_and_rover_is_the_auto_teacher_from_three_
     utt.hypotheses[0].scores["entropy_tsallis_exp_calibrated"] = 0.4
     utt.hypotheses.append(Hypothesis("t2", "x y w", scores={"entropy_tsallis_exp": 0.3}))
     utt.hypotheses.append(Hypothesis("rover", "x y w", scores={"entropy_tsallis_exp": 0.8}))
-    select_utterances([utt], SelectConfig(threshold=0.5, teacher="t1"))
+    select_utterances([utt], SelectConfig(threshold=0.5, label_source="t1"))
     assert utt.confidence == 0.4 and not utt.decision.kept
     # Two teachers: no majority to vote with, the first teacher labels.
     select_utterances([utt], SelectConfig(threshold=0.3))
