@@ -18,7 +18,8 @@ from selftrain.decode.config import TuneConfig
 from selftrain.errors import ConfigError
 from selftrain.models.config import update_dataclass
 from selftrain.overrides import deep_merge
-from selftrain.select.config import SPEAKING_RATE_QUANTILE, renamed_keys
+from selftrain.renames import SECTION_RENAMES, with_new_names
+from selftrain.select.config import SPEAKING_RATE_QUANTILE
 
 __all__ = ["SCHEDULES", "LABELS", "continuous_budget", "DataPaths", "TeachersConfig", "ThresholdConfig", "AcceptanceConfig", "DistributedConfig", "ExperimentConfig", "load_experiment_config",
            "check_stage_overrides", "check_external_teachers"]
@@ -345,9 +346,10 @@ def check_external_teachers(teachers: TeachersConfig) -> None:
 
 def _with_new_names(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` with the stage sections' renamed keys under their new names (a warning for each old one)."""
-    if not isinstance(values, dict) or not isinstance(values.get("select"), dict):
+    if not isinstance(values, dict):
         return values
-    return {**values, "select": renamed_keys(values["select"])}
+    return {**values, **{section: with_new_names(values[section], moves, f"{section}.")
+                         for section, moves in SECTION_RENAMES.items() if isinstance(values.get(section), dict)}}
 
 
 def load_experiment_config(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:

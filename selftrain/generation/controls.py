@@ -41,7 +41,7 @@ def step_matched_epochs(config: ExperimentConfig) -> int:
     from selftrain.train.config import load_train_config
 
     train = load_train_config(config.preset, overrides=config.student_train)
-    unlabeled = train.data.mix_unlabeled if train.ssl.objectives or train.teacher.distill_weight > 0 else 0.0
+    unlabeled = train.data.mix_unlabeled if train.ssl.objectives or train.distill.weight > 0 else 0.0
     ratio = (train.data.mix_labeled + train.data.mix_pseudo + unlabeled) / (train.data.mix_labeled + unlabeled)
     return max(1, round(train.epochs * ratio))
 

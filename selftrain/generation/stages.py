@@ -105,13 +105,12 @@ def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out
 
             extra = {**extra, "epochs": step_matched_epochs(config)}
         teacher_model = str(model_dir(workdir, teacher_generation(workdir, generation)))
-        overrides["teacher"] = {}
         if config.student_init != "scratch":
             start = teacher_model if config.student_init == "teacher" else str(model_dir(workdir, 0))
-            overrides["teacher"] = {"init_encoder": start, "init_head": True}
-        if extra.get("teacher", {}).get("distill_weight", 0) > 0:
+            overrides["init"] = {"encoder": start, "head": True}
+        if extra.get("distill", {}).get("weight", 0) > 0:
             # Distillation learns from the generation's teacher: its posteriors on every row, unlabeled ones too.
-            overrides["teacher"]["teacher_model"] = teacher_model
+            overrides["distill"] = {"teacher_model": teacher_model}
     overrides["data"] = data
     overrides.update(_lm_dev_settings(config, workdir, generation, extra))
     train_config = load_train_config(config.preset, overrides=deep_merge(overrides, extra))
@@ -153,7 +152,7 @@ def train_continuous(config: ExperimentConfig, workdir: Workdir, generation: int
                                           "dev": config.data.dev, "mix_unlabeled": budget["mix_unlabeled"]}}
     if config.student_init != "scratch":
         continuous["warmup_steps"] = 0
-        overrides["teacher"] = {"init_encoder": str(model_dir(workdir, 0)), "init_head": True}
+        overrides["init"] = {"encoder": str(model_dir(workdir, 0)), "head": True}
     overrides.update(_lm_dev_settings(config, workdir, generation, config.student_train))
     train_config = load_train_config(config.preset, overrides=deep_merge(overrides, config.student_train))
     train_config = replace(train_config, epochs=budget["epochs"], max_steps=budget["max_steps"])

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from selftrain.errors import ConfigError
 from selftrain.io import atomic_write_json
-from selftrain.select.config import RENAMED_KEYS as SELECT_RENAMED_KEYS
+from selftrain.renames import SECTION_RENAMES, move_keys
 from selftrain.storage import as_storage_error, folder_bytes, storage_errors
 
 __all__ = ["Workdir", "config_hash", "experiment_hash", "DONE_MARKER", "WORKDIR_VERSION"]
@@ -51,9 +51,9 @@ EXTENDABLE_KEYS = ("generations",)
 # that does what those folders did: a config holding that value hashes as if the key were absent, so
 # the older folders still open (a key whose default changed behaviour does not belong here).
 NEUTRAL_ADDITIONS: dict[tuple[str, str], Any] = {("teachers", "ensemble"): []}
-# Keys renamed after folders were written: (section, new name) -> the name those folders hold. The
-# identity keeps the old name, so a config giving the new one hashes as the folder written with the old one.
-RENAMED_KEYS: dict[tuple[str, str], str] = {("select", new): old for old, new in SELECT_RENAMED_KEYS.items()}
+# Keys renamed after folders were written (selftrain.renames), per section: new place -> old place. The
+# identity keeps the old names, so a config giving the new ones hashes as the folder written with the old.
+OLD_NAMES = {section: {new: old for old, new in moves.items()} for section, moves in SECTION_RENAMES.items()}
 T = TypeVar("T")
 
 
@@ -65,15 +65,15 @@ def config_hash(config: dict[str, Any]) -> str:
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
     """What ties a work folder to one experiment: the config without :data:`EXTENDABLE_KEYS`, without
-    the :data:`NEUTRAL_ADDITIONS` that hold their neutral value, and with the old names of
-    :data:`RENAMED_KEYS`."""
+    the :data:`NEUTRAL_ADDITIONS` that hold their neutral value, and with the renamed keys under their
+    old names (:data:`OLD_NAMES`)."""
     kept = {k: v for k, v in config.items() if k not in EXTENDABLE_KEYS}
     for (section, key), neutral in NEUTRAL_ADDITIONS.items():
         if isinstance(kept.get(section), dict) and kept[section].get(key, neutral) == neutral:
             kept[section] = {k: v for k, v in kept[section].items() if k != key}
-    for (section, new), old in RENAMED_KEYS.items():
-        if isinstance(kept.get(section), dict) and new in kept[section]:
-            kept[section] = {old if k == new else k: v for k, v in kept[section].items()}
+    for section, moves in OLD_NAMES.items():
+        if isinstance(kept.get(section), dict):
+            kept[section] = move_keys(kept[section], moves)
     return kept
 
 

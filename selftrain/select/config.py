@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -12,10 +11,7 @@ from selftrain.errors import ConfigError
 if TYPE_CHECKING:
     from selftrain.confidence.calibrate import Calibration
 
-__all__ = ["SelectConfig", "SanityConfig", "SegmentConfig", "linear_schedule", "selection_method", "RENAMED_KEYS",
-           "renamed_keys"]
-
-log = logging.getLogger(__name__)
+__all__ = ["SelectConfig", "SanityConfig", "SegmentConfig", "linear_schedule", "selection_method"]
 
 RANK_BY = ("confidence", "agreement", "product")
 AGREEMENT_KEYS = ("agreement", "word_agreement", "exact_match")
@@ -30,31 +26,6 @@ UNCALIBRATED_METHOD = "entropy_tsallis_exp"
 # Quantile of the labeled audio's speaking rate whose bounds replace the fixed sanity bounds
 # (ExperimentConfig.speaking_rate_quantile, `selftrain select --rate-quantile`).
 SPEAKING_RATE_QUANTILE = 0.01
-# Keys of a select section renamed since 0.1.0, old name -> new name. The old names still load (with
-# a warning); work folders hash the old names (selftrain.generation.workdir), so theirs still open.
-RENAMED_KEYS = {"teacher": "label_source"}
-
-
-def renamed_keys(values: dict, where: str = "select") -> dict:
-    """``values`` (a select section) with the old names of :data:`RENAMED_KEYS` replaced by the new
-    ones, logging one warning per old name; both names at once is a :class:`ConfigError`.
-
-    >>> renamed_keys({"teacher": "greedy", "threshold": 0.5})
-    {'label_source': 'greedy', 'threshold': 0.5}
-    """
-    if not isinstance(values, dict) or not RENAMED_KEYS.keys() & values.keys():
-        return values
-    renamed = {}
-    for key, value in values.items():
-        new = RENAMED_KEYS.get(key, key)
-        if new != key:
-            if new in values:
-                raise ConfigError(f"{where}.{key} is the old name of {where}.{new}: give one of them")
-            log.warning("%s.%s is deprecated: use %s.%s", where, key, where, new)
-        renamed[new] = value
-    return renamed
-
-
 def selection_method(method: str, calibration: Calibration | None) -> str:
     """The utterance score a selection uses: ``method``, or for ``auto`` the calibrated combination
     when ``calibration`` has an utterance combiner, else :data:`UNCALIBRATED_METHOD`.

@@ -252,12 +252,12 @@ class SelftrainBrain(sb.Brain):
             losses = {"ctc": runs_ctc_loss(out["log_probs"], out["frames"], tokens, num_tokens, weights, spans)}
         else:
             losses = {"ctc": weighted_ctc_loss(out["log_probs"], out["frames"], tokens, num_tokens, weights)}
-        if out["teacher"] is not None and config.teacher.distill_weight > 0:
+        if out["teacher"] is not None and config.distill.weight > 0:
             t = out["teacher"]
             steps = min(t.shape[1], out["log_probs"].shape[1])
             kl = F.kl_div(out["log_probs"][:, :steps], t[:, :steps], log_target=True, reduction="none").sum(-1)
             valid = torch.arange(steps, device=self.device)[None, :] < out["frames"][:, None]
-            losses["ctc"] = losses["ctc"] + config.teacher.distill_weight * (kl * valid).sum() / valid.sum()
+            losses["ctc"] = losses["ctc"] + config.distill.weight * (kl * valid).sum() / valid.sum()
         if out["ssl"]:
             losses["ssl"] = sum(config.ssl.weights.get(n, 1.0) * v for n, v in out["ssl"].items())
         self._last_parts = {f"ssl_{n}": float(v.detach()) for n, v in out["ssl"].items()}

@@ -14,6 +14,7 @@ from typing import Any
 from selftrain.decode.config import DecoderConfig
 from selftrain.errors import ConfigError
 from selftrain.models.config import ModelConfig, model_preset, update_dataclass
+from selftrain.renames import TRAIN_RENAMES, with_new_names
 from selftrain.select.config import SPEAKING_RATE_QUANTILE, SanityConfig, SelectConfig
 
 __all__ = [
@@ -22,7 +23,8 @@ __all__ = [
     "AugmentConfig",
     "SSLConfig",
     "CombineConfig",
-    "TeacherConfig",
+    "InitConfig",
+    "DistillConfig",
     "ContinuousConfig",
     "LABEL_SOURCES",
     "LABEL_DECODERS",
@@ -153,14 +155,21 @@ class CombineConfig:
 
 
 @dataclass
-class TeacherConfig:
-    """EMA teacher and distillation (optional)."""
+class DistillConfig:
+    """Distillation (off by default): a KL term to a teacher model's posteriors on every row,
+    unlabeled ones too. Formerly ``teacher.distill_weight`` / ``teacher.teacher_model``."""
 
-    ema_decay: float = 0.0  # >0 keeps an EMA copy (fp32) of the student, exported as model_ema
-    distill_weight: float = 0.0  # >0: KL to a teacher's posteriors (needs teacher_model)
-    teacher_model: str = ""  # a model folder
-    init_encoder: str = ""  # a local checkpoint to initialise the encoder from
-    init_head: bool = False  # also copy its CTC head (same tokenizer, e.g. a student from its teacher)
+    weight: float = 0.0  # >0: the KL term's weight (needs teacher_model)
+    teacher_model: str = ""  # the teacher's model folder
+
+
+@dataclass
+class InitConfig:
+    """Where the weights start instead of at random (a student from its teacher, a model from a
+    checkpoint). Formerly ``teacher.init_encoder`` / ``teacher.init_head``."""
+
+    encoder: str = ""  # a local model folder or checkpoint whose encoder weights are copied
+    head: bool = False  # also copy its CTC head (same tokenizer, e.g. a student from its teacher)
 
 
 LABEL_SOURCES = ("ema", "cache")
@@ -299,7 +308,10 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     ssl: SSLConfig = field(default_factory=SSLConfig)
     combine: CombineConfig = field(default_factory=CombineConfig)
-    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    # >0 keeps an EMA copy (fp32) of the student, exported as model_ema (formerly teacher.ema_decay)
+    ema_decay: float = 0.0
+    init: InitConfig = field(default_factory=InitConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     continuous: ContinuousConfig = field(default_factory=ContinuousConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -343,7 +355,7 @@ def load_train_config(
     config.model = model_preset(config.preset)
     for source, layer in layers:
         try:
-            update_dataclass(config, layer, "config")
+            update_dataclass(config, with_new_names(layer, TRAIN_RENAMES), "config")
         except ConfigError as exc:
             if not source:
                 raise

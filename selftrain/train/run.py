@@ -68,8 +68,8 @@ def _validate(config: TrainConfig) -> None:
         raise ConfigError("epochs and optim.warmup_steps must not be negative")
     if config.data.batch_seconds <= 0:
         raise ConfigError("data.batch_seconds must be positive")
-    if config.teacher.distill_weight > 0 and not config.teacher.teacher_model:
-        raise ConfigError("teacher.distill_weight > 0 needs teacher.teacher_model (a model folder)")
+    if config.distill.weight > 0 and not config.distill.teacher_model:
+        raise ConfigError("distill.weight > 0 needs distill.teacher_model (a model folder)")
     if config.model.encoder == "whisper":
         _validate_frozen_front(config)
     if config.continuous.enabled:
@@ -82,8 +82,8 @@ def _validate_continuous(config: TrainConfig) -> None:
         raise ConfigError("continuous.enabled needs unlabeled audio to label: data.unlabeled is empty")
     if not config.data.dev:
         raise ConfigError("continuous.enabled needs a dev set (data.dev): labels are calibrated and the guard judged on it")
-    if config.continuous.source == "ema" and config.teacher.ema_decay > 0:
-        raise ConfigError("continuous.source=ema keeps its own EMA teacher (continuous.ema_decay): leave teacher.ema_decay at 0")
+    if config.continuous.source == "ema" and config.ema_decay > 0:
+        raise ConfigError("continuous.source=ema keeps its own EMA teacher (continuous.ema_decay): leave ema_decay at 0")
 
 
 def _validate_frozen_front(config: TrainConfig) -> None:
@@ -179,8 +179,8 @@ def _build_model(config: TrainConfig, prepared):
     sample_rate = config.model.features.sample_rate
     model = build_model(config.model, prepared.tokenizer.vocab_size)
     _fit_norm(model, prepared.train, sample_rate, config.data.norm_utterances)
-    if config.teacher.init_encoder:  # after the statistics: a pretrained encoder keeps its own
-        _init_encoder(model, config.teacher.init_encoder, config.teacher.init_head)
+    if config.init.encoder:  # after the statistics: a pretrained encoder keeps its own
+        _init_encoder(model, config.init.encoder, config.init.head)
     elif config.model.encoder == "whisper":
         from selftrain.models.whisper_weights import load_whisper_encoder
 
@@ -201,9 +201,9 @@ def _build_model(config: TrainConfig, prepared):
 
 
 def _load_teacher(config: TrainConfig, prepared):
-    if config.teacher.distill_weight <= 0:
+    if config.distill.weight <= 0:
         return None
-    teacher, teacher_tok, _ = load_ctc_model(config.teacher.teacher_model, config.device)
+    teacher, teacher_tok, _ = load_ctc_model(config.distill.teacher_model, config.device)
     if teacher_tok.ctc_labels() != prepared.tokenizer.ctc_labels():
         raise ConfigError("the distillation teacher's tokenizer differs from the student's")
     return teacher
@@ -262,12 +262,12 @@ def build_run(config: TrainConfig, prepared, run_opts: dict) -> BuiltRun:
 
 
 def _build_ema(config: TrainConfig, model: CTCModel):
-    """The EMA teacher: exported (``teacher.ema_decay``) or labeling (``continuous.source=ema``); it
+    """The EMA teacher: exported (``ema_decay``) or labeling (``continuous.source=ema``); it
     reads a pretrained encoder's frozen states from the student's cache."""
     from selftrain.train.ema import EMATeacher
 
     labeling = config.continuous.enabled and config.continuous.source == "ema"
-    decay = config.continuous.ema_decay if labeling else config.teacher.ema_decay
+    decay = config.continuous.ema_decay if labeling else config.ema_decay
     if decay <= 0:
         return None
     ema = EMATeacher(model, decay)
@@ -322,10 +322,10 @@ def train(config: TrainConfig) -> Path:
         ddp_init_group(run_opts)
     _seed(config.seed)
     frame_shift = subsampling(config.model) * config.model.features.hop_length_ms / 1000
-    learns_unlabeled = config.ssl.objectives or config.teacher.distill_weight > 0 or config.continuous.enabled
+    learns_unlabeled = config.ssl.objectives or config.distill.weight > 0 or config.continuous.enabled
     if config.data.unlabeled and not learns_unlabeled:
         logger.warning("unlabeled manifests are ignored: neither an SSL objective (ssl.objectives), "
-                       "distillation (teacher.distill_weight) nor continuous labels (continuous.enabled) learn from them")
+                       "distillation (distill.weight) nor continuous labels (continuous.enabled) learn from them")
         config = replace(config, data=replace(config.data, unlabeled=[]))
     prepared = prepare_data(config.data, config.model.features.sample_rate, frame_shift)
     if if_main_process():

@@ -58,28 +58,30 @@ def _student(tmp_path, captured_train, generation=1, student_init="teacher", **s
 def test_a_student_starts_from_its_teacher_and_distils_from_it_only_when_asked(tmp_path, captured_train):
     trained, workdir = _student(tmp_path, captured_train)
     teacher = str(workdir.stage_dir(0, "train") / "model")
-    assert trained.teacher.init_encoder == teacher and trained.teacher.init_head
-    assert trained.teacher.teacher_model == "" and trained.teacher.distill_weight == 0.0
+    assert trained.init.encoder == teacher and trained.init.head
+    assert trained.distill.teacher_model == "" and trained.distill.weight == 0.0
     # the unselected unlabeled audio is handed over (training uses it only for SSL or distillation)
     from selftrain.data.manifest import read_manifest
 
     assert [u.id for u in read_manifest(trained.data.unlabeled[0])] == ["u2"]
 
 
-def test_a_distilling_student_gets_its_teacher_as_the_distillation_model(tmp_path, captured_train):
-    trained, workdir = _student(tmp_path / "d", captured_train, teacher={"distill_weight": 1.0})
-    assert trained.teacher.teacher_model == str(workdir.stage_dir(0, "train") / "model")
-    assert trained.teacher.distill_weight == 1.0
+@pytest.mark.parametrize("distill", [{"distill": {"weight": 1.0}}, {"teacher": {"distill_weight": 1.0}}],
+                         ids=["distill.weight", "the old name teacher.distill_weight"])
+def test_a_distilling_student_gets_its_teacher_as_the_distillation_model(tmp_path, captured_train, distill):
+    trained, workdir = _student(tmp_path / "d", captured_train, **distill)
+    assert trained.distill.teacher_model == str(workdir.stage_dir(0, "train") / "model")
+    assert trained.distill.weight == 1.0
 
 
 @pytest.mark.parametrize("student_init, start", [("teacher", 1), ("base", 0), ("scratch", None)])
 def test_a_later_student_starts_where_student_init_says(tmp_path, captured_train, student_init, start):
     trained, workdir = _student(tmp_path, captured_train, generation=2, student_init=student_init,
-                                teacher={"distill_weight": 1.0})
+                                distill={"weight": 1.0})
     expected = "" if start is None else str(workdir.stage_dir(start, "train") / "model")
-    assert trained.teacher.init_encoder == expected and trained.teacher.init_head == (start is not None)
+    assert trained.init.encoder == expected and trained.init.head == (start is not None)
     # whatever the weights start from, the generation's teacher (generation 1) is what it learns from
-    assert trained.teacher.teacher_model == str(workdir.stage_dir(1, "train") / "model")
+    assert trained.distill.teacher_model == str(workdir.stage_dir(1, "train") / "model")
 
 
 def test_an_unknown_student_init_is_refused_naming_the_choices(tmp_path):
@@ -120,7 +122,7 @@ def test_a_continuous_student_labels_all_unlabeled_audio_on_the_offline_budget(t
     # greedy labels by default; the experiment's LM is there for continuous.decoder=lm
     assert trained.continuous.decoder == "greedy" and trained.continuous.lm == str(workdir.stage_dir(None, "lm") / "lm.bin")
     assert trained.data.unlabeled == [str(tmp_path / "unlabeled.csv")] and trained.data.pseudo == []
-    assert trained.teacher.init_encoder == str(workdir.stage_dir(0, "train") / "model")
+    assert trained.init.encoder == str(workdir.stage_dir(0, "train") / "model")
     # three offline students' budget: 3 x 4 epochs, 3 x 50 steps; the unlabeled audio takes the share that
     # the selected pseudo-labels had (the students have no SSL objective, so no SSL-only share)
     assert (trained.epochs, trained.max_steps) == (12, 150)
@@ -133,7 +135,7 @@ def test_a_continuous_student_labels_all_unlabeled_audio_on_the_offline_budget(t
 def test_continuous_steps_set_the_budget_and_scratch_keeps_its_warmup(tmp_path, monkeypatch):
     trained, _, _ = _continuous(tmp_path, monkeypatch, continuous_steps=321, student_init="scratch",
                                 student_train={"ssl": {"objectives": ["best_rq"]}})
-    assert trained.max_steps == 321 and trained.teacher.init_encoder == ""
+    assert trained.max_steps == 321 and trained.init.encoder == ""
     assert trained.continuous.warmup_steps > 0
     defaults = DataConfig()
     assert trained.data.mix_unlabeled == pytest.approx(defaults.mix_pseudo + defaults.mix_unlabeled)  # + the SSL-only share

@@ -333,3 +333,21 @@ def test_the_old_name_of_the_label_source_loads_with_a_warning_and_opens_its_fol
     other = load_experiment_config(overrides={"select": {"label_source": "lm", "threshold": 0.5}})
     with pytest.raises(ConfigError, match="another experiment"):
         Workdir(tmp_path / "w", other.to_dict())
+
+
+def test_the_old_train_teacher_section_loads_under_its_new_names_and_hashes_as_before(caplog):
+    from selftrain.generation.workdir import experiment_hash
+    from selftrain.train.config import load_train_config
+
+    old = {"teacher": {"ema_decay": 0.9, "distill_weight": 0.5, "init_head": True}, "epochs": 2}
+    new = {"ema_decay": 0.9, "distill": {"weight": 0.5}, "init": {"head": True}, "epochs": 2}
+    with caplog.at_level("WARNING"):
+        trained = load_train_config(overrides=old)
+    assert (trained.ema_decay, trained.distill.weight, trained.init.head) == (0.9, 0.5, True)
+    assert "teacher.distill_weight is deprecated: use distill.weight" in caplog.text
+    assert load_experiment_config(overrides={"student_train": old}).student_train == new
+    # a folder whose experiment.json holds the old names hashes as the config with the new ones
+    written = load_experiment_config(overrides={"student_train": new, "teacher_train": old}).to_dict()
+    assert experiment_hash({**written, "student_train": old, "teacher_train": old}) == experiment_hash(written)
+    with pytest.raises(ConfigError, match="student_train.teacher.ema_decay is the old name of student_train.ema_decay"):
+        load_experiment_config(overrides={"student_train": {"teacher": {"ema_decay": 0.9}, "ema_decay": 0.5}})

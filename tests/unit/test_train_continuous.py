@@ -57,7 +57,7 @@ def test_unlabeled_rows_are_labeled_filtered_and_audited(corpus, teacher, tmp_pa
     # The guard is tested on its own below: here it may not go back, and the threshold keeps at least half of
     # dev, so that labels pass and every one made stays counted (how many of this tiny model's labels are
     # empty or under a strict threshold depends on the machine's floating-point kernels).
-    train(_config(corpus, run, **{"continuous.source": source, "teacher.init_encoder": teacher, "teacher.init_head": True,
+    train(_config(corpus, run, **{"continuous.source": source, "init.encoder": teacher, "init.head": True,
                                   "continuous.guard_max_short_share": 1.0, "continuous.guard_max_wer_rise": 1.0,
                                   "continuous.min_keep_fraction": 0.5}))
     continuous = _summary(run)["continuous"]
@@ -86,7 +86,7 @@ def test_the_audit_reads_the_label_sample(corpus, teacher, tmp_path):
     from selftrain.cli import main
 
     run = tmp_path / "run"
-    train(_config(corpus, run, **{"teacher.init_encoder": teacher, "teacher.init_head": True}))
+    train(_config(corpus, run, **{"init.encoder": teacher, "init.head": True}))
     result = CliRunner().invoke(main, ["audit", "--hyps", str(run / "continuous" / "labels.jsonl"), "--out", str(tmp_path / "audit")])
     assert result.exit_code == 0, result.output
     audit = json.loads((tmp_path / "audit" / "audit.json").read_text())
@@ -113,7 +113,7 @@ def test_the_guard_goes_back_then_stops_and_counts_its_trips(corpus, tmp_path):
 def test_an_interrupted_continuous_run_ends_with_the_uninterrupted_weights(corpus, teacher, tmp_path, monkeypatch, label_settings):
     from selftrain.train.brain import SelftrainBrain
 
-    settings = {**label_settings, "teacher.init_encoder": teacher, "teacher.init_head": True}
+    settings = {**label_settings, "init.encoder": teacher, "init.head": True}
     straight_dir = train(_config(corpus, tmp_path / "straight", **settings))
     original = SelftrainBrain.on_stage_start
 
@@ -146,8 +146,8 @@ def test_continuous_config_errors(corpus, tmp_path):
         train(_config(corpus, tmp_path / "r", **{"continuous.source": "oracle"}))
     with pytest.raises(ConfigError, match="data.unlabeled"):
         train(_config(corpus, tmp_path / "r", **{"data.unlabeled": []}))
-    with pytest.raises(ConfigError, match="teacher.ema_decay"):
-        train(_config(corpus, tmp_path / "r", **{"teacher.ema_decay": 0.9}))
+    with pytest.raises(ConfigError, match="ema_decay"):
+        train(_config(corpus, tmp_path / "r", **{"ema_decay": 0.9}))
 
 
 def test_a_pretrained_encoder_labels_from_its_cached_clean_states(corpus, tmp_path):
@@ -187,7 +187,7 @@ def test_labels_by_beam_search_with_the_lm(corpus, teacher, tmp_path):
     text.write_text("\n".join(TEXTS * 5) + "\n")
     lm = build_lm(text, tmp_path / "lm.bin", LMBuildConfig(order=2))
     run = tmp_path / "run"
-    train(_config(corpus, run, **{"teacher.init_encoder": teacher, "teacher.init_head": True, "continuous.decoder": "lm",
+    train(_config(corpus, run, **{"init.encoder": teacher, "init.head": True, "continuous.decoder": "lm",
                                   "continuous.lm": str(tmp_path / "lm.bin"), "continuous.decode": {"beam_width": 4}}))
     assert lm is not None and _summary(run)["continuous"]["labels"]["made"] > 0
     records = [json.loads(line) for line in (run / "continuous" / "labels.jsonl").read_text().splitlines()]
@@ -216,7 +216,7 @@ def test_a_rising_teacher_dev_wer_trips_the_guard_back_to_the_best_checkpoint(co
 
     monkeypatch.setattr(continuous_module, "fit_label_filter", worse_each_time)
     run = tmp_path / "run"
-    train(_config(corpus, run, **{"teacher.init_encoder": teacher, "teacher.init_head": True, "epochs": 4,
+    train(_config(corpus, run, **{"init.encoder": teacher, "init.head": True, "epochs": 4,
                                   "continuous.calibrate_every": 3, "continuous.guard_max_trips": 2}))
     continuous = _summary(run)["continuous"]
     assert all(t["reason"].startswith("teacher dev WER") for t in continuous["trips"])
@@ -248,7 +248,7 @@ def test_export_best_ema_writes_the_labeling_teacher_at_its_best_calibration(cor
     monkeypatch.setattr(continuous_module, "fit_label_filter", best_at_the_second)
     monkeypatch.setattr(continuous_module.ContinuousLabeler, "_new_best", remember)
     run = tmp_path / "run"
-    train(_config(corpus, run, **{"teacher.init_encoder": teacher, "teacher.init_head": True, "epochs": 6,
+    train(_config(corpus, run, **{"init.encoder": teacher, "init.head": True, "epochs": 6,
                                   "continuous.calibrate_every": 3, "continuous.export": "best_ema",
                                   "continuous.patience": 2}))
     summary = _summary(run)
@@ -296,7 +296,7 @@ def test_a_plateau_restarts_from_the_best_snapshot_before_it_stops_the_run(corpu
     monkeypatch.setattr(continuous_module, "fit_label_filter", best_at_the_second)
     monkeypatch.setattr(continuous_module.ContinuousLabeler, "_restart", check_restart)
     run = tmp_path / "run"
-    train(_config(corpus, run, **{"teacher.init_encoder": teacher, "teacher.init_head": True, "epochs": 10,
+    train(_config(corpus, run, **{"init.encoder": teacher, "init.head": True, "epochs": 10,
                                   "continuous.calibrate_every": 3, "continuous.export": "best_ema",
                                   "continuous.patience": 2, "continuous.restarts": 1}))
     continuous = _summary(run)["continuous"]

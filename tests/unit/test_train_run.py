@@ -73,7 +73,7 @@ def test_ssl_pseudo_unlabeled_and_ema_run_together(corpus, tmp_path):
     config = _config(corpus, tmp_path / "run", epochs=1, **{
         "data.pseudo": [corpus["pseudo"]], "data.unlabeled": [corpus["unlabeled"]],
         "ssl.objectives": ["best_rq", "reconstruction", "contrastive"], "ssl.best_rq_codebook": 32,
-        "combine.strategy": "gradnorm", "teacher.ema_decay": 0.9, "augment.noise_prob": 0.5, "augment.speed_perturb": True,
+        "combine.strategy": "gradnorm", "ema_decay": 0.9, "augment.noise_prob": 0.5, "augment.speed_perturb": True,
     })
     train(config)
     log = (tmp_path / "run" / "train_log.txt").read_text()
@@ -98,7 +98,7 @@ def _trained_unlabeled(run: Path) -> list[str]:
 def test_distillation_from_a_teacher_model_also_learns_from_unlabeled_audio(corpus, tmp_path):
     teacher = train(_config(corpus, tmp_path / "teacher", epochs=1, **{"data.unlabeled": [corpus["unlabeled"]]}))
     assert _trained_unlabeled(tmp_path / "teacher") == []  # neither SSL nor distillation would use it
-    train(_config(corpus, tmp_path / "student", epochs=1, **{"teacher.teacher_model": str(teacher), "teacher.distill_weight": 0.5,
+    train(_config(corpus, tmp_path / "student", epochs=1, **{"distill.teacher_model": str(teacher), "distill.weight": 0.5,
                                                              "data.unlabeled": [corpus["unlabeled"]], "data.mix_unlabeled": 0.5}))
     assert (tmp_path / "student" / "model" / "model.pt").exists()
     assert _trained_unlabeled(tmp_path / "student") == [corpus["unlabeled"]]
@@ -112,7 +112,7 @@ def test_config_errors_before_any_work(corpus, tmp_path):
     with pytest.raises(ConfigError, match="not enabled"):
         train(_config(corpus, tmp_path / "r", **{"ssl.weights": {"best_rq": 1.0}}))
     with pytest.raises(ConfigError, match="teacher_model"):
-        train(_config(corpus, tmp_path / "r", **{"teacher.distill_weight": 1.0}))
+        train(_config(corpus, tmp_path / "r", **{"distill.weight": 1.0}))
     with pytest.raises(ConfigError, match="dev_lm"):
         train(_config(corpus, tmp_path / "r", checkpoint_metric="lm_wer"))
 

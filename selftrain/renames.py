@@ -1,0 +1,94 @@
+"""Config keys renamed since 0.1.0, declared once.
+
+A config that still uses an old name loads (the key is moved to its new place, with one warning);
+a work folder's identity hashes the old names (:func:`selftrain.generation.workdir.experiment_hash`),
+so folders written before a rename open with configs that use the new names.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from selftrain.errors import ConfigError
+
+__all__ = ["SELECT_RENAMES", "TRAIN_RENAMES", "SECTION_RENAMES", "Path", "move_keys", "with_new_names"]
+
+log = logging.getLogger(__name__)
+
+Path = tuple[str, ...]  # a key's place in nested mappings: ("distill", "weight") is distill.weight
+
+# SelectConfig: old place -> new place
+SELECT_RENAMES: dict[Path, Path] = {("teacher",): ("label_source",)}
+# TrainConfig: the former ``teacher`` section held three unrelated things (an exported EMA copy of the
+# student, distillation from a teacher model, where the weights start), now named as such.
+TRAIN_RENAMES: dict[Path, Path] = {
+    ("teacher", "ema_decay"): ("ema_decay",),
+    ("teacher", "distill_weight"): ("distill", "weight"),
+    ("teacher", "teacher_model"): ("distill", "teacher_model"),
+    ("teacher", "init_encoder"): ("init", "encoder"),
+    ("teacher", "init_head"): ("init", "head"),
+}
+# The experiment config's stage sections and the renames of the config each one overrides.
+SECTION_RENAMES: dict[str, dict[Path, Path]] = {"select": SELECT_RENAMES, "teacher_train": TRAIN_RENAMES,
+                                                "student_train": TRAIN_RENAMES}
+
+
+def _pop(values: dict[str, Any], path: Path) -> tuple[bool, Any]:
+    """Remove ``path`` from ``values`` (in place; a parent mapping left empty goes too)."""
+    head, *rest = path
+    if head not in values:
+        return False, None
+    if not rest:
+        return True, values.pop(head)
+    child = values[head]
+    if not isinstance(child, dict):
+        return False, None
+    child = values[head] = dict(child)  # a copy: the caller's nested mappings stay as they were
+    found, value = _pop(child, tuple(rest))
+    if not child:
+        del values[head]
+    return found, value
+
+
+def _has(values: dict[str, Any], path: Path) -> bool:
+    for key in path:
+        if not isinstance(values, dict) or key not in values:
+            return False
+        values = values[key]
+    return True
+
+
+def _put(values: dict[str, Any], path: Path, value: Any) -> None:
+    for key in path[:-1]:
+        values[key] = dict(values.get(key) or {})
+        values = values[key]
+    values[path[-1]] = value
+
+
+def move_keys(values: dict[str, Any], moves: dict[Path, Path], where: str = "", warn: bool = False) -> dict[str, Any]:
+    """A copy of ``values`` with the value at each ``moves`` key moved to its ``moves`` value; with
+    ``warn``, one warning per key moved. A key given at both places is a :class:`ConfigError`.
+
+    >>> move_keys({"teacher": {"distill_weight": 1.0}, "epochs": 2}, TRAIN_RENAMES)
+    {'epochs': 2, 'distill': {'weight': 1.0}}
+    """
+    if not isinstance(values, dict):
+        return values
+    moved = dict(values)
+    for old, new in moves.items():
+        found, value = _pop(moved, old)
+        if not found:
+            continue
+        old_name, new_name = where + ".".join(old), where + ".".join(new)
+        if _has(moved, new):
+            raise ConfigError(f"{old_name} is the old name of {new_name}: give one of them")
+        if warn:
+            log.warning("%s is deprecated: use %s", old_name, new_name)
+        _put(moved, new, value)
+    return moved
+
+
+def with_new_names(values: dict[str, Any], moves: dict[Path, Path], where: str = "") -> dict[str, Any]:
+    """``values`` with the old names of ``moves`` replaced by the new ones, a warning for each."""
+    return move_keys(values, moves, where, warn=True)
