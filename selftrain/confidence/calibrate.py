@@ -17,7 +17,7 @@ raw score (the raw score is kept), plus ``combined``: a logistic regression on a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,6 +58,9 @@ __all__ = [
 ]
 
 _EPS = 1e-6
+# Which hypothesis of each utterance is calibrated: a teacher's name, None (the first), or a function
+# of the utterance (the selection's label source, e.g. ROVER's combination of three teachers or more).
+HypothesisChoice = str | Callable[[Utterance], Hypothesis | None] | None
 
 
 def hypothesis_words(hyp: Hypothesis) -> list[str]:
@@ -104,7 +107,7 @@ def utterance_label(hyp_words: list[str], reference: str, target: str = "exact")
     return max(0.0, 1.0 - jiwer.wer(" ".join(ref_words), " ".join(hyp_words) or "<empty>"))
 
 
-def utterance_target(utterances: Iterable[Utterance], teacher: str | None = None,
+def utterance_target(utterances: Iterable[Utterance], teacher: HypothesisChoice = None,
                      normalizer: TextNormalizer | None = None) -> str:
     """``exact`` when the dev set has at least :data:`MIN_CORRECT_UTTERANCES` fully right hypotheses, or
     at least :data:`MIN_CORRECT_SHARE` of them right (a small dev set); else ``word_accuracy``."""
@@ -119,15 +122,18 @@ def utterance_target(utterances: Iterable[Utterance], teacher: str | None = None
     return "exact" if enough and right > 0 else "word_accuracy"
 
 
-def pick_hypothesis(utt: Utterance, teacher: str | None = None) -> Hypothesis | None:
-    """The named teacher's hypothesis, or the first one when ``teacher`` is None."""
+def pick_hypothesis(utt: Utterance, teacher: HypothesisChoice = None) -> Hypothesis | None:
+    """The named teacher's hypothesis, the first one when ``teacher`` is None, or ``teacher(utt)`` when
+    it is a function (the selection's label source: the hypothesis that becomes the label)."""
+    if callable(teacher):
+        return teacher(utt)
     if teacher is None:
         return utt.hypotheses[0] if utt.hypotheses else None
     return utt.hypothesis(teacher)
 
 
 def labeled_scores(utterances: Iterable[Utterance], method: str, level: str = "word",
-                   teacher: str | None = None, normalizer: TextNormalizer | None = None,
+                   teacher: HypothesisChoice = None, normalizer: TextNormalizer | None = None,
                    target: str = "exact") -> tuple[np.ndarray, np.ndarray]:
     """``(scores, correct)`` of every word (``level="word"``) or utterance with a reference and a score.
 
@@ -297,7 +303,7 @@ class Calibration:
             raise ConfigError(f"cannot read calibration {path}: {exc}") from exc
 
 
-def _scored_methods(utterances: list[Utterance], teacher: str | None) -> tuple[set[str], set[str]]:
+def _scored_methods(utterances: list[Utterance], teacher: HypothesisChoice) -> tuple[set[str], set[str]]:
     """Word-level and utterance-level score names present in the chosen hypotheses."""
     word_methods: set[str] = set()
     utt_methods: set[str] = set()
@@ -311,7 +317,7 @@ def _scored_methods(utterances: list[Utterance], teacher: str | None) -> tuple[s
     return word_methods & raw, utt_methods & raw
 
 
-def _labeled_rows(utterances: list[Utterance], level: str, teacher: str | None,
+def _labeled_rows(utterances: list[Utterance], level: str, teacher: HypothesisChoice,
                   normalizer: TextNormalizer | None, target: str = "exact") -> tuple[list[dict[str, float]], list[float]]:
     """Every labeled word's (or utterance's) score dict with its correctness (utterances: ``target``)."""
     normalizer = normalizer or TextNormalizer()
@@ -333,7 +339,7 @@ def _labeled_rows(utterances: list[Utterance], level: str, teacher: str | None,
 
 
 def fit_calibration(utterances: list[Utterance], kind: str = "isotonic", methods: Iterable[str] | None = None,
-                    teacher: str | None = None, normalizer: TextNormalizer | None = None,
+                    teacher: HypothesisChoice = None, normalizer: TextNormalizer | None = None,
                     combine: bool = True, word_context: bool = True) -> Calibration:
     """Fit word- and utterance-level calibrators of ``kind`` for ``methods`` (default: every method seen),
     and (``combine``) a word and an utterance :class:`~selftrain.confidence.combine.Combiner` of them;

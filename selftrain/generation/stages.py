@@ -384,12 +384,14 @@ def _auto_threshold(config: ExperimentConfig, dev_records: list[Utterance]) -> t
 
 def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> SelectResult:
     """Calibrate on dev, choose the threshold, then select pseudo-labels of the unlabeled audio."""
+    from functools import partial
+
     from selftrain.agreement.rover import AgreementConfig
     from selftrain.confidence.calibrate import fit_calibration
     from selftrain.models.config import update_dataclass
     from selftrain.select import SelectConfig
     from selftrain.select.pipeline import run_selection
-    from selftrain.select.policy import speaking_rate_bounds_or_warning
+    from selftrain.select.policy import chosen_hypothesis, speaking_rate_bounds_or_warning
     from selftrain.select.stream import run_selection_stream
 
     inputs = selection_inputs(workdir, generation)
@@ -411,8 +413,8 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
                          segments=replace(select_config.segments, enabled=False))
     dev = run_selection(inputs["dev"], out / "dev", dev_config, agreement, manifest=config.data.dev)
     calibration_path = out / "calibration.json"
-    # Calibrate the scores of the teacher whose hypotheses become the pseudo-labels.
-    calibration = fit_calibration(dev.utterances, teacher=None if select_config.label_source == "auto" else select_config.label_source)
+    # Calibrate the scores of the hypotheses that become the pseudo-labels (ROVER's, when it is the label source).
+    calibration = fit_calibration(dev.utterances, teacher=partial(chosen_hypothesis, label_source=select_config.label_source))
     calibration.save(calibration_path)
     select_config = select_config.for_calibration(calibration)  # method auto: the calibrated combination
     dev = run_selection(inputs["dev"], out / "dev", replace(dev_config, method=select_config.method),

@@ -204,3 +204,20 @@ def test_calibration_uses_exact_matches_when_dev_has_enough(tmp_path):
     assert Calibration.load(tmp_path / "w.json").utterance_target == "word_accuracy"
     small = fit_calibration(_weak_teacher_dev(n=20, exact=2))  # a small dev set with a tenth right
     assert small.utterance_target == "exact"
+
+
+def test_the_calibration_is_fitted_on_the_hypothesis_that_becomes_the_label():
+    from functools import partial
+
+    from selftrain.select.policy import chosen_hypothesis
+
+    utts = _dev_set()
+    for utt in utts:  # three teachers, the first always wrong: with label_source auto, ROVER's text is the label
+        right = utt.hypotheses[0]
+        wrong = Hypothesis("lm", "zz", [Word("zz", 0, 1, {"max_prob": 0.99})], scores={"max_prob": 0.99})
+        utt.hypotheses = [wrong, Hypothesis("t2", right.text), Hypothesis("t3", right.text),
+                          Hypothesis("rover", right.text, right.words, scores=right.scores)]
+    label = partial(chosen_hypothesis, label_source="auto")
+    assert labeled_scores(utts, "max_prob", teacher=label)[0].tolist() == [0.9, 0.8, 0.9, 0.2, 0.3, 0.1, 0.95]
+    assert fit_calibration(utts, teacher=label).to_dict() == fit_calibration(utts, teacher="rover").to_dict()
+    assert fit_calibration(utts, teacher=label).to_dict() != fit_calibration(utts).to_dict()  # the first teacher's
