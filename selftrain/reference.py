@@ -252,8 +252,10 @@ def _commands() -> list[tuple[str, click.Command]]:
 
 
 def cli_options() -> dict[str, list[str]]:
-    """Every option and argument name of every command, by command (what the CLI page must cover)."""
-    return {name: [p.opts[0] if isinstance(p, click.Option) else p.name or "" for p in command.params]
+    """Every option and argument name of every command, by command (what the CLI page must cover);
+    hidden options (deprecated names) are left out, as on the page."""
+    return {name: [p.opts[0] if isinstance(p, click.Option) else p.name or "" for p in command.params
+                   if not getattr(p, "hidden", False)]
             for name, command in _commands()}
 
 
