@@ -12,17 +12,17 @@ from typing import Any
 
 from selftrain.errors import ConfigError
 
-__all__ = ["SELECT_RENAMES", "TRAIN_RENAMES", "SECTION_RENAMES", "Path", "move_keys", "with_new_names"]
+__all__ = ["SELECT_RENAMES", "TRAIN_RENAMES", "SECTION_RENAMES", "KeyPath", "move_keys", "with_new_names"]
 
 log = logging.getLogger(__name__)
 
-Path = tuple[str, ...]  # a key's place in nested mappings: ("distill", "weight") is distill.weight
+KeyPath = tuple[str, ...]  # a key's place in nested mappings: ("distill", "weight") is distill.weight
 
 # SelectConfig: old place -> new place
-SELECT_RENAMES: dict[Path, Path] = {("teacher",): ("label_source",)}
+SELECT_RENAMES: dict[KeyPath, KeyPath] = {("teacher",): ("label_source",)}
 # TrainConfig: the former ``teacher`` section held three unrelated things (an exported EMA copy of the
 # student, distillation from a teacher model, where the weights start), now named as such.
-TRAIN_RENAMES: dict[Path, Path] = {
+TRAIN_RENAMES: dict[KeyPath, KeyPath] = {
     ("teacher", "ema_decay"): ("ema_decay",),
     ("teacher", "distill_weight"): ("distill", "weight"),
     ("teacher", "teacher_model"): ("distill", "teacher_model"),
@@ -30,11 +30,11 @@ TRAIN_RENAMES: dict[Path, Path] = {
     ("teacher", "init_head"): ("init", "head"),
 }
 # The experiment config's stage sections and the renames of the config each one overrides.
-SECTION_RENAMES: dict[str, dict[Path, Path]] = {"select": SELECT_RENAMES, "teacher_train": TRAIN_RENAMES,
+SECTION_RENAMES: dict[str, dict[KeyPath, KeyPath]] = {"select": SELECT_RENAMES, "teacher_train": TRAIN_RENAMES,
                                                 "student_train": TRAIN_RENAMES}
 
 
-def _pop(values: dict[str, Any], path: Path) -> tuple[bool, Any]:
+def _pop(values: dict[str, Any], path: KeyPath) -> tuple[bool, Any]:
     """Remove ``path`` from ``values`` (in place; a parent mapping left empty goes too)."""
     head, *rest = path
     if head not in values:
@@ -51,7 +51,7 @@ def _pop(values: dict[str, Any], path: Path) -> tuple[bool, Any]:
     return found, value
 
 
-def _has(values: dict[str, Any], path: Path) -> bool:
+def _has(values: dict[str, Any], path: KeyPath) -> bool:
     for key in path:
         if not isinstance(values, dict) or key not in values:
             return False
@@ -59,14 +59,14 @@ def _has(values: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def _put(values: dict[str, Any], path: Path, value: Any) -> None:
+def _put(values: dict[str, Any], path: KeyPath, value: Any) -> None:
     for key in path[:-1]:
         values[key] = dict(values.get(key) or {})
         values = values[key]
     values[path[-1]] = value
 
 
-def move_keys(values: dict[str, Any], moves: dict[Path, Path], where: str = "", warn: bool = False) -> dict[str, Any]:
+def move_keys(values: dict[str, Any], moves: dict[KeyPath, KeyPath], where: str = "", warn: bool = False) -> dict[str, Any]:
     """A copy of ``values`` with the value at each ``moves`` key moved to its ``moves`` value; with
     ``warn``, one warning per key moved. A key given at both places is a :class:`ConfigError`.
 
@@ -89,6 +89,6 @@ def move_keys(values: dict[str, Any], moves: dict[Path, Path], where: str = "", 
     return moved
 
 
-def with_new_names(values: dict[str, Any], moves: dict[Path, Path], where: str = "") -> dict[str, Any]:
+def with_new_names(values: dict[str, Any], moves: dict[KeyPath, KeyPath], where: str = "") -> dict[str, Any]:
     """``values`` with the old names of ``moves`` replaced by the new ones, a warning for each."""
     return move_keys(values, moves, where, warn=True)
