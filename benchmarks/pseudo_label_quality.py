@@ -30,18 +30,20 @@ another system) and the reference manifest, this writes ``pseudo_label_quality.j
 quoting it). Example::
 
     python benchmarks/pseudo_label_quality.py --hyps work/gen0/hyps.jsonl --reference data/unlabeled.csv
+
+The re-scoring sweeps are in ``_quality_variants.py``, the targets and the Markdown in ``_quality_report.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import itertools
 import math
 import sys
 from pathlib import Path
 
-import numpy as np
+from _quality_report import FRACTIONS, targets_met, to_markdown
+from _quality_variants import confidence_variants, nbest_temperatures
 from _results import save_results
 
 from selftrain.agreement import (
@@ -53,15 +55,10 @@ from selftrain.agreement import (
 )
 from selftrain.confidence import (
     COMBINED,
-    FRAME_MEASURES,
     LM_SCORES,
-    ConfidenceConfig,
     add_lm_scores,
     aggregate,
     fit_calibration,
-    hypothesis_posterior,
-    score_hypothesis,
-    word_posteriors,
 )
 from selftrain.select import SelectConfig, attach_manifest, select_utterances
 from selftrain.select.quality import (
@@ -73,9 +70,7 @@ from selftrain.select.quality import (
     word_detection,
 )
 
-FRACTIONS = (1.0, 0.8, 0.6, 0.4)
 ROVER = "rover"
-TARGET_RATIO, TARGET_AUROC = 0.4, 0.85
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -275,153 +270,9 @@ def evaluate(hyps: list[str], reference: str, teacher: str | None = None, model:
         "unfiltered_wer": unfiltered, "wer_at_kept_fraction": rows, "word_detection": words,
         "best_method_at_60": best_any, "best_confidence_method_at_60": best,
         "best_word_auroc": max(aurocs.items(), key=lambda kv: kv[1]) if aurocs else None,
-        "targets": _targets(unfiltered, rows.get(best_any or "", {}).get("0.6"), max(aurocs.values()) if aurocs else None,
-                            rows["oracle"]["0.6"] if items else None),
+        "targets": targets_met(unfiltered, rows.get(best_any or "", {}).get("0.6"), max(aurocs.values()) if aurocs else None,
+                               rows["oracle"]["0.6"] if items else None),
     }
-
-
-VARIANT_FRAMES = ("non_blank", "all")
-VARIANT_AGGREGATIONS = ("mean", "min", "prod")
-VARIANT_ALPHAS = (1.0 / 3.0, 0.5, 1.0)
-
-
-def _posteriors(items: list[Labeled], model_dir: str, batch_size: int = 8) -> dict[str, np.ndarray]:
-    """The teacher's ``[T, V]`` log-posteriors of every item (eval mode, so the same as at decoding)."""
-    import torch
-    from tqdm import tqdm
-
-    from selftrain.data.audio import load_audio
-    from selftrain.models import load_acoustic_model
-
-    model = load_acoustic_model(model_dir, device="cpu")
-    ordered = sorted(items, key=lambda i: i.utt.duration)
-    out: dict[str, np.ndarray] = {}
-    for start in tqdm(range(0, len(ordered), batch_size), desc="posteriors", unit="batch"):
-        batch = ordered[start:start + batch_size]
-        wavs = [load_audio(i.utt.wav, model.sample_rate) for i in batch]
-        lengths = torch.tensor([len(w) for w in wavs], dtype=torch.float32)
-        padded = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
-        with torch.inference_mode():
-            log_probs, frames = model.log_probs(padded, lengths / lengths.max())
-        for item, lp, n in zip(batch, log_probs.float().numpy(), frames.tolist(), strict=True):
-            out[item.utt.id] = lp[: int(n)]
-    return out
-
-
-def confidence_variants(items: list[Labeled], model_dir: str, blank: int = 0) -> dict[str, dict]:
-    """Re-score the items' hypotheses under each confidence variant: word AUROC per measure, WER at 60 %."""
-    posteriors = _posteriors(items, model_dir)
-    results: dict[str, dict] = {}
-    for frames, how, alpha in itertools.product(VARIANT_FRAMES, VARIANT_AGGREGATIONS, VARIANT_ALPHAS):
-        config = ConfidenceConfig(frames=frames, word_aggregation=how, entropy_alpha=alpha, nbest_scores=False)
-        rescored = []
-        for item in items:
-            hyp = copy.deepcopy(item.hyp)
-            hyp.scores = {}
-            for word in hyp.words:
-                word.scores = {}
-            if item.utt.id in posteriors:
-                score_hypothesis(posteriors[item.utt.id], hyp, blank, config)
-            rescored.append(Labeled(item.utt, hyp, item.reference))
-        measures = [m for m in FRAME_MEASURES if alpha == 1.0 / 3.0 or m != "max_prob"]
-        name = f"frames={frames},word={how},alpha={alpha:.2g}"
-        results[name] = {m: {"auroc": (word_detection(rescored, m) or {}).get("auroc"),
-                             "wer_at_60": wer_at_fractions(rescored, lambda i, m=m: i.hyp.scores.get(m), (0.6,))["0.6"]}
-                         for m in measures}
-    return results
-
-
-NBEST_TEMPERATURES = (0.5, 1.0, 2.0, 4.0, 8.0)
-
-
-def nbest_temperatures(items: list[Labeled]) -> dict[str, dict] | None:
-    """n-best scores recomputed at several temperatures: word_posterior AUROC, WER at 60 % kept."""
-    if not any(i.hyp.nbest for i in items):
-        return None
-    results: dict[str, dict] = {}
-    for temperature in NBEST_TEMPERATURES:
-        rescored = []
-        for item in items:
-            hyp = copy.deepcopy(item.hyp)
-            if hyp.nbest:
-                hyp.scores["nbest_posterior"] = hypothesis_posterior(hyp.text, hyp.nbest, temperature) or 0.0
-                posteriors = word_posteriors([w.word for w in hyp.words], hyp.nbest, temperature) or []
-                for word, value in zip(hyp.words, posteriors, strict=True):
-                    word.scores["word_posterior"] = value
-                if posteriors:
-                    hyp.scores["word_posterior"] = aggregate(posteriors, "mean")
-            rescored.append(Labeled(item.utt, hyp, item.reference))
-        detection = word_detection(rescored, "word_posterior") or {}
-        results[f"{temperature:g}"] = {
-            "word_posterior_auroc": detection.get("auroc"),
-            **{f"{m}_wer_at_60": wer_at_fractions(rescored, lambda i, m=m: i.hyp.scores.get(m), (0.6,))["0.6"]
-               for m in ("nbest_posterior", "word_posterior")}}
-    return results
-
-
-def _targets(unfiltered: float, best_at_60: float | None, best_auroc: float | None,
-             oracle_at_60: float | None = None) -> dict:
-    ratio = best_at_60 / unfiltered if best_at_60 is not None and unfiltered > 0 else None
-    # The oracle (ranking by the true WER) bounds every ranking: when its ratio is above the target,
-    # no confidence score can meet it on these hypotheses.
-    oracle_ratio = oracle_at_60 / unfiltered if oracle_at_60 is not None and unfiltered > 0 else None
-    reachable = unfiltered - oracle_at_60 if oracle_at_60 is not None else None
-    share = (unfiltered - best_at_60) / reachable if reachable and best_at_60 is not None else None
-    return {"wer_ratio_at_60": ratio, "wer_ratio_target": TARGET_RATIO,
-            "oracle_wer_ratio_at_60": oracle_ratio, "share_of_oracle_reduction_at_60": share,
-            "wer_ratio_met": ratio is not None and ratio <= TARGET_RATIO,
-            "best_word_auroc": best_auroc, "auroc_target": TARGET_AUROC,
-            "auroc_met": best_auroc is not None and best_auroc >= TARGET_AUROC}
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
-
-
-def to_markdown(result: dict, command: str) -> str:
-    """The results as Markdown tables."""
-    lines = ["# Pseudo-label quality", "", f"Produced by: `{command}`", "",
-             f"{result['utterances']} utterances with references; teachers: {', '.join(result['teachers'])}; "
-             f"primary: {result['primary_teacher']}; unfiltered WER {_fmt(result['unfiltered_wer'])}.", "",
-             "## Pseudo-label WER vs kept fraction", "", "| ranking | " + " | ".join(f"{f:.0%}" for f in FRACTIONS) + " |",
-             "|---" * (len(FRACTIONS) + 1) + "|"]
-    for name, row in result["wer_at_kept_fraction"].items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(row[f'{f:g}']) for f in FRACTIONS) + " |")
-    lines += ["", "## Word-level error detection", "",
-              "| method | words | error rate | AUROC | AUPRC | ECE | ECE isotonic (2-fold) | ECE temperature (2-fold) |",
-              "|---|---|---|---|---|---|---|---|"]
-    for name, m in result["word_detection"].items():
-        if m is not None:
-            lines.append(f"| {name} | {m['count']} | {_fmt(m['error_rate'])} | {_fmt(m['auroc'])} | {_fmt(m['auprc'])} | "
-                         f"{_fmt(m['ece'])} | {_fmt(m.get('ece_isotonic'))} | {_fmt(m.get('ece_temperature'))} |")
-    if result.get("nbest_temperatures"):
-        lines += ["", "## n-best temperature", "", "| temperature | word_posterior AUROC | nbest_posterior WER at 60 % "
-                  "| word_posterior WER at 60 % |", "|---|---|---|---|"]
-        for temp, row in result["nbest_temperatures"].items():
-            lines.append(f"| {temp} | {_fmt(row['word_posterior_auroc'])} | {_fmt(row['nbest_posterior_wer_at_60'])} | "
-                         f"{_fmt(row['word_posterior_wer_at_60'])} |")
-    if result.get("confidence_variants"):
-        lines += _variants_markdown(result["confidence_variants"])
-    t = result["targets"]
-    lines += ["", f"Best ranking at 60 % kept: {result['best_method_at_60']} (chosen on this data); WER ratio to "
-              f"unfiltered {_fmt(t['wer_ratio_at_60'])} (target <= {TARGET_RATIO}: {'met' if t['wer_ratio_met'] else 'not met'}); "
-              f"best word AUROC {_fmt(t['best_word_auroc'])} (target >= {TARGET_AUROC}: {'met' if t['auroc_met'] else 'not met'}).  ",
-              f"Oracle ranking (true utterance WER) at 60 % kept: ratio {_fmt(t.get('oracle_wer_ratio_at_60'))}, the floor for "
-              f"any ranking of these hypotheses; the best ranking achieves {_fmt(t.get('share_of_oracle_reduction_at_60'))} "
-              "of the oracle's WER reduction.", ""]
-    return "\n".join(lines)
-
-
-def _variants_markdown(variants: dict[str, dict]) -> list[str]:
-    lines = ["", "## Confidence variants (primary teacher re-scored): word AUROC / WER at 60 % kept", "",
-             "| variant | " + " | ".join(FRAME_MEASURES) + " |", "|---" * (len(FRAME_MEASURES) + 1) + "|"]
-    for name, measures in variants.items():
-        cells = [f"{_fmt(measures[m]['auroc'])} / {_fmt(measures[m]['wer_at_60'])}" if m in measures else "-"
-                 for m in FRAME_MEASURES]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return lines
-
-
 
 
 def main(argv: list[str] | None = None) -> int:

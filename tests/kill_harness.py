@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
+from selftrain.generation.registry import EXPERIMENT, Plan, generation_stages
+
 REPO = Path(__file__).resolve().parents[1]
-# Stages in the order `selftrain run` does them (generation 1 shown; later generations repeat it).
-GENERATION_STAGES = ("decode", "select", "audit", "train", "eval")
 # Files whose bytes must not depend on interruptions or on the process (no paths, clocks or names
 # of checkpoint folders in them): hypotheses, decisions, selected pseudo-labels, audits, models.
 COMPARED_GLOBS = ("summary.json", "lm/lm.bin", "gen_*/decode/*.jsonl", "gen_*/select/selected.csv",
@@ -89,14 +89,12 @@ def run_clean(args: list[str], log: Path, hash_seed: str | None = None) -> float
 
 
 def stage_order(generations: int, schedule: str = "generations") -> list[str]:
-    """Stage folders relative to the work folder, in the order they run (the continuous schedule:
-    generation 0, then one training of generation 1)."""
-    stages = ["gen_000/train", "lm", "gen_000/eval"]
-    if schedule == "continuous":
-        return stages + (["gen_001/train", "gen_001/eval"] if generations else [])
-    for g in range(1, generations + 1):
-        stages += [f"gen_{g:03d}/{name}" for name in GENERATION_STAGES]
-    return stages
+    """Stage folders relative to the work folder, in the order they run, as the library's stage
+    registry declares them for the harness's experiments (``labels: policy``, no decoder tuning, no
+    external teachers; the continuous schedule: generation 0, then one training of generation 1)."""
+    plan = Plan.of({"generations": generations, "schedule": schedule})
+    return [stage.name if stage.scope == EXPERIMENT else f"gen_{g:03d}/{stage.name}"
+            for g in range(plan.last_generation + 1) for stage in generation_stages(plan, g)]
 
 
 def stage_seconds(workdir: Path, generations: int, schedule: str = "generations") -> dict[str, float]:

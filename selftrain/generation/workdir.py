@@ -217,7 +217,7 @@ class Workdir:
         return adopted
 
 
-# Where a training stage keeps its checkpoints (selftrain.train.run: <stage>/save/CKPT+...).
+# Where a training stage keeps its checkpoints (selftrain.train.build: <stage>/save/CKPT+...).
 CHECKPOINT_GLOB = "save/CKPT*"
 
 

@@ -3,7 +3,7 @@
 A label is the greedy (or beam search + LM) hypothesis of a teacher's CTC posteriors. Its utterance confidence is computed
 as the offline decoding computes it (:func:`~selftrain.confidence.score_hypothesis`), mapped through a
 calibration fit on dev (:func:`~selftrain.confidence.calibrate.fit_calibration`, the calibrated
-combination when one is fit, as :func:`~selftrain.generation.stages.select_pseudo_labels` does), and
+combination when one is fit, as :func:`~selftrain.generation.stages_select.select_pseudo_labels` does), and
 kept when it reaches the threshold that :func:`~selftrain.audit.sweep.choose_threshold` picks on dev
 and passes the selection's sanity filters (:func:`~selftrain.select.policy.sanity_reason`).
 """

@@ -15,7 +15,7 @@ import selftrain.teachers as teachers_module
 from selftrain.cli import main
 from selftrain.data.manifest import write_manifest
 from selftrain.errors import ConfigError
-from selftrain.generation import Workdir, load_experiment_config, run_generation
+from selftrain.generation import Workdir, load_experiment_config, run_generation, stages_decode
 from selftrain.generation import run as run_module
 from selftrain.generation import stages as stages_module
 from selftrain.generation.config import DataPaths, ExperimentConfig, TeachersConfig
@@ -199,7 +199,7 @@ def test_every_generation_selects_with_the_same_external_hypotheses(tmp_path, bu
     def fake_decode(config, workdir, teacher, manifest, out, prefix, ensemble=False):
         return _decoded(prefix, "lm", "greedy")
 
-    monkeypatch.setattr(stages_module, "decode_teachers", fake_decode)
+    monkeypatch.setattr(stages_decode, "decode_teachers", fake_decode)  # the decode stage's own call
     monkeypatch.setattr(stages_module, "select_pseudo_labels", _stop_at_selection(seen))
     for generation in (1, 2):
         with pytest.raises(_Stop):
@@ -230,7 +230,7 @@ def test_an_ensemble_teacher_labels_and_calibrates_with_the_same_members(tmp_pat
         calls.append((prefix, ensemble))
         return _decoded(prefix, "lm")
 
-    monkeypatch.setattr(stages_module, "decode_teachers", fake_decode)
+    monkeypatch.setattr(stages_decode, "decode_teachers", fake_decode)  # the decode stage's own call
     monkeypatch.setattr(stages_module, "select_pseudo_labels", _stop_at_selection(seen))
     with pytest.raises(_Stop):
         run_generation(config, workdir, 1)

@@ -1,7 +1,7 @@
 """The automatic threshold: the most permissive one meeting the target WER on dev, with a floor."""
 
 from selftrain.generation import load_experiment_config
-from selftrain.generation.stages import _auto_threshold
+from selftrain.generation.stages_select import _auto_threshold
 from selftrain.record import Hypothesis, Utterance
 
 
@@ -44,7 +44,7 @@ def test_the_selection_stage_ranks_by_the_calibrated_combination_unless_told_a_m
     import json
 
     from selftrain.data.manifest import write_speechbrain_csv
-    from selftrain.generation import stages
+    from selftrain.generation import stages, stages_select
     from selftrain.record import Word
 
     def split(name: str, count: int) -> tuple[str, str]:
@@ -60,8 +60,8 @@ def test_the_selection_stage_ranks_by_the_calibrated_combination_unless_told_a_m
         return str(hyps), str(manifest)
 
     (dev_hyps, dev), (unlabeled_hyps, unlabeled) = split("d", 40), split("u", 10)
-    monkeypatch.setattr(stages, "selection_inputs", lambda workdir, generation: {"unlabeled": [unlabeled_hyps],
-                                                                                "dev": [dev_hyps]})
+    monkeypatch.setattr(stages_select, "selection_inputs", lambda workdir, generation: {"unlabeled": [unlabeled_hyps],
+                                                                                       "dev": [dev_hyps]})
     base = {"data": {"dev": dev, "unlabeled": unlabeled}, "speaking_rate_quantile": None}
     chosen = stages.select_pseudo_labels(load_experiment_config(overrides=base), None, 1, tmp_path / "auto")
     assert chosen.method == "combined"

@@ -72,8 +72,8 @@ def test_dev_score_ranks_a_young_model_that_spells_above_one_that_emits_nothing(
 
 
 def test_unknown_checkpoint_metric_is_a_config_error(tmp_path):
-    from selftrain.train.run import _validate
+    from selftrain.train.validate import validate_config
 
     config = load_train_config("tiny", overrides={"out": str(tmp_path), "checkpoint_metric": "bleu"})
     with pytest.raises(ConfigError, match="checkpoint_metric"):
-        _validate(config)
+        validate_config(config)

@@ -164,15 +164,15 @@ def test_a_decided_stop_survives_an_interruption(corpus, tmp_path, monkeypatch):
 
     one_epoch = json.loads((Path(train(_config(corpus, tmp_path / "probe", epochs=1))).parent / "summary.json").read_text())
     settings = {"epochs": 3, "max_steps": one_epoch["optimizer_steps"]}  # stops after epoch 1
-    original = run_module._finish
+    original = run_module.finish_run
 
     def killed_while_exporting(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run_module, "_finish", killed_while_exporting)
+    monkeypatch.setattr(run_module, "finish_run", killed_while_exporting)
     with pytest.raises(KeyboardInterrupt):
         train(_config(corpus, tmp_path / "run", **settings))
-    monkeypatch.setattr(run_module, "_finish", original)
+    monkeypatch.setattr(run_module, "finish_run", original)
     train(_config(corpus, tmp_path / "run", **settings))
     log = (tmp_path / "run" / "train_log.txt").read_text().splitlines()
     assert [line.split(",")[0] for line in log] == ["epoch: 1"]
