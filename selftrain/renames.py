@@ -1,4 +1,4 @@
-"""Config keys renamed since 0.1.0, declared once.
+"""Config keys and public names renamed since 0.1.0, declared once.
 
 A config that still uses an old name loads (the key is moved to its new place, with one warning);
 a work folder's identity hashes the old names (:func:`selftrain.generation.workdir.experiment_hash`),
@@ -8,11 +8,13 @@ so folders written before a rename open with configs that use the new names.
 from __future__ import annotations
 
 import logging
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 from selftrain.errors import ConfigError
 
-__all__ = ["SELECT_RENAMES", "TRAIN_RENAMES", "SECTION_RENAMES", "KeyPath", "move_keys", "with_new_names"]
+__all__ = ["SELECT_RENAMES", "TRAIN_RENAMES", "SECTION_RENAMES", "KeyPath", "move_keys", "with_new_names", "renamed_attributes"]
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +94,17 @@ def move_keys(values: dict[str, Any], moves: dict[KeyPath, KeyPath], where: str 
 def with_new_names(values: dict[str, Any], moves: dict[KeyPath, KeyPath], where: str = "") -> dict[str, Any]:
     """``values`` with the old names of ``moves`` replaced by the new ones, a warning for each."""
     return move_keys(values, moves, where, warn=True)
+
+
+def renamed_attributes(module: str, renamed: dict[str, tuple[str, Any]]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that still answers each old public name (``renamed``: old name -> its
+    new name and the object) with a DeprecationWarning, for code that imports the 0.1.0 names."""
+
+    def attribute(name: str) -> Any:
+        if name not in renamed:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        new_name, value = renamed[name]
+        warnings.warn(f"{module}.{name} is deprecated; use {new_name}", DeprecationWarning, stacklevel=2)
+        return value
+
+    return attribute

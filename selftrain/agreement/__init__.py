@@ -1,8 +1,5 @@
 """Agreement between teachers: alignment, ROVER voting, pairwise agreement, DUST, hypothesis import."""
 
-import warnings
-from typing import Any
-
 from selftrain.agreement.rover import (
     PEER_SCORES,
     AgreementConfig,
@@ -20,6 +17,7 @@ from selftrain.agreement.teachers import (
     load_teacher_file,
     merge_teachers,
 )
+from selftrain.renames import renamed_attributes
 
 __all__ = [
     "AgreementConfig",
@@ -38,10 +36,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # ``MergeReport`` was the name of ``CoverageReport`` in 0.1.0; kept for code that imports it.
-    if name == "MergeReport":
-        warnings.warn("selftrain.agreement.MergeReport is deprecated; use CoverageReport", DeprecationWarning,
-                      stacklevel=2)
-        return CoverageReport
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The 0.1.0 name, kept for code that imports it.
+__getattr__ = renamed_attributes(__name__, {"MergeReport": ("CoverageReport", CoverageReport)})

@@ -6,9 +6,6 @@ confidences (greedy, pyctcdecode + KenLM, or torchaudio's flashlight decoder).
 ...     report = decode_manifest(model, read_manifest("unlabeled.csv"), dec, "hyps.jsonl")
 """
 
-import warnings
-from typing import Any
-
 from selftrain.decode.backends import (
     FlashlightBackend,
     GreedyBackend,
@@ -22,6 +19,7 @@ from selftrain.decode.config import DECODERS, DecoderConfig
 from selftrain.decode.evaluate import EvalResult, error_rates, evaluate
 from selftrain.decode.pool import DecoderPool
 from selftrain.decode.run import DecodeReport, MergeReport, Shard, decode_manifest, iter_decoded, merge_shards
+from selftrain.renames import renamed_attributes
 
 __all__ = [
     "DECODERS",
@@ -46,10 +44,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # ``TeacherDecoder`` was the name of ``DecoderPool`` in 0.1.0; kept for code that imports it.
-    if name == "TeacherDecoder":
-        warnings.warn("selftrain.decode.TeacherDecoder is deprecated; use DecoderPool", DeprecationWarning,
-                      stacklevel=2)
-        return DecoderPool
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The 0.1.0 name, kept for code that imports it.
+__getattr__ = renamed_attributes(__name__, {"TeacherDecoder": ("DecoderPool", DecoderPool)})
