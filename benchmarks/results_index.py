@@ -89,8 +89,9 @@ QUESTIONS: dict[str, tuple[str, str, str]] = {
     "self_training_pretrained_10min_pool40": ("Does four times the unlabeled audio keep the continuous run improving "
                                               "for longer?", "2026-12-06-pool-size-and-filtering", ""),
     "self_training_pretrained_30min": ("With a pretrained encoder and 30 min of labels, how much does the best-EMA "
-                                       "continuous run gain over its labeled-only variant?",
-                                       "2026-12-06-pool-size-and-filtering", ""),
+                                       "continuous run gain over its labeled-only variant, the labeled-only "
+                                       "control chain and three offline generations?",
+                                       "2026-12-06-30min-controls", ""),
     "decode_speed_whisper_tiny": ("How much does LM decoding cost over greedy with the pretrained encoder?",
                                   "2026-12-06-pretrained-encoder", ""),
 }
