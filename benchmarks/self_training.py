@@ -116,6 +116,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def scale_skips(scale: dict[str, Any], skip: list[str]) -> tuple[str, ...]:
+    """The arms left out: the scale's own ``skip`` list (a scale sized to a time budget) and --skip."""
+    own = list(scale.get("skip") or [])
+    unknown = sorted(set(own) - set(OPTIONAL_ARMS))
+    if unknown:
+        raise SystemExit(f"the scale's skip list names unknown arms {', '.join(unknown)}; "
+                         f"known: {', '.join(OPTIONAL_ARMS)}")
+    return tuple(dict.fromkeys([*own, *skip]))
+
+
 def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
                   config: Path = HERE / "self_training.yaml", explore: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run every arm not in ``skip`` (resumable), most important first, and collect their rows;
@@ -220,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         return rewrite_report(out, name)
     scale = load_scale(args.config, args.scale)
     started = time.time()
-    result = run_benchmark(scale, Path(args.work) / args.scale, tuple(args.skip), Path(args.config), tuple(args.explore))
+    result = run_benchmark(scale, Path(args.work) / args.scale, scale_skips(scale, args.skip), Path(args.config),
+                           tuple(args.explore))
     result["analysis"] = analyse(result)
     stage_total = sum(r["wall_seconds"] for rows in result["arms"].values() for r in rows) + result["corpus"]["seconds_this_run"]
     result["meta"] = {"scale": args.scale, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
