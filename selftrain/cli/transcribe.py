@@ -38,5 +38,5 @@ def transcribe(kind: str, manifest: str, out: str, model_dir: str | None, ctc_mo
         finally:
             teacher.close()
     bad = sum(report.bad_audio.values())
-    click.echo(f"{report.transcribed} transcribed, {report.already_done} already in {report.out}, {bad} skipped for "
+    click.echo(f"{report.decoded} transcribed, {report.already_done} already in {report.out}, {bad} skipped for "
                f"bad audio {report.bad_audio or ''}; {report.seconds:.1f} s, real-time factor {report.real_time_factor:.3f}")

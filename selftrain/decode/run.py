@@ -20,7 +20,6 @@ import heapq
 import json
 import logging
 import os
-import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence, Set, Sized
 from contextlib import contextmanager
@@ -34,11 +33,10 @@ from tqdm import tqdm
 from selftrain.data.audio import SkipLog
 from selftrain.data.check import record_problem
 from selftrain.decode.pool import DecoderPool, PendingResult
-from selftrain.errors import ConfigError, DecodeError, StorageError
-from selftrain.io import JsonlWriter, atomic_write, read_jsonl
+from selftrain.errors import ConfigError, DecodeError
+from selftrain.io import atomic_write, read_jsonl
 from selftrain.models.api import AcousticModel
 from selftrain.record import Hypothesis, Utterance
-from selftrain.storage import storage_error
 
 __all__ = ["Shard", "DecodeReport", "MergeReport", "acoustic_log_probs", "iter_decoded", "decode_manifest", "merge_shards",
            "screen_rows", "iter_screened"]
@@ -221,75 +219,17 @@ def _finish(item: tuple[list[Utterance], PendingResult], bar: tqdm) -> Iterator[
         yield utt, hyp
 
 
-@dataclass
-class _Tally:
-    """Counts of a manifest read as a stream: rows handed to decoding and those of them already done."""
-
-    selected: int = 0
-    already_done: int = 0
-
-
-def _tallied(utterances: Iterable[Utterance], done: Set[str], tally: _Tally) -> Iterator[Utterance]:
-    for utt in utterances:
-        tally.selected += 1
-        tally.already_done += utt.id in done
-        yield utt
-
-
 def decode_manifest(model: AcousticModel, utterances: Iterable[Utterance], decoder: DecoderPool,
                     out: str | Path, shard: Shard | None = None, limit: int | None = None,
                     progress: bool = True) -> DecodeReport:
-    """Decode ``utterances`` (this ``shard`` of them) into the JSON-lines file ``out``, resuming.
+    """Decode ``utterances`` (this ``shard`` of them) with ``model`` and ``decoder`` into the JSON-lines
+    file ``out``, resuming: the CTC teacher (:class:`~selftrain.teachers.CTCTeacher`) through the
+    writer every teacher shares (:func:`~selftrain.teachers.transcribe_manifest`, which says what is
+    held in memory, skipped and reported). ``decoder`` stays open for the caller."""
+    from selftrain.teachers.ctc import CTCTeacher
+    from selftrain.teachers.run import transcribe_manifest
 
-    ``utterances`` may be a stream (:class:`~selftrain.data.manifest.ManifestStream`): only a batch
-    of rows, the ids seen (for repeated ones) and the ids already written are held, so memory does
-    not grow with the manifest. ``limit`` stops after that many newly written records (for tests
-    and trial runs); the rest of the manifest is still read for the counts. Rows that cannot be
-    decoded are skipped and listed in the report (see :class:`DecodeReport`).
-    """
-    started = time.monotonic()
-    screened, log = SkipLog(), SkipLog()  # rows left out before any audio is read; then audio problems
-    tally = _Tally()
-    usable = iter_screened(utterances, screened, shard)
-    selected = shard.stream(usable, decoder.config.batch_size) if shard else usable
-    if decoder.config.dropout:
-        torch.manual_seed(decoder.config.seed)
-    model.train(decoder.config.dropout)
-    with JsonlWriter(out) as writer:
-        done = frozenset(writer.done)
-        stream = _tallied(selected, done, tally)
-        report = DecodeReport(str(out), decoder.teacher, decoder.name, str(shard) if shard else None, 0, 0, 0)
-        decoder.start()
-        try:
-            for utt, hyp in iter_decoded(model, stream, decoder, progress=progress, skip=done, log=log):
-                writer.write(utt.with_hypothesis(hyp).to_dict())
-                report.decoded += 1
-                report.audio_seconds += hyp.num_frames * model.frame_shift_seconds
-                if limit is not None and report.decoded >= limit:
-                    break
-        except StorageError as exc:
-            left = len(utterances) - tally.already_done - report.decoded if isinstance(utterances, Sized) else None
-            raise _space_for_the_rest(exc, Path(out), tally.already_done + report.decoded, left) from exc.__cause__
-    for _ in stream:  # a limited run: count the rows it did not reach
-        pass
-    report.utterances = tally.selected + len(screened.rows)
-    report.already_done = tally.already_done
-    report.bad_audio = dict(screened.bad + log.bad)
-    report.skipped_rows, report.converted = screened.rows + log.rows, dict(log.converted)
-    report.seconds = round(time.monotonic() - started, 3)
-    if report.skipped_rows:
-        logger.warning("skipped %d utterances: %s", len(report.skipped_rows), report.bad_audio)
-    return report
-
-
-def _space_for_the_rest(exc: StorageError, out: Path, written: int, left: int | None) -> StorageError:
-    """``exc`` asking for room for the ``left`` records still to decode (at the size of those written);
-    ``exc`` itself when that is unknown (a manifest read as a stream)."""
-    cause = exc.__cause__
-    if exc.needed_bytes is None or not isinstance(cause, OSError) or not written or left is None or not out.exists():
-        return exc
-    per_record = out.stat().st_size / written
-    return storage_error(cause, out, int(per_record * max(left, 1)))
+    return transcribe_manifest(CTCTeacher(model, decoder), utterances, out, limit, progress, shard=shard)
 
 
 def screen_rows(utterances: Iterable[Utterance], log: SkipLog, shard: Shard | None = None) -> list[Utterance]:

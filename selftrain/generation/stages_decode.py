@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selftrain.audit.inputs import attach_references, load_records
 from selftrain.data.manifest import ManifestStream, read_manifest
@@ -30,6 +30,9 @@ from selftrain.generation.results import (
     TuneStageResult,
 )
 from selftrain.generation.workdir import Workdir
+
+if TYPE_CHECKING:
+    from selftrain.teachers import Teacher
 
 __all__ = ["tune_generation", "decode_teachers", "decode_generation", "transcribe_external", "evaluate_hyps",
            "evaluate_generation"]
@@ -64,8 +67,9 @@ def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generati
 
     ``ensemble``: the generation's model decodes together with ``teachers.ensemble`` (posteriors
     averaged); the previous generation's stays alone."""
-    from selftrain.decode import DecoderPool, decode_manifest
+    from selftrain.decode import DecoderPool
     from selftrain.models import load_ensemble
+    from selftrain.teachers import CTCTeacher, transcribe_manifest
 
     lm_path = workdir.stage_dir(None, "lm") / LM_FILE
     utterances = ManifestStream(manifest)  # read row by row by each teacher: memory flat in the manifest's size
@@ -86,8 +90,9 @@ def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generati
                               state_cache=state_cache_dir(config, workdir))
         path = out / f"{prefix}_{name}.jsonl"
         uses_lm = decoder_config.decoder != "greedy"
-        with DecoderPool(decoder_config, model.tokenizer.ctc_labels(), lm_path if uses_lm else None, name) as decoder:
-            report = decode_manifest(model, utterances, decoder, path)
+        with CTCTeacher(model, DecoderPool(decoder_config, model.tokenizer.ctc_labels(), lm_path if uses_lm else None,
+                                           name)) as teacher:
+            report = transcribe_manifest(teacher, utterances, path)
         files[name] = TeacherFile(file=path.name, decoded=report.decoded + report.already_done, bad_audio=report.bad_audio)
     return DecodedSplit(teachers=files, ensemble=tuple(members) if members else None)
 
@@ -127,11 +132,11 @@ def transcribe_external(config: ExperimentConfig, workdir: Workdir, out: Path) -
     return ExternalResult(unlabeled=DecodedSplit(teachers=files["unlabeled"]), dev=DecodedSplit(teachers=files["dev"]))
 
 
-def _transcribe_split(teacher: Any, manifest: str, path: Path) -> TeacherFile:
+def _transcribe_split(teacher: Teacher, manifest: str, path: Path) -> TeacherFile:
     from selftrain.teachers import transcribe_manifest
 
-    report = transcribe_manifest(teacher, read_manifest(manifest), path)
-    return TeacherFile(file=path.name, decoded=report.transcribed + report.already_done, bad_audio=report.bad_audio,
+    report = transcribe_manifest(teacher, ManifestStream(manifest), path)
+    return TeacherFile(file=path.name, decoded=report.decoded + report.already_done, bad_audio=report.bad_audio,
                        real_time_factor=round(report.real_time_factor, 4))
 
 

@@ -1,11 +1,13 @@
 """Teachers: anything that transcribes utterances into hypotheses (the CTC teacher, Whisper,
 PocketSphinx), the mapping of external output into the CTC teacher's words and frames, and
-resumable transcription of a manifest.
+and the one resumable writer of any teacher's output (:func:`transcribe_manifest`).
 
 Whisper and PocketSphinx are optional extras (``pip install 'selftrain[whisper]'``,
 ``'selftrain[pocketsphinx]'``); their packages are imported only when such a teacher is built.
 """
 
+from selftrain.decode.run import DecodeReport
+from selftrain.renames import renamed_attributes
 from selftrain.teachers.base import (
     EXTERNAL_SCORE,
     SEQUENCE_SCORE,
@@ -20,7 +22,6 @@ from selftrain.teachers.ctc import CTCTeacher
 from selftrain.teachers.errors import MissingExtraError, ModelFolderError
 from selftrain.teachers.run import (
     EXTERNAL_TEACHERS,
-    TranscribeReport,
     build_external_teacher,
     check_external_teacher,
     external_teacher_config,
@@ -41,7 +42,6 @@ __all__ = [
     "MissingExtraError",
     "ModelFolderError",
     "EXTERNAL_TEACHERS",
-    "TranscribeReport",
     "build_external_teacher",
     "check_external_teacher",
     "external_teacher_config",
@@ -49,4 +49,7 @@ __all__ = [
     "transcribe_manifest",
     "CTCTeacher",
 ]
+
+# The 0.1.0 report of external transcription is the one report of every teacher's output now.
+__getattr__ = renamed_attributes(__name__, {"TranscribeReport": ("selftrain.decode.DecodeReport", DecodeReport)})
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections import Counter
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Iterable, Iterator, Set, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -21,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from selftrain.agreement.teachers import EXTERNAL_SCORE
-from selftrain.data.audio import load_audio_or_skip
+from selftrain.data.audio import SkipLog
 from selftrain.errors import CheckpointError
 from selftrain.record import Hypothesis, Utterance, Word
 from selftrain.text import Alphabet, TextNormalizer
@@ -36,15 +35,33 @@ SEQUENCE_SCORE = "external_sequence"  # an utterance-level probability the syste
 
 @runtime_checkable
 class Teacher(Protocol):
-    """Anything that transcribes utterances: the CTC teacher, Whisper, PocketSphinx, ...
+    """Anything that labels audio: the CTC teacher (one model or an ensemble, with its decoder),
+    Whisper, PocketSphinx, ... One resumable writer serves them all
+    (:func:`~selftrain.teachers.transcribe_manifest`), so every teacher's output file is made,
+    resumed and reported the same way.
 
-    ``transcribe`` yields ``(utterance, hypothesis)`` in input order; unreadable audio is skipped and
-    counted by reason in ``bad_audio``; ids in ``skip`` (already done) are not yielded.
+    ``transcribe`` yields ``(utterance, hypothesis)`` in input order from a list or a stream of
+    utterances; unusable audio is skipped and recorded in ``skipped`` (reason, row, conversions);
+    ids in ``skip`` (already written) are not yielded. ``name``: the teacher name stored with each
+    hypothesis. ``decoder_name``: how it decodes (``beam``, ``greedy``, ``faster-whisper``, ...), for
+    reports. ``batch_size``: utterances processed together; a sharded run keeps whole batches, so an
+    utterance's padding neighbours are those of an unsharded run. ``frame_shift_seconds``: the
+    seconds per frame of its hypotheses' word spans (None: spans are empty).
     """
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
-    def transcribe(self, utterances: Sequence[Utterance], bad_audio: Counter[str] | None = None,
+    @property
+    def decoder_name(self) -> str: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def frame_shift_seconds(self) -> float | None: ...
+
+    def transcribe(self, utterances: Iterable[Utterance], skipped: SkipLog | None = None,
                    skip: Set[str] = frozenset(), progress: bool = True) -> Iterator[tuple[Utterance, Hypothesis]]: ...
 
     def close(self) -> None: ...
@@ -133,16 +150,19 @@ def build_hypothesis(teacher: str, decoder: str, timed: list[TimedWord], duratio
     return hyp
 
 
-def iter_audio(utterances: Sequence[Utterance], sample_rate: int, bad_audio: Counter[str], skip: Set[str],
+def iter_audio(utterances: Iterable[Utterance], sample_rate: int, skipped: SkipLog, skip: Set[str],
                progress: bool, desc: str) -> Iterator[tuple[Utterance, np.ndarray]]:
     """Each utterance not in ``skip`` with its mono float32 audio at ``sample_rate``, under a tqdm bar;
-    unreadable files are logged, counted in ``bad_audio`` by reason and left out."""
-    todo = [u for u in utterances if u.id not in skip]
-    for utt in tqdm(todo, desc=desc, unit="utt", disable=not progress):
-        wav = load_audio_or_skip(utt.id, utt.wav, sample_rate, bad_audio)
-        if wav is None:
-            continue
-        yield utt, wav.numpy()
+    unusable files are logged and recorded in ``skipped`` (with their reason) and left out."""
+    total = max(len(utterances) - len(skip), 0) if isinstance(utterances, Sized) else None
+    with tqdm(total=total, desc=desc, unit="utt", disable=not progress) as bar:
+        for utt in utterances:
+            if utt.id in skip:
+                continue
+            bar.update()
+            wav = skipped.load(utt.id, utt.wav, sample_rate)
+            if wav is not None:
+                yield utt, wav.numpy()
 
 
 class AudioTeacher:
@@ -157,6 +177,15 @@ class AudioTeacher:
     sample_rate = 16000
     name = ""
     space: OutputSpace
+    batch_size = 1  # one utterance at a time
+
+    @property
+    def decoder_name(self) -> str:
+        return self.decoder
+
+    @property
+    def frame_shift_seconds(self) -> float | None:
+        return self.space.frame_shift
 
     def transcribe_audio(self, audio: np.ndarray, duration: float) -> Hypothesis:
         raise NotImplementedError
@@ -164,12 +193,11 @@ class AudioTeacher:
     def _release(self) -> None:
         raise NotImplementedError
 
-    def transcribe(self, utterances: Sequence[Utterance], bad_audio: Counter[str] | None = None,
+    def transcribe(self, utterances: Iterable[Utterance], skipped: SkipLog | None = None,
                    skip: Set[str] = frozenset(), progress: bool = True) -> Iterator[tuple[Utterance, Hypothesis]]:
-        """Yield ``(utterance, hypothesis)`` for each readable utterance not in ``skip``."""
-        bad_audio = Counter() if bad_audio is None else bad_audio
-        for utt, audio in iter_audio(utterances, self.sample_rate, bad_audio, skip, progress,
-                                     f"{self.decoder} {self.name}"):
+        """Yield ``(utterance, hypothesis)`` for each usable utterance not in ``skip``."""
+        for utt, audio in iter_audio(utterances, self.sample_rate, SkipLog() if skipped is None else skipped, skip,
+                                     progress, f"{self.decoder} {self.name}"):
             yield utt, self.transcribe_audio(audio, len(audio) / self.sample_rate)
 
     def close(self) -> None:

@@ -6,12 +6,12 @@ It is the decode path itself (:func:`~selftrain.decode.iter_decoded` with a
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Iterable, Iterator, Set
 from pathlib import Path
 
 import torch
 
+from selftrain.data.audio import SkipLog
 from selftrain.decode.config import DecoderConfig
 from selftrain.decode.pool import DecoderPool
 from selftrain.decode.run import iter_decoded
@@ -45,15 +45,29 @@ class CTCTeacher:
     def name(self) -> str:
         return self.decoder.teacher
 
-    def transcribe(self, utterances: Sequence[Utterance], bad_audio: Counter[str] | None = None,
+    @property
+    def decoder_name(self) -> str:
+        return self.decoder.name
+
+    @property
+    def batch_size(self) -> int:
+        return self.decoder.config.batch_size
+
+    @property
+    def frame_shift_seconds(self) -> float:
+        return self.model.frame_shift_seconds
+
+    def transcribe(self, utterances: Iterable[Utterance], skipped: SkipLog | None = None,
                    skip: Set[str] = frozenset(), progress: bool = True) -> Iterator[tuple[Utterance, Hypothesis]]:
-        """Yield ``(utterance, hypothesis)`` in input order (see :func:`~selftrain.decode.iter_decoded`)."""
+        """Yield ``(utterance, hypothesis)`` in input order (see :func:`~selftrain.decode.iter_decoded`):
+        dropout on or off as the decoder's config says, its seed set first."""
         config = self.decoder.config
         if config.dropout:
             torch.manual_seed(config.seed)
         self.model.train(config.dropout)
         self.decoder.start()
-        yield from iter_decoded(self.model, utterances, self.decoder, bad_audio, progress, skip=frozenset(skip))
+        yield from iter_decoded(self.model, utterances, self.decoder, progress=progress, skip=frozenset(skip),
+                                log=skipped)
 
     def close(self) -> None:
         """Stop the decoder's workers."""

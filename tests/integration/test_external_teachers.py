@@ -70,7 +70,7 @@ def test_whisper_transcribes_synthesized_speech(speech, tmp_path: Path) -> None:
     out = tmp_path / "whisper.jsonl"
     with teacher:
         report = transcribe_manifest(teacher, speech, out, progress=False)
-    assert report.transcribed == len(SENTENCES)
+    assert report.decoded == len(SENTENCES)
     records = [Utterance.from_dict(r) for r in read_jsonl(out)]
     _check(records, "whisper", max_wer=0.1)
     assert set(load_teacher_file(out)) == {u.id for u in speech}  # readable as a teacher file

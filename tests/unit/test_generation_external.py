@@ -93,13 +93,17 @@ def test_without_external_teachers_the_config_hashes_as_before() -> None:
 class FakeExternal:
     """Transcribes every utterance as "hello <id>", recording what it was asked to do."""
 
+    decoder_name = "fake"
+    batch_size = 1
+    frame_shift_seconds = None
+
     def __init__(self, kind: str, space) -> None:
         self.name = kind
         self.space = space
         self.seen: list[str] = []
         self.closed = False
 
-    def transcribe(self, utterances, bad_audio=None, skip=frozenset(), progress=True):
+    def transcribe(self, utterances, skipped=None, skip=frozenset(), progress=True):
         for utt in utterances:
             if utt.id not in skip:
                 self.seen.append(utt.id)
@@ -258,12 +262,13 @@ def test_decode_teachers_averages_the_generations_model_with_the_members(tmp_pat
         loaded.append([str(d) for d in dirs])
         return Model()
 
-    def fake_decode_manifest(model, utterances, decoder, path, *args, **kwargs):
-        return DecodeReport(out=str(path), teacher=decoder.teacher, decoder="greedy", shard=None,
-                            utterances=len(utterances), already_done=0, decoded=len(utterances))
+    def fake_transcribe_manifest(teacher, utterances, path, *args, **kwargs):
+        rows = list(utterances)
+        return DecodeReport(out=str(path), teacher=teacher.name, decoder="greedy", shard=None,
+                            utterances=len(rows), already_done=0, decoded=len(rows))
 
     monkeypatch.setattr(selftrain.models, "load_ensemble", fake_load)
-    monkeypatch.setattr(selftrain.decode, "decode_manifest", fake_decode_manifest)
+    monkeypatch.setattr(teachers_module, "transcribe_manifest", fake_transcribe_manifest)
     out = tmp_path / "out"
     out.mkdir()
     result = decode_teachers(config, workdir, 0, config.data.unlabeled, out, "unlabeled", ensemble=True)

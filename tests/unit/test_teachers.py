@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from selftrain.agreement import AgreementConfig, compute_agreement, load_teacher_file, merge_teachers
+from selftrain.data.audio import SkipLog
 from selftrain.data.manifest import write_manifest
 from selftrain.decode import DecoderConfig, DecoderPool, decode_manifest
 from selftrain.errors import CheckpointError, ConfigError
@@ -67,13 +67,15 @@ class FakeTeacher:
     """Transcribes every readable file as its id, counting calls."""
 
     name = "fake"
+    decoder_name = "fake"
+    batch_size = 1
+    frame_shift_seconds = 0.02
 
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def transcribe(self, utterances, bad_audio=None, skip=frozenset(), progress=True):
-        bad_audio = Counter() if bad_audio is None else bad_audio
-        for utt, audio in iter_audio(utterances, 16000, bad_audio, skip, False, "fake"):
+    def transcribe(self, utterances, skipped=None, skip=frozenset(), progress=True):
+        for utt, audio in iter_audio(utterances, 16000, skipped or SkipLog(), skip, False, "fake"):
             self.seen.append(utt.id)
             timed = [TimedWord(f"Word{len(audio) // 16000}", 0.0, 0.5, 0.8)]
             yield utt, build_hypothesis(self.name, "fake", timed, len(audio) / 16000, SPACE)
@@ -97,14 +99,27 @@ def test_transcribe_manifest_resumes_and_counts_bad_audio(tmp_path: Path) -> Non
     assert isinstance(teacher, Teacher)
     out = tmp_path / "h.jsonl"
     first = transcribe_manifest(teacher, utts, out, limit=2, progress=False)
-    assert (first.transcribed, first.already_done) == (2, 0)
+    assert (first.decoded, first.already_done) == (2, 0)
     second = transcribe_manifest(teacher, utts, out, progress=False)
-    assert (second.transcribed, second.already_done, second.bad_audio) == (1, 2, {"missing": 1})
+    assert (second.decoded, second.already_done, second.bad_audio) == (1, 2, {"missing": 1})
     assert teacher.seen == ["u0", "u1", "u2"]  # nothing transcribed twice
     records = [Utterance.from_dict(r) for r in read_jsonl(out)]
     assert [r.hypothesis("fake").text for r in records] == ["word one", "word two", "word three"]
+    assert [row["id"] for row in second.skipped_rows] == ["gone"] and second.decoder == "fake"
+    assert second.audio_seconds == 3.0  # the manifest's durations of what this run transcribed
     repeated = transcribe_manifest(teacher, [utts[0], utts[0]], tmp_path / "dup.jsonl", progress=False)
-    assert (repeated.transcribed, repeated.bad_audio) == (1, {"duplicate_id": 1})
+    assert (repeated.decoded, repeated.bad_audio) == (1, {"duplicate_id": 1})
+
+
+def test_transcribe_manifest_reads_a_stream_and_the_old_report_name_still_resolves(tmp_path: Path) -> None:
+    utts = _wavs(tmp_path, 3)
+    report = transcribe_manifest(FakeTeacher(), (u for u in utts), tmp_path / "h.jsonl", progress=False)
+    assert (report.utterances, report.decoded) == (3, 3)
+    import selftrain.teachers as teachers_module
+    from selftrain.decode import DecodeReport
+
+    with pytest.warns(DeprecationWarning, match="DecodeReport"):
+        assert teachers_module.TranscribeReport is DecodeReport
 
 
 def test_ctc_teacher_equals_decode_and_agrees_with_an_external_file(tmp_path: Path) -> None:
@@ -116,7 +131,7 @@ def test_ctc_teacher_equals_decode_and_agrees_with_an_external_file(tmp_path: Pa
     with CTCTeacher(model, DecoderPool(config, labels, teacher="ctc")) as teacher:
         assert isinstance(teacher, Teacher) and teacher.name == "ctc"
         report = transcribe_manifest(teacher, utts, tmp_path / "ctc.jsonl", progress=False)
-    assert report.transcribed == 3
+    assert report.decoded == 3
     with DecoderPool(config, labels, teacher="ctc") as decoder:
         decode_manifest(model, utts, decoder, tmp_path / "decoded.jsonl", progress=False)
     assert list(read_jsonl(tmp_path / "ctc.jsonl")) == list(read_jsonl(tmp_path / "decoded.jsonl"))
