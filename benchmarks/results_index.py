@@ -92,6 +92,9 @@ QUESTIONS: dict[str, tuple[str, str, str]] = {
                                        "continuous run gain over its labeled-only variant, the labeled-only "
                                        "control chain and three offline generations?",
                                        "2026-12-06-30min-controls", ""),
+    "self_training_pretrained_30min_budget": ("Does the 30-minute scale's headline comparison (teacher, best-EMA "
+                                              "continuous run, its labeled-only variant, oracle) run from nothing "
+                                              "within an hour on 2 cores?", "2026-12-06-one-hour-scale", ""),
     "decode_speed_whisper_tiny": ("How much does LM decoding cost over greedy with the pretrained encoder?",
                                   "2026-12-06-pretrained-encoder", ""),
 }
