@@ -161,6 +161,32 @@ def _pooled(results: dict[str, dict[str, Any]]) -> list[str]:
     return out if len(out) > 2 else []
 
 
+def _continuous(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Each continuous run that ran beside its own labeled-only variant (the same run without
+    unlabeled audio): the comparison of scales whose other controls were left out."""
+    out = ["| results file | run | test WER | teacher | own control | oracle | gap recovery vs own | "
+           "vs own control (95 %) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, data in results.items():
+        analysis = data.get("analysis") or {}
+        for arm in (analysis.get("continuous") or {}).get("arms", []):
+            interval = arm.get("vs_own_labeled_only")
+            if arm.get("own_gap_recovery") is None or not interval:
+                continue
+            own = arm["test_wer"] + _own_difference(data, arm["name"])
+            out.append(f"| [`{name}`]({name}.md) | {arm['name'].split(':', 1)[-1]} | {arm['test_wer']:.3f} "
+                       f"| {_fmt3(analysis.get('supervised_test_wer'))} | {own:.3f} | {_fmt3(analysis.get('oracle_test_wer'))} "
+                       f"| {arm['own_gap_recovery']:.3f} | [{interval[0]:+.4f}, {interval[1]:+.4f}] |")
+    return out if len(out) > 2 else []
+
+
+def _own_difference(data: dict[str, Any], arm: str) -> float:
+    """The own labeled-only variant's test WER minus the run's (the variant's rows in the file)."""
+    from _seeds import own_control_arm  # beside this script; imported here, as only this table needs it
+
+    rows, run = data["arms"].get(own_control_arm(arm)) or [], data["arms"].get(arm) or []
+    return (rows[-1]["test_wer"] - run[-1]["test_wer"]) if rows and run else 0.0
+
+
 def _fmt3(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -195,6 +221,11 @@ def render(results_dir: Path = RESULTS) -> str:
         out += ["", "Settings run with several seeds, pooled (each file's \"Seeds pooled\" section): mean of the final",
                 "models, gap recovery from the means, one paired interval over the seeds against the labeled-only",
                 "control; own control: the same training without unlabeled audio.", "", *pooled]
+    continuous = _continuous(results)
+    if continuous:
+        out += ["", "Continuous runs against their own labeled-only variant (the same run, step for step, without",
+                "unlabeled audio), one row per seed (each file's \"Continuous schedule\" section); gap recovery",
+                "is (own control - run) / (own control - oracle).", "", *continuous]
     return "\n".join(out) + "\n"
 
 
