@@ -89,8 +89,16 @@ def pooled_seeds(arms: dict[str, list[dict[str, Any]]], explored_prefix: str, or
         own_control = families.get(family + OWN_CONTROL_SUFFIX, {})
         offline = families.get(GENERATIONS, {}) if family not in (GENERATIONS, CONTROL) else {}
         for key, other in (("", control), ("own_", own_control), ("offline_", offline)):
-            if family != CONTROL and other and set(seeds) <= set(other):
-                entry.update(_against(key, seeds, other, arms, errors, oracle, entry["mean_test_wer"]))
+            shared = {seed: arm for seed, arm in seeds.items() if seed in other}
+            if family == CONTROL or len(shared) < min(2, len(seeds)):
+                continue
+            # Against the seeds both ran (every seed of the setting, or at least two of them, named in the
+            # report): the setting's mean over those seeds, so both sides of the comparison are the same runs.
+            setting_mean = round(mean(final_generation(arms[arm])["test_wer"] for arm in shared.values()), 4)
+            entry.update(_against(key, shared, other, arms, errors, oracle, setting_mean))
+            if len(shared) < len(seeds):
+                entry[f"{key}shared_seeds"] = sorted(shared)
+                entry[f"{key}shared_mean_test_wer"] = setting_mean
         pooled.append(entry)
     return pooled
 
@@ -120,6 +128,8 @@ def seeds_lines(pooled: list[dict[str, Any]] | None, oracle: float | None) -> li
              "where it ran with the same seeds; gap recovery against it uses the same oracle.", "",
              "Offline: the three offline generations of the same seeds (the main chain and `seed<N>`), their final "
              "models' mean and the pooled interval of the setting minus them.", "",
+             "A comparison whose other side ran with only some of the setting's seeds (at least two) is made on "
+             "those seeds alone, named in its cell with the setting's mean over them.", "",
              "| setting | test WER by seed | mean | range | control mean | gap recovery | vs control | "
              "own control mean | gap recovery vs own | vs own control | offline mean | vs offline |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -134,6 +144,9 @@ def _against_cells(entry: dict[str, Any], key: str, with_recovery: bool = True) 
     control, recovery, versus = (entry.get(f"{key}control_mean_test_wer"), entry.get(f"{key}gap_recovery"),
                                  entry.get(f"vs_{key}control"))
     interval = f"{versus['difference']:+.4f} [{versus['low']:+.4f}, {versus['high']:+.4f}]" if versus else "-"
+    if versus and entry.get(f"{key}shared_seeds"):  # on a subset of the setting's seeds: which, and its mean there
+        interval += (f" (seeds {', '.join(map(str, entry[f'{key}shared_seeds']))}; setting mean there "
+                     f"{entry[f'{key}shared_mean_test_wer']:.3f})")
     cells = [f"{'-' if control is None else f'{control:.3f}'}", interval]
     if with_recovery:
         cells.insert(1, f"{'-' if recovery is None else f'{recovery:.3f}'}")
