@@ -673,15 +673,23 @@ def test_settings_run_with_several_seeds_are_pooled_against_the_control_of_the_s
     # seed 0's control was rejected: its final model is generation 0 (WER 0.5), as is seed 1's
     assert generations["test_wer_by_seed"] == [0.25, 0.25] and generations["control_mean_test_wer"] == 0.5
     assert generations["gap_recovery"] == 0.5 and generations["vs_control"]["high"] < 0
-    assert "vs_control" not in pooled["cont"]  # seed 2 has no labeled-only control chain
+    # seed 2 has no labeled-only control chain: the control is measured on seeds 0 and 1, named as such
+    assert pooled["cont"]["shared_seeds"] == [0, 1] and pooled["cont"]["shared_mean_test_wer"] == 0.125
+    assert pooled["cont"]["control_mean_test_wer"] == 0.5 and pooled["cont"]["gap_recovery"] == 0.75
     assert pooled["cont"]["mean_test_wer"] == pytest.approx(1 / 12, abs=1e-4)
     # ... but the setting's own control ran with all three seeds: wrong words 1, 1, 2 of 4
     assert pooled["cont"]["own_control_mean_test_wer"] == pytest.approx(1 / 3, abs=1e-4)
     assert pooled["cont"]["own_gap_recovery"] == pytest.approx(0.75, abs=1e-3) and pooled["cont"]["vs_own_control"]["high"] < 0
     text = "\n".join(seeds_lines(list(pooled.values()), 0.0))
-    assert "offline_control_mean_test_wer" not in pooled["cont"]  # no offline chain of seed 2 either
+    assert pooled["cont"]["offline_shared_seeds"] == [0, 1]  # nor an offline chain of seed 2
+    assert pooled["cont"]["offline_control_mean_test_wer"] == 0.25
     assert "| generations | 0: 0.250, 1: 0.250 | 0.250 | 0.250-0.250 | 0.500 | 0.500 | -0.2500 [" in text
-    assert "| cont | 0: 0.000, 1: 0.250, 2: 0.000 | 0.083 | 0.000-0.250 | - | - | - | 0.333 | 0.750 | -0.2500 [" in text
+    assert "| cont | 0: 0.000, 1: 0.250, 2: 0.000 | 0.083 | 0.000-0.250 | 0.500 | 0.750 | -0.3750 [" in text
+    assert "(seeds 0, 1; setting mean there 0.125) | 0.333 | 0.750 | -0.2500 [" in text
+    # a comparison needs two seeds at least: a setting whose other side ran one of them is not compared
+    one_control = {name: rows for name, rows in arms.items() if name != "explore:control_seed1"}
+    single = {p["setting"]: p for p in pooled_seeds(one_control, "explore:", 0.0, test_hyps, str(test))}
+    assert "vs_control" not in single["cont"] and "vs_control" not in single["generations"]
     # a setting with the offline chains' seeds (0 and 1) is measured against them: no wrong word against one in four
     pair = pooled["pair"]
     assert pair["offline_control_mean_test_wer"] == 0.25 and pair["vs_offline_control"]["difference"] == -0.25
