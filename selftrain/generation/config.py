@@ -2,29 +2,38 @@
 
 Nested dataclasses with documented defaults; a YAML/JSON file and ``key=value`` overrides are applied
 on top (unknown keys raise :class:`~selftrain.errors.ConfigError`). Training, decoding, agreement and
-selection settings are passed through as overrides of those stages' own configs, so their defaults
-stay in one place; they are checked against those configs when the experiment config is loaded, so a
-misspelt key fails before any work instead of when its stage starts hours later.
+selection settings are stored as overrides of those stages' own configs, so their defaults stay in one
+place; :class:`ExperimentConfig`'s typed views (``train_config``, ``decoder_config``,
+``agreement_config``, ``select_config``) resolve them, and constructing the config resolves every
+section once, so a misspelt key fails before any work instead of when its stage starts hours later.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from selftrain.decode.config import TuneConfig
+from selftrain.decode.config import DecoderConfig, TuneConfig
 from selftrain.errors import ConfigError
 from selftrain.models.config import update_dataclass
 from selftrain.overrides import deep_merge
 from selftrain.renames import SECTION_RENAMES, with_new_names
-from selftrain.select.config import SPEAKING_RATE_QUANTILE
+from selftrain.select.config import SPEAKING_RATE_QUANTILE, SelectConfig
 
-__all__ = ["SCHEDULES", "LABELS", "continuous_budget", "DataPaths", "TeachersConfig", "ThresholdConfig", "AcceptanceConfig", "DistributedConfig", "ExperimentConfig", "load_experiment_config",
+if TYPE_CHECKING:  # imported where used: the agreement and training modules stay out of this module's imports
+    from selftrain.agreement.rover import AgreementConfig
+    from selftrain.train.config import TrainConfig
+
+__all__ = ["SCHEDULES", "LABELS", "TRAIN_STAGES", "TrainStage", "continuous_budget", "DataPaths", "TeachersConfig", "ThresholdConfig", "AcceptanceConfig", "DistributedConfig", "ExperimentConfig", "load_experiment_config",
            "check_stage_overrides", "check_external_teachers"]
 
 _EXTERNAL_KEYS = ("external", "external_settings")
+# The experiment's training sections: generation 0's teacher and the students of generations >= 1.
+TrainStage = Literal["teacher_train", "student_train"]
+TRAIN_STAGES: tuple[TrainStage, ...] = ("teacher_train", "student_train")
+_Stage = TypeVar("_Stage")
 
 
 @dataclass
@@ -158,9 +167,40 @@ class DistributedConfig:
                               f"{self.poll_seconds} and {self.timeout_seconds}")
 
 
+def _check_nested(config: Any) -> None:
+    """The ``__post_init__`` checks of a dataclass' nested dataclasses, deepest first:
+    :func:`~selftrain.models.config.update_dataclass` sets fields without them."""
+    for item in fields(config):
+        value = getattr(config, item.name)
+        if is_dataclass(value) and not isinstance(value, type):
+            _run_checks(value)
+
+
+def _run_checks(config: Any) -> None:
+    """A dataclass' own ``__post_init__`` checks, after those of its nested dataclasses."""
+    _check_nested(config)
+    check = getattr(config, "__post_init__", None)
+    if check is not None:
+        check()
+
+
+def _with_overrides(stage_config: _Stage, overrides: dict[str, Any], section: str) -> _Stage:
+    """``stage_config`` with a stage section's overrides applied, then checked; every problem is a
+    :class:`ConfigError` naming the key (``decode.beam``, ``select.segments.threshold``)."""
+    update_dataclass(stage_config, overrides, section)
+    try:
+        _run_checks(stage_config)
+    except ConfigError as exc:
+        raise ConfigError(f"{section}.{exc}") from exc
+    return stage_config
+
+
 @dataclass
 class ExperimentConfig:
-    """Everything `selftrain run` needs. Stage settings are overrides of each stage's own config."""
+    """Everything `selftrain run` needs. The stage sections hold only the keys set, as overrides of
+    each stage's own config (whose defaults apply to the rest); they are checked when the config is
+    constructed and resolved by the typed views ``train_config``, ``decoder_config``,
+    ``agreement_config`` and ``select_config``."""
 
     data: DataPaths = field(default_factory=DataPaths)
     generations: int = 3
@@ -217,6 +257,8 @@ class ExperimentConfig:
         if self.student_init not in STUDENT_INITS:
             raise ConfigError(f"student_init must be one of {', '.join(STUDENT_INITS)}, got {self.student_init!r}")
         self._check_labels()
+        _check_nested(self)  # threshold, acceptance, ...: the loader sets their fields unchecked
+        check_stage_overrides(self)
 
     def _check_labels(self) -> None:
         if self.labels not in LABELS:
@@ -226,6 +268,44 @@ class ExperimentConfig:
                               "give them in data.unlabeled_reference (--unlabeled-reference)")
         if self.labels != "policy" and self.schedule == "continuous":
             raise ConfigError(f"labels: {self.labels} goes with schedule: generations (a continuous run makes its own labels)")
+
+    # The typed views of the stage sections, the only place those are resolved. The sections store only
+    # the keys the user set, because to_dict() (the work folder's identity) is made of them: a field
+    # added to a stage config with a default then changes no existing folder's hash. A training's
+    # defaults also depend on the experiment's preset, so a stored TrainConfig would go stale with it.
+
+    def train_config(self, stage: TrainStage, extra: dict[str, Any] | None = None) -> TrainConfig:
+        """A training's :class:`~selftrain.train.TrainConfig`: the preset's defaults, then ``extra`` (one
+        run's own settings: its out folder, seed, data, init), then the ``stage`` section, whose keys win
+        over ``extra``'s key by key. Errors name the section (``student_train: ...``)."""
+        from selftrain.train.config import load_train_config
+
+        if stage not in TRAIN_STAGES:
+            raise ValueError(f"stage must be one of {', '.join(TRAIN_STAGES)}, got {stage!r}")
+        section = getattr(self, stage)
+        try:
+            train = load_train_config(self.preset, overrides=deep_merge(extra, section) if extra else section)
+            _run_checks(train)
+        except ConfigError as exc:
+            raise ConfigError(f"{stage}: {exc}") from exc
+        return train
+
+    def decoder_config(self) -> DecoderConfig:
+        """The decoder settings: :class:`~selftrain.decode.DecoderConfig`'s defaults with the ``decode``
+        section (before any per-model tuning: :func:`~selftrain.generation.artifacts.decoder_for`)."""
+        return _with_overrides(DecoderConfig(), self.decode, "decode")
+
+    def agreement_config(self) -> AgreementConfig:
+        """How teachers are combined: :class:`~selftrain.agreement.AgreementConfig`'s defaults with the
+        ``agreement`` section."""
+        from selftrain.agreement.rover import AgreementConfig
+
+        return _with_overrides(AgreementConfig(), self.agreement, "agreement")
+
+    def select_config(self, generation: int = 0) -> SelectConfig:
+        """``generation``'s selection (it picks the schedules' values): :class:`~selftrain.select.SelectConfig`'s
+        defaults with the ``select`` section; the speaking-rate bounds are the selection stage's to set."""
+        return _with_overrides(SelectConfig(generation=generation), self.select, "select")
 
     def validate_paths(self) -> None:
         """Check that the required inputs exist before any work starts, and warn now when the labeled
@@ -281,28 +361,17 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def check_stage_overrides(config: ExperimentConfig) -> None:
-    """Apply each stage's overrides to a default config of that stage: unknown keys and values of
-    the wrong type raise :class:`ConfigError` now, naming the key (e.g. ``decode.beam``)."""
-    from selftrain.agreement.rover import AgreementConfig
-    from selftrain.decode.config import DecoderConfig
-    from selftrain.select.config import SelectConfig
-    from selftrain.train.config import load_train_config
-
-    for name in ("teacher_train", "student_train"):
-        try:
-            load_train_config(config.preset, overrides=getattr(config, name))
-        except ConfigError as exc:
-            raise ConfigError(f"{name}: {exc}") from exc
-    if config.teacher_train.get("checkpoint_metric") == "lm_wer":
+    """Resolve every stage section through its typed view: unknown keys, values of the wrong type and
+    values the stage config's own checks refuse raise :class:`ConfigError` now, naming the key (e.g.
+    ``decode.beam``). Constructing an :class:`ExperimentConfig` runs this."""
+    teacher = config.train_config("teacher_train")
+    config.train_config("student_train")
+    if teacher.checkpoint_metric == "lm_wer":
         raise ConfigError("teacher_train.checkpoint_metric lm_wer: the LM is built with the teacher's tokenizer, "
                           "after its training; use lm_wer in student_train")
-    select = SelectConfig()
-    for name, stage_config in (("decode", DecoderConfig()), ("agreement", AgreementConfig()), ("select", select)):
-        update_dataclass(stage_config, getattr(config, name), name)
-    try:  # update_dataclass sets fields without the dataclass' own checks
-        select.segments.__post_init__()
-    except ConfigError as exc:
-        raise ConfigError(f"select.{exc}") from exc
+    config.decoder_config()
+    config.agreement_config()
+    config.select_config()
 
 
 def _check_ensemble(folders: list[str]) -> None:
@@ -353,8 +422,8 @@ def _with_new_names(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_experiment_config(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Defaults, then a YAML/JSON file, then overrides (nested dicts); then :func:`check_stage_overrides`
-    and :func:`check_external_teachers`.
+    """Defaults, then a YAML/JSON file, then overrides (nested dicts); then the checks construction runs
+    (``ExperimentConfig.__post_init__``, stage sections included) and :func:`check_external_teachers`.
 
     Overrides merge into the file's stage settings key by key (``teacher_train.max_minutes`` changes
     that key and keeps the file's other training keys). Every problem is a :class:`ConfigError`
@@ -371,12 +440,7 @@ def load_experiment_config(config_file: str | Path | None = None, overrides: dic
     if overrides:
         # Stage settings are plain dicts, which a field update would replace whole: merge first.
         update_dataclass(config, deep_merge(values, _with_new_names(overrides)), "config")
-    config.__post_init__()
-    config.threshold.__post_init__()
-    config.acceptance.__post_init__()
-    config.decode_tuning.__post_init__()
-    config.distributed.__post_init__()
-    check_stage_overrides(config)
+    config.__post_init__()  # the updates above set fields without the checks construction runs
     check_external_teachers(config.teachers)
     return config
 
@@ -391,9 +455,7 @@ def continuous_budget(config: ExperimentConfig) -> dict[str, Any]:
     times the epochs (and ``generations`` times ``student_train.max_steps`` when that is set), or
     ``continuous_steps`` steps when that is set. Returns ``{"epochs", "max_steps", "mix_unlabeled"}``.
     """
-    from selftrain.train.config import load_train_config
-
-    student = load_train_config(config.preset, overrides=config.student_train)
+    student = config.train_config("student_train")
     unlabeled_share = student.data.mix_pseudo + (student.data.mix_unlabeled if student.ssl.objectives else 0.0)
     return {"epochs": config.generations * student.epochs,
             "max_steps": config.continuous_steps or config.generations * student.max_steps,
