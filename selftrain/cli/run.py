@@ -92,13 +92,14 @@ def run(workdir: Path, labeled, unlabeled, dev, test, lm_text, unlabeled_referen
 
 def _run_distributed(config: ExperimentConfig, workdir: Path, rank: Rank, force: bool) -> dict[str, Any] | None:
     """This process' part of a torchrun job; rank 0 returns the summary."""
-    from selftrain.generation import write_summary
+    import json
+
     from selftrain.generation.distributed import run_experiment_distributed
 
     if force:
         raise click.UsageError("--force redoes stages in one process only: run it without torchrun")
-    folder = run_experiment_distributed(config, workdir, rank)
-    return write_summary(folder) if rank.main else None
+    folder = run_experiment_distributed(config, workdir, rank)  # rank 0 writes summary.json after each generation
+    return json.loads((folder.root / "summary.json").read_text(encoding="utf-8")) if rank.main else None
 
 
 @click.command()

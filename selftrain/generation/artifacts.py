@@ -50,11 +50,7 @@ def decoder_for(config: ExperimentConfig, workdir: Workdir | None = None, genera
                     **changes: Any):
     """The experiment's decoder settings; with ``decode_tuning`` on, those tuned for ``generation``'s
     model on dev (its ``tune`` stage) replace the configured ones; then ``changes``."""
-    from selftrain.decode import DecoderConfig
-    from selftrain.models.config import update_dataclass
-
-    decoder = DecoderConfig()
-    update_dataclass(decoder, config.decode, "decode")
+    decoder = config.decoder_config()
     if config.decode_tuning.enabled and workdir is not None and generation is not None:
         decoder = decoder.with_tuned(tuned_settings(workdir, generation))
     return replace(decoder, **changes)

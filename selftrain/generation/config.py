@@ -2,165 +2,85 @@
 
 Nested dataclasses with documented defaults; a YAML/JSON file and ``key=value`` overrides are applied
 on top (unknown keys raise :class:`~selftrain.errors.ConfigError`). Training, decoding, agreement and
-selection settings are passed through as overrides of those stages' own configs, so their defaults
-stay in one place; they are checked against those configs when the experiment config is loaded, so a
-misspelt key fails before any work instead of when its stage starts hours later.
+selection settings are stored as overrides of those stages' own configs, so their defaults stay in one
+place; :class:`ExperimentConfig`'s typed views (``train_config``, ``decoder_config``,
+``agreement_config``, ``select_config``) resolve them, and constructing the config resolves every
+section once, so a misspelt key fails before any work instead of when its stage starts hours later.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from selftrain.decode.config import TuneConfig
+from selftrain.decode.config import DecoderConfig, TuneConfig
 from selftrain.errors import ConfigError
+from selftrain.generation.sections import (
+    LABELS,
+    SCHEDULES,
+    STUDENT_INITS,
+    AcceptanceConfig,
+    DataPaths,
+    DistributedConfig,
+    TeachersConfig,
+    ThresholdConfig,
+    check_external_teachers,
+)
 from selftrain.models.config import update_dataclass
 from selftrain.overrides import deep_merge
 from selftrain.renames import SECTION_RENAMES, with_new_names
-from selftrain.select.config import SPEAKING_RATE_QUANTILE
+from selftrain.select.config import SPEAKING_RATE_QUANTILE, SelectConfig
 
-__all__ = ["SCHEDULES", "LABELS", "continuous_budget", "DataPaths", "TeachersConfig", "ThresholdConfig", "AcceptanceConfig", "DistributedConfig", "ExperimentConfig", "load_experiment_config",
+if TYPE_CHECKING:  # imported where used: the agreement and training modules stay out of this module's imports
+    from selftrain.agreement.rover import AgreementConfig
+    from selftrain.train.config import TrainConfig
+
+__all__ = ["SCHEDULES", "LABELS", "TRAIN_STAGES", "TrainStage", "continuous_budget", "DataPaths", "TeachersConfig", "ThresholdConfig", "AcceptanceConfig", "DistributedConfig", "ExperimentConfig", "load_experiment_config",
            "check_stage_overrides", "check_external_teachers"]
 
 _EXTERNAL_KEYS = ("external", "external_settings")
+# The experiment's training sections: generation 0's teacher and the students of generations >= 1.
+TrainStage = Literal["teacher_train", "student_train"]
+TRAIN_STAGES: tuple[TrainStage, ...] = ("teacher_train", "student_train")
+_Stage = TypeVar("_Stage")
 
 
-@dataclass
-class DataPaths:
-    """Manifests (any format `read_manifest` knows) and LM text. ``unlabeled_reference``: the true
-    transcripts of the unlabeled audio, for audits; students train on them only with ``labels: oracle``."""
-
-    labeled: str = ""
-    unlabeled: str = ""
-    dev: str = ""
-    test: str = ""
-    lm_text: str = ""
-    unlabeled_reference: str = ""
+def _check_nested(config: Any) -> None:
+    """The ``__post_init__`` checks of a dataclass' nested dataclasses, deepest first:
+    :func:`~selftrain.models.config.update_dataclass` sets fields without them."""
+    for item in fields(config):
+        value = getattr(config, item.name)
+        if is_dataclass(value) and not isinstance(value, type):
+            _run_checks(value)
 
 
-@dataclass
-class TeachersConfig:
-    """Which hypotheses each generation's teacher produces for the unlabeled audio.
-
-    ``lm``: beam search + n-gram LM (the pseudo-label source) [True]. ``greedy``: the same model
-    without the LM, an agreement partner that costs one more pass [True]. ``dropout_samples``:
-    decodes with dropout on, for DUST-style agreement [0]. ``previous``: the previous generation's
-    teacher also decodes (from generation 2 on) [False].
-
-    ``external``: external recognizers (``whisper``, ``pocketsphinx``: the extras of those names) that
-    also transcribe the unlabeled and dev audio, as extra teachers in agreement and in the dev
-    calibration; their output does not depend on the generation, so it is made once per experiment
-    (``W/external/``) [[]: none]. ``external_settings``: per external teacher, its settings (keys of
-    :class:`~selftrain.teachers.WhisperConfig` / :class:`~selftrain.teachers.PocketSphinxConfig`),
-    e.g. ``{whisper: {model_dir: DIR}}`` [{}: their defaults].
-
-    ``ensemble``: model folders of other acoustic models trained on the labeled audio alone (e.g.
-    generation-0 teachers of the same recipe with other seeds) whose posteriors are averaged with
-    each generation's teacher (:class:`~selftrain.models.EnsembleModel`) when it decodes the
-    unlabeled audio and, for the selection's calibration, dev; the generation's own evaluation stays
-    its single model's. Members must share the teacher's alphabet and frame rate [[]: the teacher alone].
-    """
-
-    lm: bool = True
-    greedy: bool = True
-    dropout_samples: int = 0
-    previous: bool = False
-    external: list[str] = field(default_factory=list)
-    external_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    ensemble: list[str] = field(default_factory=list)
+def _run_checks(config: Any) -> None:
+    """A dataclass' own ``__post_init__`` checks, after those of its nested dataclasses."""
+    _check_nested(config)
+    check = getattr(config, "__post_init__", None)
+    if check is not None:
+        check()
 
 
-@dataclass
-class ThresholdConfig:
-    """How the confidence threshold of each generation is chosen.
-
-    ``mode="auto"``: the teacher also decodes the labeled dev set, an audit there finds the lowest
-    threshold whose pseudo-label WER stays under ``target_wer``, and it is applied to the unlabeled
-    audio (dev is target-domain and transcribed, unlike the unlabeled set). ``mode="fixed"``: the
-    selection config's own threshold / keep-fraction (and schedules) are used as given.
-    ``min_keep_fraction``: the auto threshold never keeps less than this share of dev, even when
-    the target is met only below it or not at all (a few hundred utterances cannot move a student)
-    [0.2].
-    """
-
-    mode: str = "auto"
-    target_wer: float = 0.25
-    min_keep_fraction: float = 0.2
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("auto", "fixed"):
-            raise ConfigError(f"threshold.mode must be auto or fixed, got {self.mode!r}")
-
-
-ACCEPTANCE_TESTS = ("dev_wer", "bootstrap")
-# How self-training runs after generation 0. "generations": offline generations (decode, select,
-# audit, train, repeated). "continuous": one training run, generation 1, that labels the unlabeled
-# audio as it trains (selftrain.train.continuous), warm-started from generation 0.
-SCHEDULES = ("generations", "continuous")
-# Where a student's weights start. "teacher": its teacher's (the newest accepted generation; fast on
-# CPU, IPL-style). "base": generation 0's supervised model, whichever generation teaches, so what a
-# student learned from its own pseudo-labels' errors is not carried into the next student's weights
-# (only into the labels it makes). "scratch": random weights, trained anew (noisy student).
-STUDENT_INITS = ("teacher", "base", "scratch")
-# The values of ExperimentConfig.labels (what each means: that field's comment; the stages that
-# make them: selftrain.generation.controls).
-LABELS = ("policy", "none", "oracle")
-
-
-@dataclass
-class AcceptanceConfig:
-    """How a student is judged against its teacher on dev when ``keep_better_only`` is on.
-
-    ``test="dev_wer"``: accepted when its dev WER is not above the teacher's. ``test="bootstrap"``:
-    accepted unless dev shows it is worse: rejected only when a paired bootstrap over the dev
-    utterances (``resamples`` draws) puts the ``confidence`` interval of student WER minus teacher
-    WER wholly above 0. With a few hundred dev utterances, two trainings of one recipe differ by
-    about a point of WER, so ``dev_wer`` rejects students that are better on test as often as it
-    keeps them; ``bootstrap`` trades that for accepting students whose small loss dev cannot see.
-    """
-
-    test: str = "dev_wer"
-    confidence: float = 0.95
-    resamples: int = 2000
-
-    def __post_init__(self) -> None:
-        if self.test not in ACCEPTANCE_TESTS:
-            raise ConfigError(f"acceptance.test must be one of {', '.join(ACCEPTANCE_TESTS)}, got {self.test!r}")
-        if not 0.0 < self.confidence < 1.0:
-            raise ConfigError(f"acceptance.confidence must be in (0, 1), got {self.confidence}")
-        if self.resamples < 100:
-            raise ConfigError(f"acceptance.resamples must be >= 100, got {self.resamples}")
-
-
-@dataclass
-class DistributedConfig:
-    """How the processes of one torchrun job wait for each other's work (an experiment under
-    ``torchrun``: :mod:`selftrain.generation.distributed`). A process that needs another's result
-    (a decode shard, a stage of rank 0) looks for its done marker in the work folder. Neither
-    setting changes a result, so neither is part of the work folder's identity.
-
-    poll_seconds: how often a waiting process looks for the marker [10.0].
-    timeout_seconds: how long it waits for one marker before it stops with
-        :class:`~selftrain.errors.WaitTimeoutError` naming the marker, so that a process that failed
-        does not leave the others waiting for ever. One wait spans one piece of another process'
-        work (rank 0's data preparation, LM build, selection or evaluation; the slowest rank's
-        decode shard): raise it when one of those takes longer [86400.0: a day].
-    """
-
-    poll_seconds: float = 10.0
-    timeout_seconds: float = 86400.0
-
-    def __post_init__(self) -> None:
-        if self.poll_seconds <= 0 or self.timeout_seconds <= 0:
-            raise ConfigError(f"distributed.poll_seconds and timeout_seconds must be > 0, got "
-                              f"{self.poll_seconds} and {self.timeout_seconds}")
+def _with_overrides(stage_config: _Stage, overrides: dict[str, Any], section: str) -> _Stage:
+    """``stage_config`` with a stage section's overrides applied, then checked; every problem is a
+    :class:`ConfigError` naming the key (``decode.beam``, ``select.segments.threshold``)."""
+    update_dataclass(stage_config, overrides, section)
+    try:
+        _run_checks(stage_config)
+    except ConfigError as exc:
+        raise ConfigError(f"{section}.{exc}") from exc
+    return stage_config
 
 
 @dataclass
 class ExperimentConfig:
-    """Everything `selftrain run` needs. Stage settings are overrides of each stage's own config."""
+    """Everything `selftrain run` needs. The stage sections hold only the keys set, as overrides of
+    each stage's own config (whose defaults apply to the rest); they are checked when the config is
+    constructed and resolved by the typed views ``train_config``, ``decoder_config``,
+    ``agreement_config`` and ``select_config``."""
 
     data: DataPaths = field(default_factory=DataPaths)
     generations: int = 3
@@ -217,6 +137,8 @@ class ExperimentConfig:
         if self.student_init not in STUDENT_INITS:
             raise ConfigError(f"student_init must be one of {', '.join(STUDENT_INITS)}, got {self.student_init!r}")
         self._check_labels()
+        _check_nested(self)  # threshold, acceptance, ...: the loader sets their fields unchecked
+        check_stage_overrides(self)
 
     def _check_labels(self) -> None:
         if self.labels not in LABELS:
@@ -226,6 +148,44 @@ class ExperimentConfig:
                               "give them in data.unlabeled_reference (--unlabeled-reference)")
         if self.labels != "policy" and self.schedule == "continuous":
             raise ConfigError(f"labels: {self.labels} goes with schedule: generations (a continuous run makes its own labels)")
+
+    # The typed views of the stage sections, the only place those are resolved. The sections store only
+    # the keys the user set, because to_dict() (the work folder's identity) is made of them: a field
+    # added to a stage config with a default then changes no existing folder's hash. A training's
+    # defaults also depend on the experiment's preset, so a stored TrainConfig would go stale with it.
+
+    def train_config(self, stage: TrainStage, extra: dict[str, Any] | None = None) -> TrainConfig:
+        """A training's :class:`~selftrain.train.TrainConfig`: the preset's defaults, then ``extra`` (one
+        run's own settings: its out folder, seed, data, init), then the ``stage`` section, whose keys win
+        over ``extra``'s key by key. Errors name the section (``student_train: ...``)."""
+        from selftrain.train.config import load_train_config
+
+        if stage not in TRAIN_STAGES:
+            raise ValueError(f"stage must be one of {', '.join(TRAIN_STAGES)}, got {stage!r}")
+        section = getattr(self, stage)
+        try:
+            train = load_train_config(self.preset, overrides=deep_merge(extra, section) if extra else section)
+            _run_checks(train)
+        except ConfigError as exc:
+            raise ConfigError(f"{stage}: {exc}") from exc
+        return train
+
+    def decoder_config(self) -> DecoderConfig:
+        """The decoder settings: :class:`~selftrain.decode.DecoderConfig`'s defaults with the ``decode``
+        section (before any per-model tuning: :func:`~selftrain.generation.artifacts.decoder_for`)."""
+        return _with_overrides(DecoderConfig(), self.decode, "decode")
+
+    def agreement_config(self) -> AgreementConfig:
+        """How teachers are combined: :class:`~selftrain.agreement.AgreementConfig`'s defaults with the
+        ``agreement`` section."""
+        from selftrain.agreement.rover import AgreementConfig
+
+        return _with_overrides(AgreementConfig(), self.agreement, "agreement")
+
+    def select_config(self, generation: int = 0) -> SelectConfig:
+        """``generation``'s selection (it picks the schedules' values): :class:`~selftrain.select.SelectConfig`'s
+        defaults with the ``select`` section; the speaking-rate bounds are the selection stage's to set."""
+        return _with_overrides(SelectConfig(generation=generation), self.select, "select")
 
     def validate_paths(self) -> None:
         """Check that the required inputs exist before any work starts, and warn now when the labeled
@@ -281,67 +241,17 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def check_stage_overrides(config: ExperimentConfig) -> None:
-    """Apply each stage's overrides to a default config of that stage: unknown keys and values of
-    the wrong type raise :class:`ConfigError` now, naming the key (e.g. ``decode.beam``)."""
-    from selftrain.agreement.rover import AgreementConfig
-    from selftrain.decode.config import DecoderConfig
-    from selftrain.select.config import SelectConfig
-    from selftrain.train.config import load_train_config
-
-    for name in ("teacher_train", "student_train"):
-        try:
-            load_train_config(config.preset, overrides=getattr(config, name))
-        except ConfigError as exc:
-            raise ConfigError(f"{name}: {exc}") from exc
-    if config.teacher_train.get("checkpoint_metric") == "lm_wer":
+    """Resolve every stage section through its typed view: unknown keys, values of the wrong type and
+    values the stage config's own checks refuse raise :class:`ConfigError` now, naming the key (e.g.
+    ``decode.beam``). Constructing an :class:`ExperimentConfig` runs this."""
+    teacher = config.train_config("teacher_train")
+    config.train_config("student_train")
+    if teacher.checkpoint_metric == "lm_wer":
         raise ConfigError("teacher_train.checkpoint_metric lm_wer: the LM is built with the teacher's tokenizer, "
                           "after its training; use lm_wer in student_train")
-    select = SelectConfig()
-    for name, stage_config in (("decode", DecoderConfig()), ("agreement", AgreementConfig()), ("select", select)):
-        update_dataclass(stage_config, getattr(config, name), name)
-    try:  # update_dataclass sets fields without the dataclass' own checks
-        select.segments.__post_init__()
-    except ConfigError as exc:
-        raise ConfigError(f"select.{exc}") from exc
-
-
-def _check_ensemble(folders: list[str]) -> None:
-    """Ensemble members must be distinct model folders that exist now, not hours later at decoding."""
-    for folder in folders:
-        if not isinstance(folder, str) or not folder:
-            raise ConfigError(f"teachers.ensemble: model folders expected, got {folder!r}")
-        missing = [name for name in ("model.pt", "model.json", "tokenizer.json") if not (Path(folder) / name).is_file()]
-        if missing:
-            raise ConfigError(f"teachers.ensemble: {folder} is not a model folder (no {', '.join(missing)})")
-    repeated = sorted({folder for folder in folders if folders.count(folder) > 1})
-    if repeated:
-        raise ConfigError(f"teachers.ensemble: {', '.join(repeated)} listed more than once")
-
-
-def check_external_teachers(teachers: TeachersConfig) -> None:
-    """Each external teacher must be known, listed once, with valid settings, and its extra installed
-    (package and model folder, found without loading the model), and each ensemble member a model
-    folder; else :class:`ConfigError`, now."""
-    from selftrain.teachers import check_external_teacher, external_teacher_config
-
-    named = [name for name in teachers.external if not isinstance(name, str)]
-    if named:
-        raise ConfigError(f"teachers.external: teacher names expected (e.g. whisper), got {named[0]!r}")
-    repeated = sorted({name for name in teachers.external if teachers.external.count(name) > 1})
-    if repeated:
-        raise ConfigError(f"teachers.external: {', '.join(repeated)} listed more than once")
-    unused = sorted(set(teachers.external_settings) - set(teachers.external))
-    if unused:
-        raise ConfigError(f"teachers.external_settings.{unused[0]}: not a teacher of teachers.external "
-                          f"({', '.join(map(str, teachers.external)) or 'empty'})")
-    _check_ensemble(teachers.ensemble)
-    for kind in teachers.external:
-        try:
-            settings = external_teacher_config(kind, teachers.external_settings.get(kind),
-                                               f"teachers.external_settings.{kind}")
-            check_external_teacher(kind, settings)
-        except ConfigError as exc:
-            raise ConfigError(f"teachers.external: {exc}") from exc
+    config.decoder_config()
+    config.agreement_config()
+    config.select_config()
 
 
 def _with_new_names(values: dict[str, Any]) -> dict[str, Any]:
@@ -353,8 +263,8 @@ def _with_new_names(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_experiment_config(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Defaults, then a YAML/JSON file, then overrides (nested dicts); then :func:`check_stage_overrides`
-    and :func:`check_external_teachers`.
+    """Defaults, then a YAML/JSON file, then overrides (nested dicts); then the checks construction runs
+    (``ExperimentConfig.__post_init__``, stage sections included) and :func:`check_external_teachers`.
 
     Overrides merge into the file's stage settings key by key (``teacher_train.max_minutes`` changes
     that key and keeps the file's other training keys). Every problem is a :class:`ConfigError`
@@ -371,12 +281,7 @@ def load_experiment_config(config_file: str | Path | None = None, overrides: dic
     if overrides:
         # Stage settings are plain dicts, which a field update would replace whole: merge first.
         update_dataclass(config, deep_merge(values, _with_new_names(overrides)), "config")
-    config.__post_init__()
-    config.threshold.__post_init__()
-    config.acceptance.__post_init__()
-    config.decode_tuning.__post_init__()
-    config.distributed.__post_init__()
-    check_stage_overrides(config)
+    config.__post_init__()  # the updates above set fields without the checks construction runs
     check_external_teachers(config.teachers)
     return config
 
@@ -391,9 +296,7 @@ def continuous_budget(config: ExperimentConfig) -> dict[str, Any]:
     times the epochs (and ``generations`` times ``student_train.max_steps`` when that is set), or
     ``continuous_steps`` steps when that is set. Returns ``{"epochs", "max_steps", "mix_unlabeled"}``.
     """
-    from selftrain.train.config import load_train_config
-
-    student = load_train_config(config.preset, overrides=config.student_train)
+    student = config.train_config("student_train")
     unlabeled_share = student.data.mix_pseudo + (student.data.mix_unlabeled if student.ssl.objectives else 0.0)
     return {"epochs": config.generations * student.epochs,
             "max_steps": config.continuous_steps or config.generations * student.max_steps,

@@ -38,9 +38,7 @@ def step_matched_epochs(config: ExperimentConfig) -> int:
     distillation, the unlabeled one, in both), so with pseudo-labels an epoch has (labeled + pseudo)
     / labeled times the steps. Without this the control trains half as long at a 50/50 mix, and the
     comparison credits the pseudo-labels with what longer training gives."""
-    from selftrain.train.config import load_train_config
-
-    train = load_train_config(config.preset, overrides=config.student_train)
+    train = config.train_config("student_train")
     unlabeled = train.data.mix_unlabeled if train.ssl.objectives or train.distill.weight > 0 else 0.0
     ratio = (train.data.mix_labeled + train.data.mix_pseudo + unlabeled) / (train.data.mix_labeled + unlabeled)
     return max(1, round(train.epochs * ratio))

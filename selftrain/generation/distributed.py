@@ -146,14 +146,11 @@ def shard_dir(workdir: Workdir, generation: int, rank: Rank) -> Path:
 def decode_shard(config: ExperimentConfig, workdir: Workdir, generation: int, rank: Rank, out: Path) -> DecodedSplit:
     """Decode ``rank``'s shard of the unlabeled audio into ``out`` with every teacher of ``generation``."""
     from selftrain.data.manifest import read_manifest, write_speechbrain_csv
-    from selftrain.decode import DecoderConfig
-    from selftrain.models.config import update_dataclass
 
-    decoder = DecoderConfig()
-    update_dataclass(decoder, config.decode, "decode")
+    batch_size = config.decoder_config().batch_size
     manifest = out / "shard.csv"
     # Whole batches of the unsharded run: each utterance keeps its batch neighbours (same padding).
-    write_speechbrain_csv(rank.shard().select(read_manifest(config.data.unlabeled), decoder.batch_size), manifest)
+    write_speechbrain_csv(rank.shard().select(read_manifest(config.data.unlabeled), batch_size), manifest)
     return decode_teachers(config, workdir, teacher_generation(workdir, generation), str(manifest), out, "unlabeled",
                            ensemble=True)
 

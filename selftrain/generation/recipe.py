@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from selftrain.errors import ConfigError
-from selftrain.generation.config import ExperimentConfig, load_experiment_config
+from selftrain.generation.config import TRAIN_STAGES, ExperimentConfig, load_experiment_config
 from selftrain.generation.run import write_summary
 from selftrain.generation.workdir import Workdir
 
@@ -59,7 +59,7 @@ def recipe_experiment_config(hparams: dict[str, Any], run_opts: Any, recipe_keys
     process its own GPU)."""
     values = {key: value for key, value in hparams.items() if key not in recipe_keys}
     training = _run_option_overrides(run_opts)
-    for stage in ("teacher_train", "student_train"):
+    for stage in TRAIN_STAGES:
         values[stage] = {**(values.get(stage) or {}), **training}
     return load_experiment_config(overrides=values)
 

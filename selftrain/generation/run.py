@@ -174,10 +174,11 @@ def write_summary(workdir: Workdir) -> dict[str, Any]:
 def run_experiment(config: ExperimentConfig, root: str | Path, force: bool = False) -> dict[str, Any]:
     """Run generations 0..``config.generations`` (skipping finished work) and return the summary."""
     workdir = open_workdir(config, root)
-    for generation in range(Plan.of(config.to_dict()).last_generation + 1):
+    summary: dict[str, Any] = {}
+    for generation in range(Plan.of(config.to_dict()).last_generation + 1):  # generation 0 at least
         run_generation(config, workdir, generation, force)
-        write_summary(workdir)
-    return write_summary(workdir)
+        summary = write_summary(workdir)  # kept current, so an interrupted run leaves what it finished
+    return summary
 
 
 def experiment_status(root: str | Path) -> list[str]:

@@ -55,19 +55,14 @@ def select_pseudo_labels(config: ExperimentConfig, workdir: Workdir, generation:
     """Calibrate on dev, choose the threshold, then select pseudo-labels of the unlabeled audio."""
     from functools import partial
 
-    from selftrain.agreement.rover import AgreementConfig
     from selftrain.confidence.calibrate import fit_calibration
-    from selftrain.models.config import update_dataclass
-    from selftrain.select import SelectConfig
     from selftrain.select.pipeline import run_selection
     from selftrain.select.policy import chosen_hypothesis, speaking_rate_bounds_or_warning
     from selftrain.select.stream import run_selection_stream
 
     inputs = selection_inputs(workdir, generation)
-    agreement = AgreementConfig()
-    update_dataclass(agreement, config.agreement, "agreement")
-    select_config = SelectConfig(generation=generation)
-    update_dataclass(select_config, config.select, "select")
+    agreement = config.agreement_config()
+    select_config = config.select_config(generation)
     rate_bounds, rate_warning = None, None
     if config.speaking_rate_quantile is not None:
         bounds, rate_warning = speaking_rate_bounds_or_warning(

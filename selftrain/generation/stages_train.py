@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selftrain.audit.inputs import iter_records
 from selftrain.data.manifest import read_manifest
@@ -17,12 +17,14 @@ from selftrain.generation.artifacts import (
     state_cache_dir,
     teacher_generation,
 )
-from selftrain.generation.config import ExperimentConfig
+from selftrain.generation.config import ExperimentConfig, TrainStage
 from selftrain.generation.results import ContinuousTraining, LMResult, TrainResult
 from selftrain.generation.workdir import Workdir
-from selftrain.overrides import deep_merge
 from selftrain.select.output import LabelQuality
 from selftrain.text import TextNormalizer
+
+if TYPE_CHECKING:  # imported where used: the training package loads torch
+    from selftrain.train.config import TrainConfig
 
 __all__ = ["train_model", "train_continuous", "build_language_model"]
 
@@ -30,46 +32,46 @@ __all__ = ["train_model", "train_continuous", "build_language_model"]
 def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out: Path) -> TrainResult:
     """Train generation 0's teacher (labeled only) or a student (labeled + the selection's labels + SSL;
     with ``labels: none`` the selection is empty and the student trains :func:`~selftrain.generation.controls.step_matched_epochs`)."""
-    from selftrain.train import load_train_config, train
+    from selftrain.train import train
 
     if generation > 0 and config.schedule == "continuous":
         return train_continuous(config, workdir, generation, out)
+    stage: TrainStage = "teacher_train" if generation == 0 else "student_train"
+    section = config.train_config(stage)  # the section's own settings decide what this run adds
     data: dict[str, Any] = {"labeled": [config.data.labeled], "dev": config.data.dev}
     overrides: dict[str, Any] = {"out": str(out), "seed": config.seed + generation,
                                  "state_cache": str(state_cache_dir(config, workdir))}
     if generation == 0:
-        extra = config.teacher_train
-        if extra.get("ssl", {}).get("objectives"):
+        if section.ssl.objectives:
             # SSL runs on all audio: a teacher with SSL objectives also learns from the unlabeled set.
             data["unlabeled"] = [config.data.unlabeled]
     else:
         selected = workdir.stage_dir(generation, "select") / "selected.csv"
         data["pseudo"] = [str(selected)]
         data["unlabeled"] = [str(_ssl_only_manifest(config, selected, out))]
-        extra = config.student_train
-        if config.labels == "none":  # the labeled-only control: as many optimizer steps as a student with pseudo-labels
-            from selftrain.generation.controls import step_matched_epochs
-
-            extra = {**extra, "epochs": step_matched_epochs(config)}
         teacher_model = str(model_dir(workdir, teacher_generation(workdir, generation)))
         if config.student_init != "scratch":
             start = teacher_model if config.student_init == "teacher" else str(model_dir(workdir, 0))
             overrides["init"] = {"encoder": start, "head": True}
-        if extra.get("distill", {}).get("weight", 0) > 0:
+        if section.distill.weight > 0:
             # Distillation learns from the generation's teacher: its posteriors on every row, unlabeled ones too.
             overrides["distill"] = {"teacher_model": teacher_model}
     overrides["data"] = data
-    overrides.update(_lm_dev_settings(config, workdir, generation, extra))
-    train_config = load_train_config(config.preset, overrides=deep_merge(overrides, extra))
+    overrides.update(_lm_dev_settings(config, workdir, generation, section))
+    train_config = config.train_config(stage, extra=overrides)
+    if generation > 0 and config.labels == "none":  # the labeled-only control: as many optimizer steps as a student with pseudo-labels
+        from selftrain.generation.controls import step_matched_epochs
+
+        train_config = replace(train_config, epochs=step_matched_epochs(config))
     model = train(train_config)
     return TrainResult(model=str(Path(model).relative_to(out)))
 
 
-def _lm_dev_settings(config: ExperimentConfig, workdir: Workdir, generation: int, extra: dict[str, Any]) -> dict[str, Any]:
+def _lm_dev_settings(config: ExperimentConfig, workdir: Workdir, generation: int, section: TrainConfig) -> dict[str, Any]:
     """With ``checkpoint_metric: lm_wer``, checkpoints are chosen on dev decoded as the experiment
     decodes: its LM, and the decoder weights of the teacher (tuned for it when decode_tuning is on;
     the student's own are tuned later)."""
-    if extra.get("checkpoint_metric") != "lm_wer":
+    if section.checkpoint_metric != "lm_wer":
         return {}
     decoder = decoder_for(config, workdir, teacher_generation(workdir, generation))
     return {"dev_lm": str(workdir.stage_dir(None, "lm") / LM_FILE),
@@ -82,7 +84,7 @@ def train_continuous(config: ExperimentConfig, workdir: Workdir, generation: int
     filtered like the offline selection (its target WER, keep floor and speaking-rate quantile), on
     the budget of the offline generations (:func:`~selftrain.generation.config.continuous_budget`)."""
     from selftrain.generation.config import continuous_budget
-    from selftrain.train import load_train_config, train
+    from selftrain.train import train
 
     budget = continuous_budget(config)
     # The experiment's LM and generation 0's decoder settings, for labels by beam search + LM (continuous.decoder=lm)
@@ -100,8 +102,8 @@ def train_continuous(config: ExperimentConfig, workdir: Workdir, generation: int
     if config.student_init != "scratch":
         continuous["warmup_steps"] = 0
         overrides["init"] = {"encoder": str(model_dir(workdir, 0)), "head": True}
-    overrides.update(_lm_dev_settings(config, workdir, generation, config.student_train))
-    train_config = load_train_config(config.preset, overrides=deep_merge(overrides, config.student_train))
+    overrides.update(_lm_dev_settings(config, workdir, generation, config.train_config("student_train")))
+    train_config = config.train_config("student_train", extra=overrides)
     train_config = replace(train_config, epochs=budget["epochs"], max_steps=budget["max_steps"])
     model = train(train_config)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))

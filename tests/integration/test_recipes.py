@@ -50,13 +50,8 @@ def hparams_problems(recipe_dir: Path, hparams_file: Path, extra: dict | None = 
     import speechbrain
     from hyperpyyaml import load_hyperpyyaml
 
-    from selftrain.agreement.rover import AgreementConfig
-    from selftrain.decode import DecoderConfig
     from selftrain.errors import ConfigError
     from selftrain.generation.recipe import recipe_experiment_config
-    from selftrain.models.config import update_dataclass
-    from selftrain.select import SelectConfig
-    from selftrain.train import load_train_config
 
     module = _recipe_module(recipe_dir)
     text = hparams_file.read_text(encoding="utf-8")
@@ -68,11 +63,7 @@ def hparams_problems(recipe_dir: Path, hparams_file: Path, extra: dict | None = 
             problems.append(f"recipe key {key} is neither read by train.py nor referenced")
     _, run_opts, _ = speechbrain.parse_arguments([str(hparams_file)])
     try:
-        config = recipe_experiment_config(dict(raw), run_opts, module.RECIPE_KEYS)
-        for name in ("teacher_train", "student_train"):
-            load_train_config(config.preset, overrides=getattr(config, name))
-        for name, stage in (("decode", DecoderConfig()), ("agreement", AgreementConfig()), ("select", SelectConfig())):
-            update_dataclass(stage, getattr(config, name), name)
+        recipe_experiment_config(dict(raw), run_opts, module.RECIPE_KEYS)  # resolves every stage section
     except ConfigError as exc:
         problems.append(str(exc))
     return problems
