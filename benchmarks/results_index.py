@@ -95,6 +95,8 @@ QUESTIONS: dict[str, tuple[str, str, str]] = {
     "self_training_pretrained_30min_budget": ("Does the 30-minute scale's headline comparison (teacher, best-EMA "
                                               "continuous run, its labeled-only variant, oracle) run from nothing "
                                               "within an hour on 2 cores?", "2026-12-06-one-hour-scale", ""),
+    "self_training_pretrained_1h": ("With a pretrained encoder and an hour of labels, does the best-EMA continuous "
+                                    "run still beat its labeled-only variant?", "2026-12-06-one-hour-scale", ""),
     "decode_speed_whisper_tiny": ("How much does LM decoding cost over greedy with the pretrained encoder?",
                                   "2026-12-06-pretrained-encoder", ""),
 }
