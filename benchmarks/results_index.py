@@ -171,22 +171,21 @@ def _continuous(results: dict[str, dict[str, Any]]) -> list[str]:
     for name, data in results.items():
         analysis = data.get("analysis") or {}
         for arm in (analysis.get("continuous") or {}).get("arms", []):
-            interval = arm.get("vs_own_labeled_only")
-            if arm.get("own_gap_recovery") is None or not interval:
+            interval, own = arm.get("vs_own_labeled_only"), _own_control_wer(data, arm["name"])
+            if arm.get("own_gap_recovery") is None or not interval or own is None:
                 continue
-            own = arm["test_wer"] + _own_difference(data, arm["name"])
             out.append(f"| [`{name}`]({name}.md) | {arm['name'].split(':', 1)[-1]} | {arm['test_wer']:.3f} "
                        f"| {_fmt3(analysis.get('supervised_test_wer'))} | {own:.3f} | {_fmt3(analysis.get('oracle_test_wer'))} "
                        f"| {arm['own_gap_recovery']:.3f} | [{interval[0]:+.4f}, {interval[1]:+.4f}] |")
     return out if len(out) > 2 else []
 
 
-def _own_difference(data: dict[str, Any], arm: str) -> float:
-    """The own labeled-only variant's test WER minus the run's (the variant's rows in the file)."""
+def _own_control_wer(data: dict[str, Any], arm: str) -> float | None:
+    """The final test WER of the run's own labeled-only variant (its rows in the file), if it ran."""
     from _seeds import own_control_arm  # beside this script; imported here, as only this table needs it
 
-    rows, run = data["arms"].get(own_control_arm(arm)) or [], data["arms"].get(arm) or []
-    return (rows[-1]["test_wer"] - run[-1]["test_wer"]) if rows and run else 0.0
+    rows = data["arms"].get(own_control_arm(arm)) or []
+    return rows[-1]["test_wer"] if rows else None
 
 
 def _fmt3(value: float | None) -> str:
