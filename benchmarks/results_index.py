@@ -68,6 +68,8 @@ QUESTIONS: dict[str, tuple[str, str, str]] = {
                                     "2026-12-03-noisier-teacher", ""),
     "self_training_ensemble_teacher": ("Do two teachers labeling together, and a length-ratio bound, help?",
                                        "2026-12-03-teacher-ensemble", ""),
+    "acceptance_rules": ("Which acceptance test keeps students that are worse than their teachers on test?",
+                         "2026-12-07-acceptance-tests", ""),
     "length_ratio_ensemble_teacher": ("Are the labels the LM made shorter the ones that lost words?",
                                       "2026-12-03-teacher-ensemble", "2026-12-03"),
     "error_kinds_ensemble_teacher": ("Which errors grow over generations with the ensemble's labels?",

@@ -12,19 +12,17 @@ cannot drift; a unit test regenerates them and compares.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import importlib
 import inspect
-import io
 import re
 import sys
-import textwrap
-import tokenize
 from pathlib import Path
 from typing import Any
 
 import click
+
+from selftrain.config_docs import class_docs
 
 __all__ = ["config_reference", "cli_reference", "config_keys", "cli_options", "PAGES", "main"]
 
@@ -74,72 +72,6 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def _field_comments(cls: type) -> dict[str, str]:
-    """Each field's comment in the class source: the comment lines just above it and its inline one."""
-    try:
-        source = textwrap.dedent(inspect.getsource(cls))
-    except (OSError, TypeError):
-        return {}
-    comments: dict[int, str] = {}
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type == tokenize.COMMENT:
-            comments[token.start[0]] = token.string.lstrip("#").strip()
-    lines = source.splitlines()
-    result: dict[str, str] = {}
-    body = ast.parse(source).body[0]
-    assert isinstance(body, ast.ClassDef)
-    for node in body.body:
-        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
-            continue
-        above: list[str] = []
-        line = node.lineno - 1
-        while line >= 1 and line in comments and lines[line - 1].lstrip().startswith("#"):
-            above.insert(0, comments[line])
-            line -= 1
-        inline = [comments[n] for n in range(node.lineno, (node.end_lineno or node.lineno) + 1)
-                  if n in comments and not lines[n - 1].lstrip().startswith("#")]
-        text = " ".join(above + inline).strip()
-        if text:
-            result[node.target.id] = text
-    return result
-
-
-_ENTRY = re.compile(r"^([A-Za-z_]\w*(?: / [A-Za-z_]\w*)*): (.*)$")
-
-
-def _split_docstring(doc: str, names: set[str]) -> tuple[str, dict[str, str]]:
-    """Separate ``name: text`` entries (continued on indented lines) from the docstring's prose.
-
-    Several configs document their fields that way (``a / b: text`` documents both); the entries
-    go into the table's description column and the rest stays above the table.
-    """
-    prose: list[str] = []
-    groups: list[tuple[list[str], list[str]]] = []
-    current: list[str] | None = None
-    for line in doc.splitlines():
-        match = _ENTRY.match(line)
-        keys = match.group(1).split(" / ") if match else []
-        if match and all(key in names for key in keys):
-            current = [match.group(2)]
-            groups.append((keys, current))
-        elif current is not None and line.startswith((" ", "\t")) and line.strip():
-            current.append(line.strip())
-        else:
-            current = None
-            prose.append(line)
-    entries: dict[str, str] = {}
-    for keys, lines in groups:
-        text = " ".join(lines)
-        # "alpha: LM weight; beta: word bonus." documents two fields on one line
-        parts = re.split(r";\s+([A-Za-z_]\w*): ", text)
-        inline = {name: part for name, part in zip(parts[1::2], parts[2::2], strict=True) if name in names}
-        if inline and len(inline) == len(parts) // 2:
-            text = parts[0]
-            entries.update(inline)
-        entries.update({key: text for key in keys})
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(prose)).strip(), entries
-
-
 def _value(value: Any) -> str:
     """A default as it is written in a YAML config."""
     if value is None:
@@ -186,16 +118,15 @@ def _section(root: str, prefix: str, obj: Any) -> list[str]:
     doc = inspect.getdoc(cls) or ""
     if doc.startswith(f"{cls.__name__}("):  # dataclass' generated signature, not a docstring
         doc = ""
-    prose, entries = _split_docstring(doc, {f.name for f in dataclasses.fields(obj)})
+    prose, descriptions = class_docs(cls)
     if prose:
         out += [_rst_to_markdown(prose), ""]
-    comments = _field_comments(cls)
     out += ["| key | type | default | description |", "| --- | --- | --- | --- |"]
     for f in dataclasses.fields(obj):
         key = f"{prefix}.{f.name}" if prefix else f.name
         value = getattr(obj, f.name)
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        description = " ".join(text for text in (entries.get(f.name, ""), comments.get(f.name, "")) if text)
+        description = descriptions.get(f.name, "")
         if dataclasses.is_dataclass(value):
             default = "(section below)"
             description = description or f"see `{key}` below"

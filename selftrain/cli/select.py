@@ -8,6 +8,7 @@ import click
 
 from selftrain.agreement.rover import AgreementConfig
 from selftrain.cli.common import user_errors
+from selftrain.config_docs import option_help
 from selftrain.select.config import (
     AGREEMENT_KEYS,
     AUTO_METHOD,
@@ -15,14 +16,14 @@ from selftrain.select.config import (
     SEGMENT_CONTEXTS,
     SEGMENTS_APPLY_TO,
     SPEAKING_RATE_QUANTILE,
-    UNCALIBRATED_METHOD,
     SanityConfig,
     SegmentConfig,
     SelectConfig,
     selection_method,
 )
 
-# The options' defaults and choices are the library's: these configs' fields and constants.
+# The options' defaults, choices and help are the library's: these configs' fields, their
+# descriptions (selftrain.config_docs) and constants.
 _SELECT, _SANITY, _SEGMENTS, _AGREEMENT = SelectConfig(), SanityConfig(), SegmentConfig(), AgreementConfig()
 
 
@@ -53,34 +54,32 @@ def _fractions(text: str | None) -> list[float] | None:
 @click.option("--manifest", type=click.Path(exists=True, path_type=Path),
               help="Manifest giving audio paths, durations and references for the hypothesis ids.")
 @click.option("--method", default=_SELECT.method, show_default=True,
-              help=f"Utterance confidence score used ('{AUTO_METHOD}': the calibrated combination of every "
-                   f"score when --calibration has one, else {UNCALIBRATED_METHOD}).")
+              help=option_help(SelectConfig, "method"))
 @click.option("--label-source", default=_SELECT.label_source, show_default=True,
-              help="Hypothesis that becomes the pseudo-label: a teacher's name, 'rover', or 'auto' (the ROVER "
-                   "combination of 3+ teachers, else the first).")
+              help=option_help(SelectConfig, "label_source"))
 @click.option("--teacher", "old_label_source", hidden=True, help="Deprecated name of --label-source.")
-@click.option("--threshold", type=click.FloatRange(0, 1), help="Keep when confidence >= this.")
-@click.option("--keep-fraction", type=click.FloatRange(0, 1), help="Keep this fraction of all utterances, best first.")
+@click.option("--threshold", type=click.FloatRange(0, 1), help=option_help(SelectConfig, "threshold"))
+@click.option("--keep-fraction", type=click.FloatRange(0, 1), help=option_help(SelectConfig, "keep_fraction"))
 @click.option("--rank-by", type=click.Choice(RANK_BY), default=_SELECT.rank_by,
-              show_default=True, help="Ranking used by --keep-fraction.")
+              show_default=True, help=option_help(SelectConfig, "rank_by"))
 @click.option("--agreement", "agreement_threshold", type=click.FloatRange(0, 1),
-              help="Keep when teachers' agreement >= this (needs 2+ teachers).")
+              help=option_help(SelectConfig, "agreement_threshold", "Needs 2+ teachers."))
 @click.option("--agreement-key", type=click.Choice(AGREEMENT_KEYS), default=_SELECT.agreement_key, show_default=True,
-              help="Agreement value thresholded.")
-@click.option("--dust-reference", help="DUST: the deterministic teacher; dropout samples are teachers matching --dust-samples.")
+              help=option_help(SelectConfig, "agreement_key"))
+@click.option("--dust-reference", help=option_help(AgreementConfig, "dust_reference"))
 @click.option("--dust-samples", default=_AGREEMENT.dust_samples, show_default=True,
-              help="fnmatch pattern of dropout-sample teachers.")
-@click.option("--dust-threshold", type=click.FloatRange(0), help="DUST: keep when the worst dropout sample's WER <= this.")
+              help=option_help(AgreementConfig, "dust_samples"))
+@click.option("--dust-threshold", type=click.FloatRange(0), help=option_help(SelectConfig, "dust_threshold"))
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Calibration JSON to apply (scores become probabilities of being right).")
 @click.option("--generation", default=_SELECT.generation, show_default=True, type=click.IntRange(0),
               help="Generation index for schedules.")
-@click.option("--keep-fraction-schedule", help="Comma-separated keep fractions per generation, e.g. 0.4,0.6,0.8.")
-@click.option("--threshold-schedule", help="Comma-separated thresholds per generation, e.g. 0.9,0.8,0.7.")
+@click.option("--keep-fraction-schedule", help=option_help(SelectConfig, "keep_fraction_schedule", "Comma-separated, e.g. 0.4,0.6,0.8."))
+@click.option("--threshold-schedule", help=option_help(SelectConfig, "threshold_schedule", "Comma-separated, e.g. 0.9,0.8,0.7."))
 @click.option("--min-cps", default=_SANITY.min_chars_per_second, show_default=True, type=float,
-              help="Minimum characters per second.")
+              help=option_help(SanityConfig, "min_chars_per_second", "The lower bound."))
 @click.option("--max-cps", default=_SANITY.max_chars_per_second, show_default=True, type=float,
-              help="Maximum characters per second.")
+              help=option_help(SanityConfig, "max_chars_per_second", "The upper bound."))
 @click.option("--rate-from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Transcribed manifest of the same kind of speech (e.g. the labeled set): the speaking-rate bounds "
                    "become its chars/s at --rate-quantile and 1 - it, replacing --min-cps/--max-cps.")
@@ -88,28 +87,27 @@ def _fractions(text: str | None) -> list[float] | None:
               type=click.FloatRange(0, 0.5, max_open=True),
               help="Quantile of --rate-from's speaking rate used as the bounds.")
 @click.option("--max-repeat", default=_SANITY.max_repeat, show_default=True, type=int,
-              help="Drop when one word repeats this many times in a row.")
+              help=option_help(SanityConfig, "max_repeat"))
 @click.option("--max-length-ratio", default=_SANITY.max_length_ratio, show_default=True, type=float,
-              help="Drop when teachers' lengths differ more (2+ teachers).")
+              help=option_help(SanityConfig, "max_length_ratio"))
 @click.option("--segments/--no-segments", default=_SEGMENTS.enabled, show_default=True,
-              help="Also train on the confident runs of words of utterances the policy dropped (see --segment-context).")
+              help=option_help(SegmentConfig, "enabled", "Runs of confident words train beside the whole utterances (see --segments-apply-to)."))
 @click.option("--segments-apply-to", type=click.Choice(SEGMENTS_APPLY_TO), default=_SEGMENTS.apply_to,
               show_default=True,
-              help="'all': kept utterances are cut to their confident runs too.")
+              help=option_help(SegmentConfig, "apply_to"))
 @click.option("--segment-method", default=_SEGMENTS.method, show_default=True,
-              help="Word score for segments (its calibrated value when a calibration gives one).")
+              help=option_help(SegmentConfig, "method"))
 @click.option("--segment-threshold", default=_SEGMENTS.threshold, show_default=True, type=click.FloatRange(0, 1),
-              help="A word is confident when its score >= this.")
+              help=option_help(SegmentConfig, "threshold"))
 @click.option("--segment-min-words", default=_SEGMENTS.min_words, show_default=True, type=click.IntRange(1),
-              help="Shortest run of confident words that becomes a segment.")
+              help=option_help(SegmentConfig, "min_words"))
 @click.option("--segment-min-seconds", default=_SEGMENTS.min_seconds, show_default=True, type=click.FloatRange(0),
-              help="Shortest segment.")
+              help=option_help(SegmentConfig, "min_seconds"))
 @click.option("--segment-gap-share", default=_SEGMENTS.gap_share, show_default=True, type=click.FloatRange(0, 1),
-              help="Share of the gap between a run's outer word and its dropped neighbour that the segment takes.")
+              help=option_help(SegmentConfig, "gap_share"))
 @click.option("--segment-context", type=click.Choice(SEGMENT_CONTEXTS), default=_SEGMENTS.context,
               show_default=True,
-              help="'cut': each run's audio trains as a file of its own; 'whole': the utterance trains whole, "
-                   "with CTC over its runs' frames only.")
+              help=option_help(SegmentConfig, "context"))
 @click.option("--fit-calibration", type=click.Path(dir_okay=False, path_type=Path),
               help="Instead of selecting: fit a calibration on these (labeled) hypotheses and save it here.")
 @click.option("--calibration-kind", type=click.Choice(["isotonic", "temperature"]), default="isotonic", show_default=True,

@@ -91,12 +91,12 @@ def _acceptance(config: ExperimentConfig, workdir: Workdir, generation: int, tea
     verdict: dict[str, Any] = {"teacher_generation": teacher}
     if not config.keep_better_only:
         accepted = True
-    elif config.acceptance.test == "bootstrap":
-        comparison = _dev_comparison(config, workdir, generation, teacher)
-        accepted = not comparison.significantly_worse
-        verdict["dev_comparison"] = comparison.to_dict()
-    else:
+    elif config.acceptance.test == "dev_wer":
         accepted = dev_wer <= teacher_record["dev_wer"]
+    else:
+        comparison = _dev_comparison(config, workdir, generation, teacher)
+        accepted = config.acceptance.accepts(comparison)
+        verdict["dev_comparison"] = comparison.to_dict()
     if not accepted:
         log.warning("generation %d: student dev WER %.4f is worse than its teacher's (generation %d, %.4f; test: %s); "
                     "the teacher stays on", generation, dev_wer, teacher, teacher_record["dev_wer"], config.acceptance.test)

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selftrain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from selftrain.audit.significance import Comparison
 
 __all__ = ["ACCEPTANCE_TESTS", "SCHEDULES", "STUDENT_INITS", "LABELS", "DataPaths", "TeachersConfig",
            "ThresholdConfig", "AcceptanceConfig", "DistributedConfig", "check_external_teachers"]
@@ -81,7 +84,7 @@ class ThresholdConfig:
             raise ConfigError(f"threshold.mode must be auto or fixed, got {self.mode!r}")
 
 
-ACCEPTANCE_TESTS = ("dev_wer", "bootstrap")
+ACCEPTANCE_TESTS = ("dev_wer", "bootstrap", "improved")
 # How self-training runs after generation 0. "generations": offline generations (decode, select,
 # audit, train, repeated). "continuous": one training run, generation 1, that labels the unlabeled
 # audio as it trains (selftrain.train.continuous), warm-started from generation 0.
@@ -106,6 +109,9 @@ class AcceptanceConfig:
     WER wholly above 0. With a few hundred dev utterances, two trainings of one recipe differ by
     about a point of WER, so ``dev_wer`` rejects students that are better on test as often as it
     keeps them; ``bootstrap`` trades that for accepting students whose small loss dev cannot see.
+    ``test="improved"``: accepted only when dev shows it better (that interval wholly below 0), so a
+    student level with its teacher within the noise of dev is set aside: no generation that dev
+    cannot tell from its teacher replaces it, at the price of the small real gains dev cannot see.
     """
 
     test: str = "dev_wer"
@@ -119,6 +125,15 @@ class AcceptanceConfig:
             raise ConfigError(f"acceptance.confidence must be in (0, 1), got {self.confidence}")
         if self.resamples < 100:
             raise ConfigError(f"acceptance.resamples must be >= 100, got {self.resamples}")
+
+    def accepts(self, comparison: Comparison) -> bool:
+        """This test's verdict on a student from ``comparison``: its dev WER minus its teacher's
+        (:func:`~selftrain.audit.significance.paired_bootstrap` over the dev utterances)."""
+        if self.test == "improved":
+            return comparison.significantly_better
+        if self.test == "bootstrap":
+            return not comparison.significantly_worse
+        return comparison.difference <= 0.0
 
 
 @dataclass

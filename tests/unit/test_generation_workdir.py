@@ -209,12 +209,12 @@ def _dev_generation(workdir, generation, wrong_words, dev_wer):
     (workdir.generation_dir(generation) / "generation.json").write_text(json.dumps({"dev_wer": dev_wer}))
 
 
-@pytest.mark.parametrize(("student", "by_dev_wer", "by_bootstrap"), [
-    ([1, 1] + [0] * 98, False, True),  # one more wrong word in 200: worse on dev, but not beyond chance
-    ([2] * 50 + [0] * 50, False, False),  # 99 more wrong words: really worse
-    ([0] * 100, True, True),  # one fewer wrong word
+@pytest.mark.parametrize(("student", "by_dev_wer", "by_bootstrap", "by_improved"), [
+    ([1, 1] + [0] * 98, False, True, False),  # one more wrong word in 200: worse on dev, but not beyond chance
+    ([2] * 50 + [0] * 50, False, False, False),  # 99 more wrong words: really worse
+    ([0] * 100, True, True, False),  # one fewer wrong word: better on dev, not beyond chance
 ])
-def test_a_student_is_rejected_by_the_acceptance_test_the_config_names(tmp_path, student, by_dev_wer, by_bootstrap):
+def test_a_student_is_rejected_by_the_acceptance_test_the_config_names(tmp_path, student, by_dev_wer, by_bootstrap, by_improved):
     from selftrain.generation.config import AcceptanceConfig, DataPaths, ExperimentConfig
     from selftrain.generation.run import _acceptance
 
@@ -224,13 +224,27 @@ def test_a_student_is_rejected_by_the_acceptance_test_the_config_names(tmp_path,
     teacher = [1] + [0] * 99
     _dev_generation(workdir, 0, teacher, sum(teacher) / 200)
     _dev_generation(workdir, 1, student, sum(student) / 200)
-    for test, expected in (("dev_wer", by_dev_wer), ("bootstrap", by_bootstrap)):
+    for test, expected in (("dev_wer", by_dev_wer), ("bootstrap", by_bootstrap), ("improved", by_improved)):
         config = ExperimentConfig(data=DataPaths(dev=str(dev)), acceptance=AcceptanceConfig(test=test))
         verdict = _acceptance(config, workdir, 1, 0, sum(student) / 200)
         assert verdict["accepted"] is expected and verdict["teacher_generation"] == 0
-        assert ("dev_comparison" in verdict) is (test == "bootstrap")
+        assert ("dev_comparison" in verdict) is (test != "dev_wer")
     lenient = ExperimentConfig(data=DataPaths(dev=str(dev)), keep_better_only=False)
     assert _acceptance(lenient, workdir, 1, 0, 1.0)["accepted"]
+
+
+def test_only_a_student_that_dev_shows_better_passes_the_improved_test(tmp_path):
+    from selftrain.generation.config import AcceptanceConfig, DataPaths, ExperimentConfig
+    from selftrain.generation.run import _acceptance
+
+    dev = tmp_path / "dev.csv"
+    dev.write_text("ID,duration,wav,spk_id,wrd\n" + "".join(f"u{i},1.0,a.wav,s,good day\n" for i in range(100)))
+    workdir = Workdir(tmp_path / "exp", {"x": 1})
+    _dev_generation(workdir, 0, [1] * 60 + [0] * 40, 0.3)
+    _dev_generation(workdir, 1, [0] * 100, 0.0)  # 60 fewer wrong words in 200: better beyond chance
+    config = ExperimentConfig(data=DataPaths(dev=str(dev)), acceptance=AcceptanceConfig(test="improved"))
+    verdict = _acceptance(config, workdir, 1, 0, 0.0)
+    assert verdict["accepted"] and verdict["dev_comparison"]["high"] < 0
 
 
 def test_the_acceptance_settings_are_checked_and_leave_older_folders_hash_alone():

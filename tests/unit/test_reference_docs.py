@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from selftrain import reference
+from selftrain import config_docs, reference
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,14 +64,32 @@ class _Example:
 
 
 def test_field_comments_above_and_inline() -> None:
-    comments = reference._field_comments(_Example)
+    comments = config_docs._field_comments(_Example)
     assert comments == {"plain": "above the field, on two lines and inline"}
 
 
 def test_docstring_entries_become_descriptions() -> None:
     doc = ("How it works.\n\nalpha: LM weight; beta: word bonus.\nlow / high: the bounds,\n    in seconds [0, 1].\n"
            "other: not a field.")
-    prose, entries = reference._split_docstring(doc, {"alpha", "beta", "low", "high"})
+    prose, entries = config_docs._split_docstring(doc, {"alpha", "beta", "low", "high"})
     assert prose == "How it works.\n\nother: not a field."
     assert entries == {"alpha": "LM weight", "beta": "word bonus.", "low": "the bounds, in seconds [0, 1].",
                        "high": "the bounds, in seconds [0, 1]."}
+
+
+@dataclass
+class _Documented:
+    """Settings (defaults in brackets).
+
+    limit: keep at most this many, see :class:`~selftrain.record.Utterance` and ``Utterance.agreement[key]`` [10].
+    """
+
+    limit: int = 10  # a second sentence.
+    plain: int = 1
+
+
+def test_option_help_is_the_field_description_without_its_bracketed_default() -> None:
+    assert config_docs.option_help(_Documented, "limit", "Needs 2+.") == (
+        "Keep at most this many, see Utterance and 'Utterance.agreement[key]'. a second sentence. Needs 2+.")
+    with pytest.raises(KeyError, match="plain"):
+        config_docs.option_help(_Documented, "plain")
