@@ -87,7 +87,8 @@ QUESTIONS: dict[str, tuple[str, str, str]] = {
                                              "LM-decoded dev WER let self-training pay?", "2026-12-06-lm-checkpoints-continuous", ""),
     "self_training_pretrained_10min_rebuilt": ("With the 10-minute corpus and teacher built again, does the best-EMA "
                                                "continuous run still beat its labeled-only variant, and do stricter "
-                                               "label filters help?", "2026-12-06-pool-size-and-filtering", ""),
+                                               "or looser label filters or a noisier student help?",
+                                               "2026-12-07-noisier-student-10min", ""),
     "self_training_pretrained_10min_pool40": ("Does four times the unlabeled audio keep the continuous run improving "
                                               "for longer?", "2026-12-06-pool-size-and-filtering", ""),
     "self_training_pretrained_30min": ("With a pretrained encoder and 30 min of labels, how much does the best-EMA "
