@@ -45,11 +45,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _config(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / "experiment.json").read_text(encoding="utf-8"))["config"]
+    path = folder / "experiment.json"
+    if not path.is_file():
+        raise SystemExit(f"{folder}: not a `selftrain run` work folder (no experiment.json)")
+    return json.loads(path.read_text(encoding="utf-8"))["config"]
 
 
 def _errors(folder: Path, generation: int, split: str, manifest: str) -> dict[str, tuple[int, int]]:
-    return utterance_errors(folder / f"gen_{generation:03d}" / "eval" / f"{split}_lm.jsonl", manifest)
+    hyps = folder / f"gen_{generation:03d}" / "eval" / f"{split}_lm.jsonl"
+    if not hyps.is_file():
+        raise SystemExit(f"{hyps}: missing (generation {generation} was not evaluated on {split} with the LM)")
+    return utterance_errors(hyps, manifest)
 
 
 def _compare(folder: Path, student: int, teacher: int, split: str, manifest: str, resamples: int, seed: int) -> Comparison:
