@@ -48,9 +48,10 @@ class LMBuildConfig:
     """
 
     order: int = 3  # n-gram order
-    prune: tuple[int, ...] = ()  # lmplz --prune count thresholds per order, e.g. (0, 0, 1); () = none
+    # count thresholds per order (lmplz --prune): (0, 0, 1) drops singleton 3-grams; () = none
+    prune: tuple[int, ...] = ()
     discount_fallback: str = "auto"
-    memory: str = "1G"  # lmplz -S: memory for sorting (e.g. "1G", "10%")
+    memory: str = "1G"  # sorting memory of lmplz (its -S), e.g. "1G" or "10%"
     drop_unknown_chars: bool = True  # with an alphabet: drop lines with other characters (else error)
 
     def __post_init__(self) -> None:

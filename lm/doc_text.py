@@ -58,8 +58,8 @@ class DocTextConfig:
 
     lang: str = ""  # HTML elements marked (lang=, xml:lang=) as another language are skipped; "" = keep all
     chars: str = ""  # characters a normalised sentence may use besides the space; "" = any
-    min_words: int = 2  # shorter ones are mostly labels and menu items
-    max_words: int = 40  # longer ones are mostly lists or text without punctuation
+    min_words: int = 2  # fewest words a sentence may have (shorter ones are mostly labels and menu items)
+    max_words: int = 40  # most words a sentence may have (longer ones are mostly lists or unpunctuated text)
     require_end_punctuation: bool = True  # headings, table cells and captions lack it
     drop_acronyms: bool = True  # a word with two capitals (GNU, LTSP) is spelled out, not read as written
     lexicon_min_known: float = 0.8  # with a lexicon: the share of a sentence's words it must hold

@@ -8,9 +8,11 @@ from pathlib import Path
 import click
 
 from selftrain.cli.common import user_errors
+from selftrain.config_docs import option_help
 from selftrain.data.check import CheckConfig
 from selftrain.data.fillets import FilletsConfig
 
+# The options that set a config field take its default and its description (selftrain.config_docs).
 CHECK_DEFAULTS = CheckConfig()
 FILLETS_DEFAULTS = FilletsConfig()
 
@@ -26,13 +28,17 @@ def data() -> None:
               help="Write the full report here (.json for JSON, anything else for text).")
 @click.option("--alphabet", "tokenizer_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A model's tokenizer.json: flag transcripts with characters it cannot emit.")
-@click.option("--sample-rate", default=CHECK_DEFAULTS.sample_rate, help="The model's sample rate.")
-@click.option("--resample/--strict", default=not CHECK_DEFAULTS.strict_format,
-              help="Accept other rates / stereo (they will be resampled / downmixed) or skip such rows.")
-@click.option("--min-duration", default=CHECK_DEFAULTS.min_duration, help="Skip shorter utterances (seconds).")
-@click.option("--max-duration", default=CHECK_DEFAULTS.max_duration, help="Skip longer utterances (seconds).")
+@click.option("--sample-rate", default=CHECK_DEFAULTS.sample_rate, show_default=True,
+              help=option_help(CheckConfig, "sample_rate"))
+@click.option("--resample/--strict", default=not CHECK_DEFAULTS.strict_format, show_default=True,
+              help=option_help(CheckConfig, "strict_format", "--strict is True, --resample False."))
+@click.option("--min-duration", default=CHECK_DEFAULTS.min_duration, show_default=True,
+              help=option_help(CheckConfig, "min_duration"))
+@click.option("--max-duration", default=CHECK_DEFAULTS.max_duration, show_default=True,
+              help=option_help(CheckConfig, "max_duration"))
 @click.option("--write-valid", type=click.Path(path_type=Path), help="Write the usable rows to this manifest.")
-@click.option("--workers", default=CHECK_DEFAULTS.workers, help="Threads reading audio.")
+@click.option("--workers", default=CHECK_DEFAULTS.workers, show_default=True,
+              help=option_help(CheckConfig, "workers"))
 def check(manifest: Path, report_path: Path | None, tokenizer_path: Path | None, sample_rate: int, resample: bool,
           min_duration: float, max_duration: float, write_valid: Path | None, workers: int) -> None:
     """Check every row of MANIFEST; exit 1 if any row would be skipped.
@@ -85,25 +91,26 @@ def prepare() -> None:
     """Turn an installed speech corpus into self-training manifests (labeled, unlabeled, dev, test, LM text)."""
 
 
-def _split_size(name: str, help_text: str) -> Callable:
+def _split_size(name: str) -> Callable:
+    """``--<name>``: the size of ``FilletsConfig.<name>``, one of the splits."""
     default = getattr(FILLETS_DEFAULTS, name)
     return click.option(f"--{name}", type=float, default=default, show_default=default is not None,
-                        help=f"{help_text} A fraction (< 1) or a number (>= 1) of sentences.")
+                        help=option_help(FilletsConfig, name, "A fraction (< 1) or a number (>= 1) of sentences."))
 
 
 @prepare.command("fillets")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (created; running again resumes: converted WAVs are kept).")
 @click.option("--root", default=FILLETS_DEFAULTS.root, show_default=True, type=click.Path(path_type=Path),
-              help="The game data (Debian packages fillets-ng-data and fillets-ng-data-LANG).")
-@click.option("--lang", default=FILLETS_DEFAULTS.lang, show_default=True, help="The dialogs' language.")
-@click.option("--seed", default=FILLETS_DEFAULTS.seed, show_default=True, help="Seed of the split.")
-@_split_size("labeled", "Transcribed training sentences.")
-@_split_size("dev", "Dev sentences.")
-@_split_size("test", "Test sentences.")
-@_split_size("unlabeled", "Unlabeled sentences (default: every sentence not in another split).")
+              help=option_help(FilletsConfig, "root"))
+@click.option("--lang", default=FILLETS_DEFAULTS.lang, show_default=True, help=option_help(FilletsConfig, "lang"))
+@click.option("--seed", default=FILLETS_DEFAULTS.seed, show_default=True, help=option_help(FilletsConfig, "seed"))
+@_split_size("labeled")
+@_split_size("dev")
+@_split_size("test")
+@_split_size("unlabeled")
 @click.option("--lm-extra", type=click.Path(exists=True, dir_okay=False), default=FILLETS_DEFAULTS.lm_extra or None,
-              help="A text file (one sentence per line) added to the LM text; sentences of unlabeled, dev and test are left out.")
+              help=option_help(FilletsConfig, "lm_extra"))
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def fillets(out_dir: Path, root: Path, lang: str, seed: int, labeled: float, dev: float, test: float,
             unlabeled: float | None, lm_extra: str | None, quiet: bool) -> None:

@@ -5,18 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import click
 
 from selftrain.cli.common import user_errors
+from selftrain.config_docs import option_help
+from selftrain.decode.config import DECODERS, DecoderConfig, TuneConfig
 
 __all__ = ["decode", "eval_command", "tune"]
 
-# Mirrors DecoderConfig (kept here so --help needs no import).
-_DEFAULTS = {"decoder": "pyctcdecode", "beam_width": 32, "alpha": 0.5, "beta": 1.0, "blank_penalty": 0.0, "nbest": 5,
-             "batch_size": 8, "workers": 2, "max_duration": 60.0}
-# Mirrors TuneConfig's candidate values.
-_TUNE_DEFAULTS = {"blank_penalty": "0,0.5,1,1.5,2", "beta": "0,1,2,3", "alpha": "0.5,0.8,1.1"}
+# The options that set a config field take its default and its description (selftrain.config_docs).
+_DECODER, _TUNING = DecoderConfig(), TuneConfig()
+
+
+def _decoder_option(name: str, *flags: str, **kwargs: Any) -> Callable:
+    """An option that sets ``DecoderConfig.<name>`` (``--<name>`` unless ``flags`` are given)."""
+    flags = flags or (f"--{name.replace('_', '-')}",)
+    return click.option(*flags, name, default=getattr(_DECODER, name), show_default=True,
+                        help=option_help(DecoderConfig, name), **kwargs)
 
 
 def _existing_lm(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -36,22 +43,15 @@ def _decoder_options(func: Callable) -> Callable:
         click.option("--manifest", type=click.Path(exists=True), help="Manifest (.csv, .jsonl or Kaldi dir)."),
         click.option("--lm", "lm_path", type=click.Path(dir_okay=False), callback=_existing_lm,
                      help="KenLM model (.arpa or .bin from 'selftrain lm build'); none: no LM."),
-        click.option("--decoder", type=click.Choice(["greedy", "pyctcdecode", "flashlight"]),
-                     default=_DEFAULTS["decoder"], show_default=True, help="Decoding backend."),
-        click.option("--beam", "beam_width", type=int, default=_DEFAULTS["beam_width"], show_default=True,
-                     help="Beam width."),
-        click.option("--alpha", type=float, default=_DEFAULTS["alpha"], show_default=True, help="LM weight."),
-        click.option("--beta", type=float, default=_DEFAULTS["beta"], show_default=True, help="Word insertion bonus."),
-        click.option("--blank-penalty", type=float, default=_DEFAULTS["blank_penalty"], show_default=True,
-                     help="Subtracted from the blank's log-probability before the search (> 0: fewer deletions)."),
-        click.option("--nbest", type=int, default=_DEFAULTS["nbest"], show_default=True,
-                     help="n-best entries kept per utterance."),
-        click.option("--batch-size", type=int, default=_DEFAULTS["batch_size"], show_default=True,
-                     help="Utterances per forward pass."),
-        click.option("--workers", type=int, default=_DEFAULTS["workers"], show_default=True,
-                     help="Beam-search worker processes (0: in this process)."),
-        click.option("--max-duration", type=float, default=_DEFAULTS["max_duration"], show_default=True,
-                     help="Skip utterances longer than this many seconds (0: no limit)."),
+        _decoder_option("decoder", type=click.Choice(DECODERS)),
+        _decoder_option("beam_width", "--beam", type=int),
+        _decoder_option("alpha", type=float),
+        _decoder_option("beta", type=float),
+        _decoder_option("blank_penalty", type=float),
+        _decoder_option("nbest", type=int),
+        _decoder_option("batch_size", type=int),
+        _decoder_option("workers", type=int),
+        _decoder_option("max_duration", type=float),
         click.option("--device", default="cpu", show_default=True, help="Torch device of the acoustic model."),
         click.option("--state-cache", "state_cache", type=click.Path(file_okay=False), default=None,
                      help="Folder caching a pretrained encoder's frozen states (e.g. a run's W/state_cache); "
@@ -62,9 +62,7 @@ def _decoder_options(func: Callable) -> Callable:
     return func
 
 
-def _config(kwargs: dict):
-    from selftrain.decode import DecoderConfig
-
+def _config(kwargs: dict) -> DecoderConfig:
     names = {f.name for f in fields(DecoderConfig)}
     return DecoderConfig(**{k: v for k, v in kwargs.items() if k in names})
 
@@ -86,8 +84,8 @@ def _required(ctx: click.Context, name: str, value: str | None) -> str:
 @click.option("--out", type=click.Path(dir_okay=False), help="Output hypotheses (JSON lines; resumes if it exists).")
 @click.option("--shard", default=None, help="Decode shard i of N (0-based 'i/N'); merge with 'decode merge'.")
 @click.option("--teacher-name", default="teacher", show_default=True, help="Name stored with each hypothesis.")
-@click.option("--dropout", is_flag=True, help="Keep dropout on (a dropout-sampled teacher; see --seed).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed for --dropout.")
+@_decoder_option("dropout", is_flag=True)
+@_decoder_option("seed", type=int)
 @click.option("--limit", type=int, default=None, help="Stop after this many new records (trial runs).")
 @click.pass_context
 def decode(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...], manifest: str | None,
@@ -164,15 +162,21 @@ def _float_list(ctx: click.Context, param: click.Parameter, value: str) -> list[
         raise click.BadParameter(f"comma-separated numbers expected, got {value!r}", ctx, param) from exc
 
 
+def _tune_option(name: str) -> Callable:
+    """``--try-<name>``: the values the search tries for ``TuneConfig.<name>``, comma-separated."""
+    flag = name.replace("_", "-")
+    values = ",".join(f"{v:g}" for v in getattr(_TUNING, name))
+    return click.option(f"--try-{flag}", f"try_{name}", default=values, show_default=True, callback=_float_list,
+                        help=option_help(TuneConfig, name, f"Comma-separated (empty: keep --{flag})."))
+
+
 @decode.command("tune")
 @_decoder_options
-@click.option("--try-blank-penalty", "try_blank_penalty", default=_TUNE_DEFAULTS["blank_penalty"], show_default=True,
-              callback=_float_list, help="Blank penalties to try, comma-separated (empty: keep --blank-penalty).")
-@click.option("--try-beta", "try_beta", default=_TUNE_DEFAULTS["beta"], show_default=True, callback=_float_list,
-              help="Word insertion bonuses to try (empty: keep --beta).")
-@click.option("--try-alpha", "try_alpha", default=_TUNE_DEFAULTS["alpha"], show_default=True, callback=_float_list,
-              help="LM weights to try (empty: keep --alpha).")
-@click.option("--rounds", type=int, default=1, show_default=True, help="Passes over the three settings.")
+@_tune_option("blank_penalty")
+@_tune_option("beta")
+@_tune_option("alpha")
+@click.option("--rounds", type=int, default=_TUNING.rounds, show_default=True,
+              help=option_help(TuneConfig, "rounds"))
 @click.option("--out", "tune_out", type=click.Path(dir_okay=False), help="Write every setting tried and the choice as JSON.")
 @click.pass_context
 def tune(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...], manifest: str | None, lm_path: str | None,
@@ -182,7 +186,6 @@ def tune(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...], m
     manifest (a dev set): a coordinate search from the given settings, posteriors computed once."""
     model_dir, manifest = _required(ctx, "model", model_dir), _required(ctx, "manifest", manifest)
     from selftrain.data.manifest import read_manifest
-    from selftrain.decode.config import TuneConfig
     from selftrain.decode.tune import dev_log_probs, tune_decoder
     from selftrain.io import atomic_write_json
     from selftrain.models import load_ensemble

@@ -7,11 +7,13 @@ from pathlib import Path
 import click
 
 from selftrain.cli.common import user_errors
+from selftrain.config_docs import option_help
 from selftrain.lm.build import LMBuildConfig
 from selftrain.lm.doc_text import DocTextConfig
 
 __all__ = ["lm"]
 
+# The options that set a config field take its default and its description (selftrain.config_docs).
 BUILD_DEFAULTS = LMBuildConfig()
 DOC_TEXT_DEFAULTS = DocTextConfig()
 
@@ -39,11 +41,12 @@ def _lm_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--text", "texts", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="LM training text, one sentence per line (repeat for several files).")
 @click.option("--order", default=BUILD_DEFAULTS.order, show_default=True, type=click.IntRange(1, 9),
-              help="n-gram order.")
+              help=option_help(LMBuildConfig, "order"))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), callback=_lm_file,
               help="Output model: LM.arpa (text) or LM.bin (KenLM binary, loads fast).")
 @click.option("--prune", default=" ".join(str(p) for p in BUILD_DEFAULTS.prune), show_default=True,
-              help="lmplz count thresholds per order, e.g. '0 0 1' drops singleton 3-grams (empty: none).")
+              help=option_help(LMBuildConfig, "prune",
+                               "Here: integers separated by spaces or commas, e.g. '0 0 1'; empty: none."))
 @click.option("--discount-fallback", "discount_fallback", flag_value="always",
               help="Always pass lmplz --discount_fallback (default: only when tiny text makes it fail).")
 @click.option("--no-discount-fallback", "discount_fallback", flag_value="never",
@@ -55,7 +58,7 @@ def _lm_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--heldout", type=click.Path(exists=True, dir_okay=False),
               help="Held-out text: report the model's perplexity on it.")
 @click.option("--memory", default=BUILD_DEFAULTS.memory, show_default=True,
-              help="lmplz sorting memory (-S), e.g. 1G or 10%.")
+              help=option_help(LMBuildConfig, "memory"))
 def build(texts: tuple[str, ...], order: int, out: str, prune: str, discount_fallback: str | None,
           tokenizer: str | None, alphabet: str | None, heldout: str | None, memory: str) -> None:
     """Build a modified Kneser-Ney n-gram LM with KenLM's lmplz (and build_binary for .bin).
@@ -98,20 +101,22 @@ def build(texts: tuple[str, ...], order: int, out: str, prune: str, discount_fal
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output text, one normalised sentence per line (a report goes to OUT's stem + .report.json).")
 @click.option("--lang", default=DOC_TEXT_DEFAULTS.lang, show_default=True,
-              help="Language: HTML marked as another one is skipped; without PATHS, read Debian's documentation "
-                   "of this language (nl: debian-faq-nl, aptitude-doc-nl, debian-edu-doc-nl, debian-edu-doc-legacy-nl).")
+              help=option_help(DocTextConfig, "lang", "Without PATHS: read Debian's documentation of this language "
+                               "(nl: debian-faq-nl, aptitude-doc-nl, debian-edu-doc-nl, debian-edu-doc-legacy-nl)."))
 @click.option("--chars", default=DOC_TEXT_DEFAULTS.chars, show_default=True,
-              help="Characters a sentence may use besides the space, e.g. the corpus alphabet (empty: any).")
+              help=option_help(DocTextConfig, "chars", "Typically the corpus alphabet."))
 @click.option("--lexicon", type=click.Path(exists=True, dir_okay=False),
               help="Word list (one word a line); sentences it mostly lacks are dropped. "
                    "Default with --lang and no PATHS: Debian's list for the language (nl: wdutch).")
 @click.option("--no-lexicon", is_flag=True, help="No word list, not even the default one.")
 @click.option("--lexicon-min-known", default=DOC_TEXT_DEFAULTS.lexicon_min_known, show_default=True,
-              type=click.FloatRange(0, 1), help="Share of a sentence's words the word list must hold.")
-@click.option("--lexicon-words", is_flag=True,
-              help="Also write every word-list word as a one-word line (off: it skews the n-gram counts).")
-@click.option("--min-words", default=DOC_TEXT_DEFAULTS.min_words, show_default=True, type=click.IntRange(1))
-@click.option("--max-words", default=DOC_TEXT_DEFAULTS.max_words, show_default=True, type=click.IntRange(1))
+              type=click.FloatRange(0, 1), help=option_help(DocTextConfig, "lexicon_min_known"))
+@click.option("--lexicon-words", is_flag=True, default=DOC_TEXT_DEFAULTS.lexicon_words, show_default=True,
+              help=option_help(DocTextConfig, "lexicon_words"))
+@click.option("--min-words", default=DOC_TEXT_DEFAULTS.min_words, show_default=True, type=click.IntRange(1),
+              help=option_help(DocTextConfig, "min_words"))
+@click.option("--max-words", default=DOC_TEXT_DEFAULTS.max_words, show_default=True, type=click.IntRange(1),
+              help=option_help(DocTextConfig, "max_words"))
 def text_from_docs(paths: tuple[str, ...], out: str, lang: str, chars: str, lexicon: str | None, no_lexicon: bool,
                    lexicon_min_known: float, lexicon_words: bool, min_words: int, max_words: int) -> None:
     """LM text from documentation: the sentences of HTML and .txt files (or .gz) in PATHS.

@@ -61,8 +61,8 @@ class CheckConfig:
 
     sample_rate: int = 16000  # the model's rate
     strict_format: bool = True  # wrong rate / channels: skip (True) or resample / downmix with a warning (False)
-    min_duration: float = 0.1  # seconds
-    max_duration: float = 60.0  # seconds; longer utterances blow up CTC memory
+    min_duration: float = 0.1  # seconds; shorter utterances are skipped
+    max_duration: float = 60.0  # seconds; longer utterances are skipped (they blow up CTC memory)
     duration_tolerance: float = 0.1  # seconds allowed between the manifest's duration and the audio's
     silence_peak_dbfs: float = -60.0  # a file whose peak is below this is silent
     workers: int = 4  # threads reading audio (I/O and libsndfile release the GIL)

@@ -61,18 +61,21 @@ class FilletsConfig:
     ``unlabeled`` takes what is left when None, else its own size (the rest is then left out).
     """
 
-    root: str = "/usr/share/games/fillets-ng"  # the installed game data
+    # the installed game data (Debian packages fillets-ng-data and fillets-ng-data-LANG)
+    root: str = "/usr/share/games/fillets-ng"
     lang: str = "nl"  # the dialogs' language: `dialogs_LANG.lua` and `sound/LEVEL/LANG/`
     seed: int = 0  # seed of the split (the same seed gives the same split)
     labeled: float = 0.2  # transcribed training sentences
     dev: float = 0.1  # transcribed target-domain sentences: early stopping, calibration, thresholds
-    test: float = 0.1  # reported only
-    unlabeled: float | None = None  # None: every sentence not in another split
+    test: float = 0.1  # test sentences, reported only
+    unlabeled: float | None = None  # unlabeled sentences; None: every sentence not in another split
     # Move one sentence holding each character the labeled split lacks into it (from unlabeled,
     # else dev, else test): the model's alphabet comes from the labeled text.
     labeled_covers_alphabet: bool = True
     sample_rate: int = 16000  # of the WAVs written
-    lm_extra: str = ""  # a text file (one sentence per line) added to the LM text; "" = none
+    # a text file (one sentence per line) added to the LM text, less the sentences of unlabeled, dev
+    # and test; "" = none
+    lm_extra: str = ""
 
     def __post_init__(self) -> None:
         for name in ("labeled", "dev", "test", "unlabeled"):

@@ -21,9 +21,9 @@ class DecoderConfig:
     for both beam-search backends (flashlight's KenLM works in log10, so it gets
     ``lm_weight = alpha * ln(10)``), so the same settings give the same best text.
 
-    decoder: ``"pyctcdecode"`` (default; beam search, with the LM when one is given), ``"flashlight"``
+    decoder: ``pyctcdecode`` (default; beam search, with the LM when one is given), ``flashlight``
         (torchaudio's C++ lexicon decoder, needs an LM; words outside the LM's vocabulary cannot be
-        produced) or ``"greedy"`` (best path, no LM).
+        produced) or ``greedy`` (best path, no LM).
     beam_width: beams kept per frame.
     alpha: LM weight; beta: word insertion bonus.
     blank_penalty: subtracted from the blank's log-probability in every frame before the search (every
@@ -47,6 +47,7 @@ class DecoderConfig:
     confidence: score words and utterances with :func:`selftrain.confidence.score_hypothesis`.
     dropout: run the model in training mode (a dropout-sampled teacher; ``seed`` fixes the draw of
         a whole run, but sharded or resumed runs draw differently).
+    seed: random seed of the dropout draw (used with ``dropout`` only).
     """
 
     decoder: str = "pyctcdecode"
@@ -102,7 +103,9 @@ class TuneConfig:
 
     enabled: tune each model's decoder on dev before it is evaluated or decodes unlabeled audio
         (``selftrain run``) [False].
-    blank_penalty, beta, alpha: candidate values (see :class:`~selftrain.decode.DecoderConfig`).
+    blank_penalty: blank penalties to try (see :class:`~selftrain.decode.DecoderConfig`).
+    beta: word insertion bonuses to try.
+    alpha: LM weights to try.
     rounds: passes over the settings; the search stops early when a pass changes nothing [1].
     """
 

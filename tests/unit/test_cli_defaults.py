@@ -1,14 +1,16 @@
 """CLI options that mirror a config field have its default (and its choices).
 
-`select`, `lm` and `data check` read them from the configs; `decode` keeps a copy (importing
-DecoderConfig imports the decode package, torch included, which `decode --help` does without),
-checked here against DecoderConfig and TuneConfig.
+The commands read them from the configs; these tests catch a default or a help text written out
+by hand again. `decode`, `lm` and `data` options are listed with the field each one sets, and every
+other option of those commands is named as one that sets none, so a new option is classified.
 """
 
 from __future__ import annotations
 
+import operator
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -18,11 +20,14 @@ from click.testing import CliRunner
 from selftrain.agreement.rover import AgreementConfig
 from selftrain.cli import main
 from selftrain.cli.data import check as data_check
-from selftrain.cli.decode import decode, tune
+from selftrain.cli.data import fillets
+from selftrain.cli.decode import decode, eval_command, tune
 from selftrain.cli.lm import build as lm_build
 from selftrain.cli.lm import text_from_docs
 from selftrain.cli.select import select
+from selftrain.config_docs import option_help
 from selftrain.data.check import CheckConfig
+from selftrain.data.fillets import FilletsConfig
 from selftrain.decode.config import DECODERS, DecoderConfig, TuneConfig
 from selftrain.lm.build import LMBuildConfig
 from selftrain.lm.doc_text import DocTextConfig
@@ -40,8 +45,6 @@ from selftrain.select.config import (
 REPO = Path(__file__).resolve().parents[2]
 
 SELECT, SANITY, SEGMENTS = SelectConfig(), SanityConfig(), SegmentConfig()
-DECODER, TUNING = DecoderConfig(), TuneConfig()
-
 # (command, option, the library's default); every option below mirrors one config field or constant
 MIRRORED = [
     (select, "--method", SELECT.method),
@@ -68,25 +71,63 @@ MIRRORED = [
     (select, "--segment-min-seconds", SEGMENTS.min_seconds),
     (select, "--segment-gap-share", SEGMENTS.gap_share),
     (select, "--segment-context", SEGMENTS.context),
-    *[(decode, f"--{name.replace('_', '-')}", getattr(DECODER, name))
-      for name in ("decoder", "alpha", "beta", "blank_penalty", "nbest", "batch_size", "workers", "max_duration",
-                   "seed")],
-    (decode, "--beam", DECODER.beam_width),
-    (tune, "--try-blank-penalty", ",".join(f"{v:g}" for v in TUNING.blank_penalty)),
-    (tune, "--try-beta", ",".join(f"{v:g}" for v in TUNING.beta)),
-    (tune, "--try-alpha", ",".join(f"{v:g}" for v in TUNING.alpha)),
-    (tune, "--rounds", TUNING.rounds),
-    (lm_build, "--order", LMBuildConfig().order),
-    (lm_build, "--prune", " ".join(str(v) for v in LMBuildConfig().prune)),
-    (lm_build, "--memory", LMBuildConfig().memory),
-    (text_from_docs, "--lang", DocTextConfig().lang),
-    (text_from_docs, "--chars", DocTextConfig().chars),
-    (data_check, "--sample-rate", CheckConfig().sample_rate),
-    (data_check, "--resample", not CheckConfig().strict_format),
-    (data_check, "--min-duration", CheckConfig().min_duration),
-    (data_check, "--max-duration", CheckConfig().max_duration),
-    (data_check, "--workers", CheckConfig().workers),
 ]
+
+
+def _same(value: object) -> object:
+    return value
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v]
+
+
+def _prune(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split())
+
+
+# The options of the decoding commands that set a DecoderConfig field, and the field.
+DECODER_OPTIONS = [("--decoder", "decoder"), ("--beam", "beam_width"), ("--alpha", "alpha"), ("--beta", "beta"),
+                   ("--blank-penalty", "blank_penalty"), ("--nbest", "nbest"), ("--batch-size", "batch_size"),
+                   ("--workers", "workers"), ("--max-duration", "max_duration")]
+# The options of every decoding command that set no config field: the model, its input and its device.
+MODEL_INPUTS = ["--model", "--ensemble", "--manifest", "--lm", "--device", "--state-cache"]
+
+# (command, option, config class, field, what the command makes of the option's default)
+FIELD_OPTIONS: list[tuple[click.Command, str, type, str, Callable[[object], object]]] = [
+    *[(command, option, DecoderConfig, field, _same) for command in (decode, eval_command, tune)
+      for option, field in DECODER_OPTIONS],
+    (decode, "--dropout", DecoderConfig, "dropout", _same),
+    (decode, "--seed", DecoderConfig, "seed", _same),
+    (tune, "--try-blank-penalty", TuneConfig, "blank_penalty", _numbers),
+    (tune, "--try-beta", TuneConfig, "beta", _numbers),
+    (tune, "--try-alpha", TuneConfig, "alpha", _numbers),
+    (tune, "--rounds", TuneConfig, "rounds", _same),
+    (lm_build, "--order", LMBuildConfig, "order", _same),
+    (lm_build, "--prune", LMBuildConfig, "prune", _prune),
+    (lm_build, "--memory", LMBuildConfig, "memory", _same),
+    *[(text_from_docs, f"--{field.replace('_', '-')}", DocTextConfig, field, _same)
+      for field in ("lang", "chars", "lexicon_min_known", "lexicon_words", "min_words", "max_words")],
+    (data_check, "--sample-rate", CheckConfig, "sample_rate", _same),
+    (data_check, "--resample", CheckConfig, "strict_format", operator.not_),
+    (data_check, "--min-duration", CheckConfig, "min_duration", _same),
+    (data_check, "--max-duration", CheckConfig, "max_duration", _same),
+    (data_check, "--workers", CheckConfig, "workers", _same),
+    *[(fillets, f"--{field}", FilletsConfig, field, _same)
+      for field in ("root", "lang", "seed", "labeled", "dev", "test", "unlabeled")],
+    (fillets, "--lm-extra", FilletsConfig, "lm_extra", lambda value: value or ""),
+]
+NO_FIELD_OPTIONS = {
+    decode: [*MODEL_INPUTS, "--out", "--shard", "--teacher-name", "--limit"],
+    eval_command: [*MODEL_INPUTS, "--out"],
+    tune: [*MODEL_INPUTS, "--out"],
+    # the discount-fallback flags set LMBuildConfig.discount_fallback to one value each; unset: its default
+    lm_build: ["--text", "--out", "--discount-fallback", "--no-discount-fallback", "--tokenizer", "--alphabet",
+               "--heldout"],
+    text_from_docs: ["--out", "--lexicon", "--no-lexicon"],
+    data_check: ["--report", "--alphabet", "--write-valid"],
+    fillets: ["--out", "--quiet"],
+}
 
 
 def _option(command: click.Command, name: str) -> click.Option:
@@ -105,6 +146,29 @@ def _default(option: click.Option) -> object:
 def test_option_default_is_the_libraries(command, name, expected):
     default = _default(_option(command, name))
     assert default == expected, (name, default, expected)
+
+
+@pytest.mark.parametrize(("command", "name", "config", "field", "to_config"), FIELD_OPTIONS,
+                         ids=[f"{c.name} {n}" for c, n, *_ in FIELD_OPTIONS])
+def test_option_default_is_its_fields(command, name, config, field, to_config):
+    """Not given, the option leaves the field at the config's own default."""
+    default = to_config(_default(_option(command, name)))
+    assert default == getattr(config(), field), (name, default)
+
+
+@pytest.mark.parametrize(("command", "name", "config", "field", "to_config"), FIELD_OPTIONS,
+                         ids=[f"{c.name} {n}" for c, n, *_ in FIELD_OPTIONS])
+def test_option_help_is_its_fields_description(command, name, config, field, to_config):
+    option = _option(command, name)
+    assert option.help is not None and option.help.startswith(option_help(config, field)), (name, option.help)
+    assert option.show_default or _default(option) is None, f"{name} hides its default"
+
+
+@pytest.mark.parametrize("command", list(NO_FIELD_OPTIONS), ids=lambda command: command.name)
+def test_every_option_is_a_field_or_named_as_none(command):
+    options = {opt for p in command.params if isinstance(p, click.Option) for opt in p.opts if opt.startswith("--")}
+    fields = {name for c, name, *_ in FIELD_OPTIONS if c is command}
+    assert options - fields == set(NO_FIELD_OPTIONS[command])
 
 
 @pytest.mark.parametrize(("command", "name", "choices"), [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -134,13 +133,6 @@ def test_evaluate_reports_wer_and_cer(setup) -> None:
     assert result.wer == pytest.approx(1 / result.words)  # "a" vs "the"; case and punctuation normalised
     assert 0.0 < result.cer < result.wer
     assert result.settings["beam_width"] == 32 and result.decoder == "pyctcdecode"
-
-
-def test_cli_defaults_mirror_config() -> None:
-    from selftrain.cli.decode import _DEFAULTS
-
-    defaults = {f.name: f.default for f in fields(DecoderConfig)}
-    assert all(defaults[k] == v for k, v in _DEFAULTS.items())
 
 
 def test_cli_decode_merge_and_eval(setup, tmp_path: Path, monkeypatch) -> None:
