@@ -18,7 +18,7 @@ import click
 from selftrain.audit.inputs import load_records
 from selftrain.confidence.calibrate import pick_hypothesis
 from selftrain.data.manifest import read_manifest
-from selftrain.decode.evaluate import error_rates
+from selftrain.decode.scoring import error_rates
 from selftrain.io import atomic_write_json
 from selftrain.text import TextNormalizer
 

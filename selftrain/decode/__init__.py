@@ -12,12 +12,10 @@ The configs are imported with the package; the rest on first use, since it bring
 from __future__ import annotations
 
 import importlib
-import sys
-import types
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from selftrain.decode.config import DECODERS, DecoderConfig
+from selftrain.renames import renamed_attributes
 
 if TYPE_CHECKING:
     from selftrain.decode.backends import (
@@ -29,7 +27,6 @@ if TYPE_CHECKING:
         compress_blank_frames,
         words_from_path,
     )
-    from selftrain.decode.evaluate import EvalResult, error_rates, evaluate
     from selftrain.decode.pool import DecoderPool
     from selftrain.decode.run import (
         DecodeReport,
@@ -39,6 +36,7 @@ if TYPE_CHECKING:
         iter_decoded,
         merge_shards,
     )
+    from selftrain.decode.scoring import EvalResult, error_rates, evaluate
 
 __all__ = [
     "DECODERS",
@@ -66,12 +64,12 @@ __all__ = [
 _LAZY = {
     **dict.fromkeys(("FlashlightBackend", "GreedyBackend", "PyctcdecodeBackend", "build_backend", "collapse_path",
                      "compress_blank_frames", "words_from_path"), "backends"),
-    **dict.fromkeys(("EvalResult", "error_rates", "evaluate"), "evaluate"),
+    **dict.fromkeys(("EvalResult", "error_rates", "evaluate"), "scoring"),
     "DecoderPool": "pool",
     **dict.fromkeys(("DecodeReport", "MergeReport", "Shard", "decode_manifest", "iter_decoded", "merge_shards"),
                     "run"),
 }
-# The 0.1.0 names, kept for code that imports them: old name -> new name.
+# The 0.1.0 name, kept for code that imports it: old name -> new name.
 _RENAMED = {"TeacherDecoder": "DecoderPool"}
 
 
@@ -79,19 +77,5 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(f"selftrain.decode.{_LAZY[name]}"), name)
     if name in _RENAMED:
-        warnings.warn(f"{__name__}.{name} is deprecated; use {_RENAMED[name]}", DeprecationWarning, stacklevel=2)
-        return __getattr__(_RENAMED[name])
+        return renamed_attributes(__name__, {name: (_RENAMED[name], __getattr__(_RENAMED[name]))})(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class _DecodePackage(types.ModuleType):
-    """This package's module. Importing a submodule sets it as the package's attribute; the
-    submodule ``evaluate`` would then hide the function ``evaluate``, so the function is kept."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _DecodePackage

@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from selftrain.data.audio import SkipLog
 from selftrain.decode.config import TUNED_SETTINGS, DecoderConfig, TuneConfig
-from selftrain.decode.evaluate import error_kinds, error_rates
 from selftrain.decode.pool import DecoderPool
 from selftrain.decode.run import _batches, _load_batch, acoustic_log_probs, screen_rows
+from selftrain.decode.scoring import error_kinds, error_rates
 from selftrain.errors import ConfigError
 from selftrain.models.api import AcousticModel
 from selftrain.record import Utterance

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from selftrain.audit.inputs import attach_references, load_records
 from selftrain.data.manifest import ManifestStream, read_manifest
-from selftrain.decode.evaluate import error_kinds, error_rates
+from selftrain.decode.scoring import error_kinds, error_rates
 from selftrain.generation.artifacts import (
     LM_FILE,
     decoder_for,

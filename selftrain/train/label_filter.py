@@ -23,7 +23,7 @@ from selftrain.audit.sweep import SELECTION_FRACTIONS, choose_threshold, sweep
 from selftrain.confidence import Calibration, fit_calibration, score_hypothesis
 from selftrain.data.audio import load_audio
 from selftrain.decode.backends import GreedyBackend
-from selftrain.decode.evaluate import error_rates
+from selftrain.decode.scoring import error_rates
 from selftrain.errors import ConfigError, TextError
 from selftrain.record import Decision, Hypothesis, Utterance
 from selftrain.select.config import SanityConfig, selection_method

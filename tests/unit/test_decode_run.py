@@ -171,7 +171,7 @@ def test_cli_decode_merge_and_eval(setup, tmp_path: Path, monkeypatch) -> None:
 def test_error_kinds_split_the_wer_into_substitutions_deletions_and_insertions():
     import jiwer
 
-    from selftrain.decode.evaluate import error_kinds
+    from selftrain.decode.scoring import error_kinds
 
     references, hypotheses = ["a b c d", "e f"], ["a x c", "e f g"]
     kinds = error_kinds(references, hypotheses)
