@@ -22,7 +22,8 @@ from typing import Any
 
 from selftrain.audit.significance import paired_bootstrap, utterance_errors
 
-__all__ = ["final_generation", "gap_recovery", "own_control_arm", "seed_families", "pooled_seeds", "seeds_lines"]
+__all__ = ["final_generation", "gap_recovery", "own_control_arm", "seed_families", "summed_errors", "pooled_seeds",
+           "seeds_lines"]
 
 GENERATIONS, CONTROL = "generations", "control"
 OWN_CONTROL_SUFFIX = "_labeled_only"  # an explored setting `<name>_labeled_only` is the control of `<name>`
@@ -65,7 +66,9 @@ def gap_recovery(baseline: float | None, final: float, oracle: float | None) -> 
     return round((baseline - final) / gap, 3) if gap else None
 
 
-def _summed(errors: list[dict[str, tuple[int, int]]]) -> dict[str, tuple[int, int]]:
+def summed_errors(errors: list[dict[str, tuple[int, int]]]) -> dict[str, tuple[int, int]]:
+    """Per utterance scored in every one of ``errors``, the word errors and reference words summed
+    over them: several seeds' models as one system for a paired interval over utterances."""
     shared = set.intersection(*(set(e) for e in errors))
     return {u: (sum(e[u][0] for e in errors), sum(e[u][1] for e in errors)) for u in sorted(shared)}
 
@@ -108,8 +111,8 @@ def _against(key: str, seeds: dict[int, str], control: dict[int, str], arms: dic
     """The control's mean over ``seeds``, gap recovery from the means and the pooled paired interval,
     under keys prefixed ``key``."""
     control_mean = mean(final_generation(arms[control[s]])["test_wer"] for s in seeds)
-    comparison = paired_bootstrap(_summed([errors(seeds[s]) for s in sorted(seeds)]),
-                                  _summed([errors(control[s]) for s in sorted(seeds)]))
+    comparison = paired_bootstrap(summed_errors([errors(seeds[s]) for s in sorted(seeds)]),
+                                  summed_errors([errors(control[s]) for s in sorted(seeds)]))
     return {f"{key}control_mean_test_wer": round(control_mean, 4),
             f"{key}gap_recovery": gap_recovery(control_mean, setting_mean, oracle),
             f"vs_{key}control": comparison.to_dict()}
