@@ -100,6 +100,9 @@ QUESTIONS: dict[str, tuple[str, str, str]] = {
                                               "within an hour on 2 cores?", "2026-12-06-one-hour-scale", ""),
     "self_training_pretrained_1h": ("With a pretrained encoder and an hour of labels, does the best-EMA continuous "
                                     "run still beat its labeled-only variant?", "2026-12-06-one-hour-scale", ""),
+    "self_training_continuous": ("On the from-scratch default scale, does the best-EMA continuous run do at least as well "
+                                 "as three offline generations, in no more wall time?",
+                                 "2026-12-07-continuous-from-scratch", ""),
     "decode_speed_whisper_tiny": ("How much does LM decoding cost over greedy with the pretrained encoder?",
                                   "2026-12-06-pretrained-encoder", ""),
 }
