@@ -1,4 +1,4 @@
-"""Config keys and public names renamed since 0.1.0, declared once.
+"""Config keys and public names renamed since 0.1.0, declared once; and package attributes imported on first use.
 
 A config that still uses an old name loads (the key is moved to its new place, with one warning);
 a work folder's identity hashes the old names (:func:`selftrain.generation.workdir.experiment_hash`),
@@ -7,6 +7,7 @@ so folders written before a rename open with configs that use the new names.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import warnings
 from collections.abc import Callable
@@ -14,7 +15,8 @@ from typing import Any
 
 from selftrain.errors import ConfigError
 
-__all__ = ["SELECT_RENAMES", "TRAIN_RENAMES", "SECTION_RENAMES", "KeyPath", "move_keys", "with_new_names", "renamed_attributes"]
+__all__ = ["SELECT_RENAMES", "TRAIN_RENAMES", "SECTION_RENAMES", "KeyPath", "move_keys", "with_new_names", "renamed_attributes",
+           "lazy_attributes"]
 
 log = logging.getLogger(__name__)
 
@@ -106,5 +108,21 @@ def renamed_attributes(module: str, renamed: dict[str, tuple[str, Any]]) -> Call
         new_name, value = renamed[name]
         warnings.warn(f"{module}.{name} is deprecated; use {new_name}", DeprecationWarning, stacklevel=2)
         return value
+
+    return attribute
+
+
+def lazy_attributes(package: str, lazy: dict[str, str], renamed: dict[str, str] | None = None) -> Callable[[str], Any]:
+    """A package ``__getattr__`` that imports each name of ``lazy`` (name -> submodule) on first use,
+    so importing the package (and its configs) needs none of the submodules' heavy imports; the old
+    names of ``renamed`` (old -> new name) still answer, with a DeprecationWarning."""
+    renamed = renamed or {}
+
+    def attribute(name: str) -> Any:
+        if name in lazy:
+            return getattr(importlib.import_module(f"{package}.{lazy[name]}"), name)
+        if name in renamed:
+            return renamed_attributes(package, {name: (renamed[name], attribute(renamed[name]))})(name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return attribute

@@ -11,11 +11,10 @@ The configs are imported with the package; the rest on first use, since it bring
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from selftrain.decode.config import DECODERS, DecoderConfig
-from selftrain.renames import renamed_attributes
+from selftrain.renames import lazy_attributes
 
 if TYPE_CHECKING:
     from selftrain.decode.backends import (
@@ -73,9 +72,4 @@ _LAZY = {
 _RENAMED = {"TeacherDecoder": "DecoderPool"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"selftrain.decode.{_LAZY[name]}"), name)
-    if name in _RENAMED:
-        return renamed_attributes(__name__, {name: (_RENAMED[name], __getattr__(_RENAMED[name]))})(name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY, _RENAMED)

@@ -7,9 +7,9 @@ The configs are imported with the package; the rest on first use, since it bring
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from selftrain.renames import lazy_attributes
 from selftrain.select.config import SanityConfig, SegmentConfig, SelectConfig, linear_schedule
 
 if TYPE_CHECKING:
@@ -61,7 +61,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"selftrain.select.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
