@@ -28,7 +28,7 @@ from selftrain.audit.significance import paired_bootstrap, utterance_errors
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _results import save_results  # noqa: E402
-from _seeds import gap_recovery, summed_errors  # noqa: E402
+from _seeds import final_generation, gap_recovery, summed_errors  # noqa: E402
 
 # chain -> where its work folder sits: the experiment itself, or a subfolder of the controls folder
 CHAINS = {"self_training": None, "labeled_only": "labeled_only", "oracle": "oracle"}
@@ -47,31 +47,28 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _final(folder: Path) -> dict[str, Any]:
-    """The chain's last accepted generation (test WER and CER) and the path of its test hypotheses."""
+def _generations(folder: Path) -> list[dict[str, Any]]:
     summary = folder / "summary.json"
     if not summary.is_file():
         raise SystemExit(f"{folder}: no summary.json (not a finished `selftrain run` work folder)")
-    rows = [r for r in json.loads(summary.read_text())["generations"] if r["accepted"]]
-    final = rows[-1]
-    hyps = folder / f"gen_{final['generation']:03d}" / TEST_HYPS
+    return json.loads(summary.read_text())["generations"]
+
+
+def _model(folder: Path, row: dict[str, Any]) -> dict[str, Any]:
+    """A generation's test WER and CER and the path of its test hypotheses."""
+    hyps = folder / f"gen_{row['generation']:03d}" / TEST_HYPS
     if not hyps.is_file():
         raise SystemExit(f"{hyps}: missing (the generation has no LM-decoded test evaluation)")
-    return {"generation": final["generation"], "test_wer": final["test_wer"], "test_cer": final.get("test_cer"),
+    return {"generation": row["generation"], "test_wer": row["test_wer"], "test_cer": row.get("test_cer"),
             "hyps": str(hyps)}
-
-
-def _teacher(folder: Path) -> dict[str, Any]:
-    rows = json.loads((folder / "summary.json").read_text())["generations"]
-    return {"generation": 0, "test_wer": rows[0]["test_wer"], "test_cer": rows[0].get("test_cer"),
-            "hyps": str(folder / "gen_000" / TEST_HYPS)}
 
 
 def seed_results(experiment: Path, controls: Path) -> dict[str, dict[str, Any]]:
     """One seed: the teacher and each chain's final model."""
-    found = {"teacher": _teacher(experiment)}
+    found = {"teacher": _model(experiment, _generations(experiment)[0])}
     for chain, sub in CHAINS.items():
-        found[chain] = _final(experiment if sub is None else controls / sub)
+        folder = experiment if sub is None else controls / sub
+        found[chain] = _model(folder, final_generation(_generations(folder)))  # its last accepted generation
     return found
 
 
@@ -116,6 +113,8 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if not Path(args.test).is_file():
+        raise SystemExit(f"{args.test}: no such test manifest")
     seeds = {int(seed): seed_results(Path(experiment), Path(controls)) for seed, experiment, controls in args.seed}
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.platform(), "cpus": os.cpu_count()}
     result = {"meta": meta, "title": args.title, "resamples": args.resamples, "seeds": dict(sorted(seeds.items())),
