@@ -88,7 +88,7 @@ class ExperimentConfig:
     # step budget of those N students (continuous_budget), evaluated and accepted as generation 1.
     schedule: str = "generations"
     continuous_steps: int = 0  # continuous: the run's optimizer steps; 0: those of the offline generations
-    seed: int = 0
+    seed: int = 0  # every run's seed derives from it (Workdir.run_seed: generation g trains with seed * 1000 + g)
     preset: str = "cpu-small"
     lm_order: int = 4
     student_init: str = "teacher"  # where a student's weights start: one of STUDENT_INITS

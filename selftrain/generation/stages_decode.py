@@ -80,7 +80,7 @@ def decode_teachers(config: ExperimentConfig, workdir: Workdir, teacher_generati
         runs.append(("greedy", teacher_generation, decoder_for(config, workdir, teacher_generation, decoder="greedy")))
     for k in range(config.teachers.dropout_samples):
         runs.append((f"dropout{k}", teacher_generation, decoder_for(config, workdir, teacher_generation, decoder="greedy",
-                                                                        dropout=True, seed=config.seed + k)))
+                                                                        dropout=True, seed=workdir.run_seed(config.seed, k))))
     if config.teachers.previous and teacher_generation >= 1:
         runs.append(("previous", teacher_generation - 1, decoder_for(config, workdir, teacher_generation - 1)))
     files = {}

@@ -39,7 +39,7 @@ def train_model(config: ExperimentConfig, workdir: Workdir, generation: int, out
     stage: TrainStage = "teacher_train" if generation == 0 else "student_train"
     section = config.train_config(stage)  # the section's own settings decide what this run adds
     data: dict[str, Any] = {"labeled": [config.data.labeled], "dev": config.data.dev}
-    overrides: dict[str, Any] = {"out": str(out), "seed": config.seed + generation,
+    overrides: dict[str, Any] = {"out": str(out), "seed": workdir.run_seed(config.seed, generation),
                                  "state_cache": str(state_cache_dir(config, workdir))}
     if generation == 0:
         if section.ssl.objectives:
@@ -95,7 +95,7 @@ def train_continuous(config: ExperimentConfig, workdir: Workdir, generation: int
                                   "decode": asdict(decoder_for(config, workdir, 0))}
     if config.data.unlabeled_reference:
         continuous["references"] = [config.data.unlabeled_reference]
-    overrides: dict[str, Any] = {"out": str(out), "seed": config.seed + generation,
+    overrides: dict[str, Any] = {"out": str(out), "seed": workdir.run_seed(config.seed, generation),
                                  "state_cache": str(state_cache_dir(config, workdir)), "continuous": continuous,
                                  "data": {"labeled": [config.data.labeled], "unlabeled": [config.data.unlabeled],
                                           "dev": config.data.dev, "mix_unlabeled": budget["mix_unlabeled"]}}

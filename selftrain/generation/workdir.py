@@ -17,7 +17,9 @@ stopped.
 
 What the folder holds and how its files read is versioned (:data:`WORKDIR_VERSION`, in
 ``experiment.json``): a folder of a newer version is refused, not misread; one without a version
-was made before versions were recorded and is version 1.
+was made before versions were recorded and is version 1. A folder keeps the version it was made
+with, and the stages read it (:attr:`Workdir.version`) where versions differ in what they do, so an
+older folder resumes as it started.
 """
 
 from __future__ import annotations
@@ -37,14 +39,18 @@ from selftrain.io import atomic_write_json
 from selftrain.renames import SECTION_RENAMES, move_keys
 from selftrain.storage import as_storage_error, folder_bytes, storage_errors
 
-__all__ = ["Workdir", "config_hash", "experiment_hash", "DONE_MARKER", "WORKDIR_VERSION"]
+__all__ = ["Workdir", "config_hash", "experiment_hash", "DONE_MARKER", "WORKDIR_VERSION", "SEED_STRIDE"]
 
 log = logging.getLogger(__name__)
 DONE_MARKER = ".done"
 # The version of the folder's layout and files that this code reads and writes, raised by a change
-# that older code would misread (version 1: the layout above, done markers as
-# selftrain.generation.results reads them).
-WORKDIR_VERSION = 1
+# that older code would misread or that changes what a stage does with the same config:
+#   1: the layout above, done markers as selftrain.generation.results reads them; the run of index i
+#      (generation i's training, dropout teacher i) is seeded with seed + i.
+#   2: runs are seeded with seed * SEED_STRIDE + i (the same for seed 0), so that experiments of
+#      neighbouring seeds no longer share seeds (seed 1's generation 1 was seed 2's generation 0).
+WORKDIR_VERSION = 2
+SEED_STRIDE = 1000  # more than any experiment's generations or dropout teachers
 # Keys that may change between runs of one experiment: asking for more generations extends it.
 EXTENDABLE_KEYS = ("generations",)
 # Keys added to the experiment config after folders were written without them, each with the value
@@ -115,9 +121,21 @@ class Workdir:
         self._write(config)
 
     def _write(self, config: dict[str, Any]) -> None:
+        """Write ``experiment.json`` with ``config``, keeping the version of a folder that has one."""
+        version = self.version
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.experiment_file, {"config_hash": experiment_hash(config), "config": config,
-                                                 "version": WORKDIR_VERSION})
+                                                 "version": version})
+
+    @property
+    def version(self) -> int:
+        """The folder's version: the one it was made with, or this code's for a folder not made yet."""
+        return self._record()["version"] if self.experiment_file.exists() else WORKDIR_VERSION
+
+    def run_seed(self, seed: int, index: int) -> int:
+        """The seed of run ``index`` (a generation's training, a dropout teacher) of an experiment with
+        ``seed``, as this folder's version derives it (see :data:`WORKDIR_VERSION`)."""
+        return seed + index if self.version == 1 else seed * SEED_STRIDE + index
 
     def rebind(self, config: dict[str, Any]) -> None:
         """Bind the folder to ``config`` whichever experiment it holds, keeping its finished stages:
@@ -129,7 +147,12 @@ class Workdir:
         self._write(config)
 
     def _stored(self) -> dict[str, Any]:
-        """The config in ``experiment.json``; :class:`ConfigError` naming the file when it is unreadable."""
+        """The config in ``experiment.json`` (see :meth:`_record`)."""
+        return self._record()["config"]
+
+    def _record(self) -> dict[str, Any]:
+        """``experiment.json`` with its version (1 when it has none); :class:`ConfigError` naming the file
+        when it is unreadable or holds no config, or naming both versions when this code cannot read it."""
         try:
             stored = json.loads(self.experiment_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -141,7 +164,7 @@ class Workdir:
         if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= WORKDIR_VERSION:
             raise ConfigError(f"{self.root} is a work folder of version {version!r}; this selftrain reads work folders "
                               f"up to version {WORKDIR_VERSION}: use the selftrain that made it, or a new --workdir")
-        return stored["config"]
+        return {**stored, "version": version}
 
     def config(self) -> dict[str, Any]:
         """The stored experiment config."""

@@ -76,8 +76,8 @@ def test_a_folder_rebound_to_another_config_keeps_its_stages_and_opens_only_unde
     with pytest.raises(ConfigError, match="another experiment.*labels"):
         Workdir(tmp_path, {"generations": 2, "seed": 0})
     stored = json.loads((tmp_path / "experiment.json").read_text())
-    (tmp_path / "experiment.json").write_text(json.dumps({**stored, "version": 2}))
-    with pytest.raises(ConfigError, match="version 2"):  # a newer folder is not rewritten
+    (tmp_path / "experiment.json").write_text(json.dumps({**stored, "version": 99}))
+    with pytest.raises(ConfigError, match="version 99"):  # a newer folder is not rewritten
         Workdir(tmp_path).rebind({"seed": 0})
 
 
@@ -88,7 +88,7 @@ def test_a_new_folder_records_its_version_and_one_without_a_version_opens_as_ver
     from selftrain.generation.workdir import WORKDIR_VERSION
 
     Workdir(tmp_path / "new", {"generations": 1, "seed": 0, "preset": "tiny"})
-    assert json.loads((tmp_path / "new" / "experiment.json").read_text())["version"] == WORKDIR_VERSION == 1
+    assert json.loads((tmp_path / "new" / "experiment.json").read_text())["version"] == WORKDIR_VERSION == 2
     old = {"generations": 1, "seed": 0, "preset": "tiny"}  # written before versions were recorded
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "experiment.json").write_text(json.dumps({"config_hash": config_hash(old), "config": old}))
@@ -96,7 +96,7 @@ def test_a_new_folder_records_its_version_and_one_without_a_version_opens_as_ver
     assert experiment_status(tmp_path / "old")[1] == "  gen_000: not started"
 
 
-@pytest.mark.parametrize("version", [2, "2", 0])
+@pytest.mark.parametrize("version", [3, "2", 0])
 def test_a_folder_of_an_unknown_version_is_refused_naming_both_versions(tmp_path, version):
     import json
 
@@ -109,7 +109,7 @@ def test_a_folder_of_an_unknown_version_is_refused_naming_both_versions(tmp_path
     for open_folder in (lambda: Workdir(tmp_path, dict(config)), lambda: experiment_status(tmp_path)):
         with pytest.raises(ConfigError) as error:
             open_folder()
-        assert f"work folder of version {found}; this selftrain reads work folders up to version 1" in str(error.value)
+        assert f"work folder of version {found}; this selftrain reads work folders up to version 2" in str(error.value)
         assert "\n" not in str(error.value)
     assert json.loads((tmp_path / "experiment.json").read_text()) == stored  # left as it was
 
@@ -365,3 +365,30 @@ def test_the_old_train_teacher_section_loads_under_its_new_names_and_hashes_as_b
     assert experiment_hash({**written, "student_train": old, "teacher_train": old}) == experiment_hash(written)
     with pytest.raises(ConfigError, match="student_train.teacher.ema_decay is the old name of student_train.ema_decay"):
         load_experiment_config(overrides={"student_train": {"teacher": {"ema_decay": 0.9}, "ema_decay": 0.5}})
+
+
+def test_a_folder_keeps_its_version_when_its_generations_are_extended_or_it_is_rebound(tmp_path):
+    import json
+
+    old = {"generations": 1, "seed": 1, "preset": "tiny"}  # written by version 1
+    (tmp_path / "experiment.json").write_text(json.dumps({"config_hash": config_hash(old), "config": old, "version": 1}))
+    Workdir(tmp_path, {**old, "generations": 3})
+    assert json.loads((tmp_path / "experiment.json").read_text())["version"] == 1
+    Workdir(tmp_path).rebind({**old, "labels": "none"})
+    assert Workdir(tmp_path).version == 1
+
+
+def test_runs_are_seeded_by_the_folders_version_and_seed_0_is_seeded_as_before(tmp_path):
+    import json
+
+    from selftrain.generation.workdir import SEED_STRIDE
+
+    old = {"generations": 1, "seed": 1, "preset": "tiny"}
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "experiment.json").write_text(json.dumps({"config_hash": config_hash(old), "config": old}))
+    version_1, version_2 = Workdir(tmp_path / "old"), Workdir(tmp_path / "new", {**old, "seed": 2})
+    assert (version_1.version, version_2.version) == (1, 2)
+    assert [version_1.run_seed(1, g) for g in range(3)] == [1, 2, 3]  # seed 2's generations 0-1 were these
+    assert [version_2.run_seed(s, g) for s in (1, 2) for g in range(3)] == [
+        SEED_STRIDE, SEED_STRIDE + 1, SEED_STRIDE + 2, 2 * SEED_STRIDE, 2 * SEED_STRIDE + 1, 2 * SEED_STRIDE + 2]
+    assert [version_2.run_seed(0, g) for g in range(3)] == [version_1.run_seed(0, g) for g in range(3)] == [0, 1, 2]
