@@ -46,13 +46,14 @@ def _print_summary(summary: dict) -> None:
 @click.option("--test", type=_PATH, help="Transcribed test manifest (reported only).")
 @click.option("--lm-text", type=_PATH, help="Text for the n-gram LM, one sentence per line.")
 @click.option("--unlabeled-reference", type=_PATH, help="True transcripts of the unlabeled audio: for audits; training only with --set labels=oracle.")
+@click.option("--given-labels", type=_PATH, help="Labels of unlabeled audio made elsewhere: students train on them (sets labels: given).")
 @click.option("--generations", type=click.IntRange(0, 100), default=None, help="Self-training generations after the supervised one [config: 3].")
 @click.option("--preset", default=None, help="Model preset, e.g. cpu-small or gpu-base [config: cpu-small].")
 @click.option("--config", "config_file", type=_PATH, help="Experiment config (YAML or JSON).")
 @click.option("--set", "overrides", multiple=True, help="Override a config key, e.g. --set threshold.target_wer=0.2 (repeatable).")
 @click.option("--force", is_flag=True, help="Redo stages that are already done.")
-def run(workdir: Path, labeled, unlabeled, dev, test, lm_text, unlabeled_reference, generations, preset, config_file,
-        overrides: tuple[str, ...], force: bool) -> None:
+def run(workdir: Path, labeled, unlabeled, dev, test, lm_text, unlabeled_reference, given_labels, generations, preset,
+        config_file, overrides: tuple[str, ...], force: bool) -> None:
     """Run every generation: supervised teacher, then decode, select, audit and train a student, K times.
 
     Resumes from where an earlier run stopped; a workdir holding a different experiment is refused.
@@ -67,9 +68,12 @@ def run(workdir: Path, labeled, unlabeled, dev, test, lm_text, unlabeled_referen
     with user_errors():
         values = parse_overrides(list(overrides))
         data = {k: str(v) for k, v in {"labeled": labeled, "unlabeled": unlabeled, "dev": dev, "test": test, "lm_text": lm_text,
-                                       "unlabeled_reference": unlabeled_reference}.items() if v is not None}
+                                       "unlabeled_reference": unlabeled_reference, "given_labels": given_labels}.items()
+                if v is not None}
         if data:
             values.setdefault("data", {}).update(data)
+        if given_labels is not None:
+            values["labels"] = "given"
         if generations is not None:
             values["generations"] = generations
         if preset is not None:

@@ -96,8 +96,11 @@ class ExperimentConfig:
     # keeps. "none": nothing, the labeled-only control: nothing is decoded and each student trains as
     # many optimizer steps as a "policy" student would, so what the pseudo-labels add is told apart
     # from what longer training adds. "oracle": the true transcripts of every unlabeled utterance
-    # (data.unlabeled_reference), nothing decoded: what the audio could give. "none" and "oracle" go
-    # with schedule "generations"; the unlabeled audio still trains their SSL objectives and distillation.
+    # (data.unlabeled_reference), nothing decoded: what the audio could give. "given": the labels in
+    # data.given_labels (made elsewhere, or a chosen part of the true transcripts), nothing decoded,
+    # each student at its configured epochs (an empty file: the control without step matching).
+    # All but "policy" go with schedule "generations"; the unlabeled audio still trains their SSL
+    # objectives and distillation.
     labels: str = "policy"
     keep_better_only: bool = True  # a student worse than its teacher on dev does not teach the next generation
     acceptance: AcceptanceConfig = field(default_factory=AcceptanceConfig)  # what "worse on dev" means
@@ -146,6 +149,9 @@ class ExperimentConfig:
         if self.labels == "oracle" and not self.data.unlabeled_reference:
             raise ConfigError("labels: oracle trains on the true transcripts of the unlabeled audio: "
                               "give them in data.unlabeled_reference (--unlabeled-reference)")
+        if (self.labels == "given") != bool(self.data.given_labels):
+            raise ConfigError("labels: given trains on the labels in data.given_labels: give both or neither "
+                              f"(labels: {self.labels}, data.given_labels: {self.data.given_labels!r})")
         if self.labels != "policy" and self.schedule == "continuous":
             raise ConfigError(f"labels: {self.labels} goes with schedule: generations (a continuous run makes its own labels)")
 
@@ -227,6 +233,8 @@ class ExperimentConfig:
             del values["schedule"], values["continuous_steps"]
         if self.labels == "policy":  # and for the selection's pseudo-labels, what every older folder trained on
             del values["labels"]
+        if not self.data.given_labels:  # which only labels: given reads
+            del values["data"]["given_labels"]
         return values
 
 

@@ -1,11 +1,12 @@
 """The stages of a generation whose students do not train on the selection policy's pseudo-labels
-(``labels: none``, the labeled-only control, and ``labels: oracle``, the true transcripts).
+(``labels: none``, the labeled-only control; ``labels: oracle``, the true transcripts; ``labels:
+given``, labels made elsewhere).
 
 Such a generation decodes nothing: its decode, select and audit stages each write their stage's
 result and say why (``DecodeResult.planted``, the selection's ``method``), and the selection writes
 the ``selected.csv`` the student trains on (empty for the control, every unlabeled utterance with
-its true text for the oracle), so training, evaluation, acceptance and the summary are those of any
-generation.
+its true text for the oracle, the rows of ``data.given_labels`` that have a label), so training,
+evaluation, acceptance and the summary are those of any generation.
 
 >>> step_matched_epochs(ExperimentConfig(student_train={"epochs": 3}))  # batches 0.6 labeled, 0.2 pseudo
 4
@@ -14,10 +15,11 @@ generation.
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from selftrain.data.manifest import iter_manifest, write_speechbrain_csv
+from selftrain.data.manifest import iter_manifest, read_manifest, write_speechbrain_csv
 from selftrain.generation.config import ExperimentConfig
 from selftrain.generation.results import AuditStageResult, DecodeResult, SelectResult
 from selftrain.generation.stages import teacher_generation
@@ -27,8 +29,8 @@ __all__ = ["KINDS", "SELECTED_BY", "step_matched_epochs", "decode_nothing", "giv
 
 log = logging.getLogger(__name__)
 # What each ``labels`` other than the policy's is, in a few words, and the method its selections record.
-KINDS = {"none": "labeled-only control", "oracle": "true transcripts"}
-SELECTED_BY = {"none": "control: nothing selected", "oracle": "oracle (true transcripts)"}
+KINDS = {"none": "labeled-only control", "oracle": "true transcripts", "given": "labels from data.given_labels"}
+SELECTED_BY = {"none": "control: nothing selected", "oracle": "oracle (true transcripts)", "given": "given labels"}
 
 
 def step_matched_epochs(config: ExperimentConfig) -> int:
@@ -51,10 +53,12 @@ def decode_nothing(config: ExperimentConfig, workdir: Workdir, generation: int) 
 
 
 def given_selection(config: ExperimentConfig, out: Path) -> SelectResult:
-    """Stage ``select`` without a selection: ``selected.csv`` holds nothing (``none``) or every
-    unlabeled utterance with its true transcript (``oracle``)."""
+    """Stage ``select`` without a selection: ``selected.csv`` holds nothing (``none``), every
+    unlabeled utterance with its true transcript (``oracle``) or the given labels (``given``)."""
     if config.labels == "oracle":
         return _true_transcripts(config, out)
+    if config.labels == "given":
+        return _given_labels(config, out)
     write_speechbrain_csv([], out / "selected.csv")
     return SelectResult(threshold=None, method=SELECTED_BY["none"], selected_utterances=0, selected_hours=0.0,
                         selected_fraction=0.0)
@@ -80,6 +84,54 @@ def _true_transcripts(config: ExperimentConfig, out: Path) -> SelectResult:
                         warnings=(warning,) if missing else None)
 
 
-def given_audit(config: ExperimentConfig) -> AuditStageResult:
-    """Stage ``audit`` without pseudo-labels: no label WER for the control, 0 for true transcripts."""
-    return AuditStageResult(pseudo_label_wer=0.0 if config.labels == "oracle" else None)
+def _given_labels(config: ExperimentConfig, out: Path) -> SelectResult:
+    """The given labels' ``selected.csv``: the rows of ``data.given_labels`` (the file itself when every
+    row has a label; a row without one is left out, with a warning). Their runs are checked here, so
+    a malformed ``runs`` column stops the stage with the row's ID, not the student's training."""
+    from selftrain.select.segments import parse_runs
+
+    given = config.data.given_labels
+    rows = read_manifest(given)
+    labeled = [utt for utt in rows if (utt.reference or "").strip()]
+    runs = {utt.id: parse_runs(utt) for utt in labeled}
+    if len(labeled) == len(rows) and Path(given).suffix == ".csv":
+        shutil.copyfile(given, out / "selected.csv")
+    else:
+        write_speechbrain_csv(labeled, out / "selected.csv")
+    unlabeled = {utt.id for utt in iter_manifest(config.data.unlabeled)}
+    warnings = []
+    if len(labeled) < len(rows):
+        warnings.append(f"{len(rows) - len(labeled)} of {len(rows)} rows of {given} have no label: left out")
+    strangers = sum(1 for utt in labeled if utt.id not in unlabeled)
+    if strangers:
+        warnings.append(f"{strangers} of {len(labeled)} given labels are for utterances not in data.unlabeled: they train all the same")
+    for warning in warnings:
+        log.warning(warning)
+    seconds = sum(sum(end - start for start, end, _ in runs[u.id]) if runs[u.id] else u.duration for u in labeled)
+    return SelectResult(threshold=None, method=f"{SELECTED_BY['given']} ({Path(given).name})", selected_utterances=len(labeled),
+                        selected_hours=round(seconds / 3600, 4),
+                        selected_fraction=round(len(labeled) / len(unlabeled), 4) if unlabeled else 0.0,
+                        warnings=tuple(warnings) or None)
+
+
+def given_audit(config: ExperimentConfig, workdir: Workdir, generation: int) -> AuditStageResult:
+    """Stage ``audit`` without pseudo-labels: no label WER for the control, 0 for true transcripts;
+    for given labels, their WER against ``data.unlabeled_reference`` when it is set (whole-utterance
+    labels only: a label of runs has no reference of its own; None when none can be measured)."""
+    if config.labels != "given":
+        return AuditStageResult(pseudo_label_wer=0.0 if config.labels == "oracle" else None)
+    if not config.data.unlabeled_reference:
+        return AuditStageResult(pseudo_label_wer=None)
+    from selftrain.audit.inputs import reference_texts
+    from selftrain.select.output import LabelQuality
+    from selftrain.select.segments import RUNS_COLUMN
+    from selftrain.text import TextNormalizer
+
+    references, quality, normalizer = reference_texts(config.data.unlabeled_reference), LabelQuality(), TextNormalizer()
+    selected = list(iter_manifest(workdir.stage_dir(generation, "select") / "selected.csv"))
+    for utt in selected:
+        if not utt.extra.get(RUNS_COLUMN) and references.get(utt.id):
+            quality.add(replace(utt, pseudo_label=normalizer(utt.reference or ""), reference=references[utt.id]), normalizer)
+    result = quality.result()
+    return AuditStageResult(pseudo_label_wer=round(result["wer"], 4) if result else None,
+                            with_reference=int(result["utterances"]) if result else 0)

@@ -197,7 +197,7 @@ def stages_around_training(plan: Plan, generation: int) -> tuple[list[Stage[Any]
 
 
 def _decodes_shards(config: ExperimentConfig, plan: Plan, generation: int) -> bool:
-    """Whether the generation's decode stage decodes audio (with ``labels`` none or oracle it
+    """Whether the generation's decode stage decodes audio (with ``labels`` none, oracle or given it
     decodes nothing: :mod:`selftrain.generation.controls`)."""
     return stage_named(DECODE_STAGE).applies(plan, generation) and config.labels == "policy"
 

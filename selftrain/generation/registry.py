@@ -129,7 +129,7 @@ def _external_teachers(plan: Plan, generation: int) -> bool:
 
 
 # The decode, select and audit stages of an experiment whose students do not train on the
-# policy's pseudo-labels (``labels: none`` or ``oracle``) decode nothing: selftrain.generation.controls.
+# policy's pseudo-labels (``labels: none``, ``oracle`` or ``given``) decode nothing: selftrain.generation.controls.
 
 
 def _decode(call: StageCall, out: Path) -> DecodeResult:
@@ -148,7 +148,7 @@ def _select(call: StageCall, out: Path) -> SelectResult:
 
 def _audit(call: StageCall, out: Path) -> AuditStageResult:
     if call.config.labels != "policy":
-        return controls.given_audit(call.config)
+        return controls.given_audit(call.config, call.workdir, call.generation)
     return stages.audit_generation(call.config, call.workdir, call.generation, out)
 
 

@@ -233,8 +233,8 @@ class SelectResult(StageResult):
 @dataclass(frozen=True, kw_only=True)
 class AuditStageResult(StageResult):
     """Stage ``audit``: the WER of the kept pseudo-labels (None without unlabeled references; with
-    ``labels: none`` None, with ``oracle`` 0) and how many decisions had a reference (absent where
-    nothing was decoded)."""
+    ``labels: none`` None, with ``oracle`` 0, with ``given`` that of the whole-utterance labels) and
+    how many decisions (given labels) had a reference (absent where nothing was decoded)."""
 
     pseudo_label_wer: float | None
     with_reference: int | None = optional()

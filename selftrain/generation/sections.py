@@ -20,7 +20,9 @@ __all__ = ["ACCEPTANCE_TESTS", "SCHEDULES", "STUDENT_INITS", "LABELS", "DataPath
 @dataclass
 class DataPaths:
     """Manifests (any format `read_manifest` knows) and LM text. ``unlabeled_reference``: the true
-    transcripts of the unlabeled audio, for audits; students train on them only with ``labels: oracle``."""
+    transcripts of the unlabeled audio, for audits; students train on them only with ``labels: oracle``.
+    ``given_labels``: with ``labels: given``, the labels every student trains on besides the labeled
+    audio (a manifest of unlabeled utterances with their text, and optionally a ``runs`` column)."""
 
     labeled: str = ""
     unlabeled: str = ""
@@ -28,6 +30,7 @@ class DataPaths:
     test: str = ""
     lm_text: str = ""
     unlabeled_reference: str = ""
+    given_labels: str = ""
 
 
 @dataclass
@@ -96,7 +99,7 @@ SCHEDULES = ("generations", "continuous")
 STUDENT_INITS = ("teacher", "base", "scratch")
 # The values of ExperimentConfig.labels (what each means: that field's comment; the stages that
 # make them: selftrain.generation.controls).
-LABELS = ("policy", "none", "oracle")
+LABELS = ("policy", "none", "oracle", "given")
 
 
 @dataclass

@@ -30,7 +30,9 @@ def test_labels_default_to_the_policy_and_leave_older_folders_hash_alone():
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"labels": "pseudo"}, "labels must be one of policy, none, oracle, got 'pseudo'"),
+    ({"labels": "pseudo"}, "labels must be one of policy, none, oracle, given, got 'pseudo'"),
+    ({"labels": "given"}, r"labels: given trains on the labels in data.given_labels: give both or neither"),
+    ({"data": {"given_labels": "mine.csv"}}, r"give both or neither \(labels: policy, data.given_labels: 'mine.csv'\)"),
     ({"labels": "oracle"}, r"labels: oracle trains on the true transcripts .* give them in data.unlabeled_reference"),
     ({"labels": "none", "schedule": "continuous"}, "labels: none goes with schedule: generations"),
 ])
@@ -52,13 +54,17 @@ def test_the_labeled_only_control_trains_as_many_steps_as_a_student():
     assert epochs({"epochs": 1, "data": {"mix_labeled": 0.9, "mix_pseudo": 0.1}}) == 1
 
 
-def _experiment(tmp_path, labels: str):
-    """A config of ``labels`` over 3 unlabeled utterances (u2 has no true transcript), its work folder."""
+def _experiment(tmp_path, labels: str, given: list[Utterance] | None = None):
+    """A config of ``labels`` over 3 unlabeled utterances (u2 has no true transcript), its work folder;
+    ``given``: the rows of ``data.given_labels``."""
     unlabeled = [Utterance(f"u{i}", f"u{i}.wav", 1.0 + i) for i in range(3)]
     truth = [Utterance("u0", "u0.wav", 1.0, reference="one"), Utterance("u1", "u1.wav", 2.0, reference="two words")]
     paths = {name: str(tmp_path / f"{name}.csv") for name in ("labeled", "unlabeled", "dev", "unlabeled_reference")}
     write_speechbrain_csv(unlabeled, paths["unlabeled"])
     write_speechbrain_csv(truth, paths["unlabeled_reference"])
+    if given is not None:
+        paths["given_labels"] = str(tmp_path / "given.csv")
+        write_speechbrain_csv(given, paths["given_labels"])
     config = load_experiment_config(overrides={"data": paths, "labels": labels, "student_train": {"epochs": 3}})
     return config, Workdir(tmp_path / "w", config.to_dict())
 
@@ -110,6 +116,54 @@ def test_the_oracle_trains_on_the_true_transcript_of_every_unlabeled_utterance(t
     train_model(config, workdir, 2, tmp_path / "out")
     assert trained[0].epochs == 3  # the student's own epochs: only the control is step-matched
     assert [u.id for u in read_manifest(trained[0].data.unlabeled[0])] == ["u2"]
+
+
+def test_given_labels_train_every_student_at_its_own_epochs_and_are_audited_against_the_transcripts(tmp_path, monkeypatch):
+    given = [Utterance("u0", "u0.wav", 1.0, reference="one"), Utterance("u1", "u1.wav", 2.0, reference="two birds"),
+             Utterance("u2", "u2.wav", 3.0, reference="")]  # u2: no label, left out
+    config, workdir = _experiment(tmp_path, "given", given)
+    assert config.to_dict()["data"]["given_labels"] == str(tmp_path / "given.csv")
+    assert "given_labels" not in load_experiment_config().to_dict()["data"]  # older folders hash as before
+    results = _given_stages(config, workdir)
+    assert results["decode"].planted == "labels: given (labels from data.given_labels): nothing decoded"
+    select = results["select"]
+    assert (select.method, select.selected_utterances, select.selected_fraction, select.selected_hours) == (
+        "given labels (given.csv)", 2, 0.6667, round(3.0 / 3600, 4))
+    assert select.warnings == (f"1 of 3 rows of {tmp_path / 'given.csv'} have no label: left out",)
+    rows = read_manifest(workdir.stage_dir(1, "select") / "selected.csv")
+    assert [(u.id, u.reference) for u in rows] == [("u0", "one"), ("u1", "two birds")]
+    assert results["audit"] == AuditStageResult(pseudo_label_wer=round(1 / 3, 4), with_reference=2,
+                                                seconds=results["audit"].seconds)  # "two birds" for "two words"
+    trained = []
+    monkeypatch.setattr(train_module, "train", lambda c: trained.append(c) or f"{c.out}/model")
+    train_model(config, workdir, 1, tmp_path / "out")
+    assert trained[0].epochs == 3 and [u.id for u in read_manifest(trained[0].data.unlabeled[0])] == ["u2"]
+
+
+def test_given_labels_copy_the_file_measure_the_seconds_of_their_runs_and_stop_on_a_bad_run(tmp_path):
+    from selftrain.errors import ManifestError
+
+    runs = Utterance("u1", "u1.wav", 2.0, reference="two", extra={"runs": '[[0.5, 1.0, "two"]]'})
+    config, workdir = _experiment(tmp_path, "given", [runs, Utterance("x9", "x9.wav", 4.0, reference="far")])
+    select = _given_stages(config, workdir)["select"]
+    assert (workdir.stage_dir(1, "select") / "selected.csv").read_bytes() == (tmp_path / "given.csv").read_bytes()
+    assert select.selected_hours == round(4.5 / 3600, 4)  # the run's half second, all of x9
+    assert select.warnings == ("1 of 2 given labels are for utterances not in data.unlabeled: they train all the same",)
+    assert _given_stages(config, workdir, 2)["audit"].pseudo_label_wer is None  # a run has no reference of its own
+    bad = Utterance("u1", "u1.wav", 2.0, reference="two", extra={"runs": "[[1.0]]"})
+    config, workdir = _experiment(tmp_path / "bad", "given", [bad])
+    with pytest.raises(ManifestError, match="u1: runs="):
+        _given_stages(config, workdir)
+
+
+def test_run_cli_given_labels_sets_the_labels(tmp_path):
+    from click.testing import CliRunner
+
+    from selftrain.cli import main
+
+    result = CliRunner().invoke(main, ["run", "--workdir", str(tmp_path / "w"), "--given-labels", str(tmp_path),
+                                       "--set", "schedule=continuous"])
+    assert result.exit_code == 2 and "labels: given goes with schedule: generations" in result.output
 
 
 def test_run_cli_refuses_an_oracle_without_transcripts_before_creating_the_workdir(tmp_path):
