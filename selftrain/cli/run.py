@@ -63,7 +63,7 @@ def run(workdir: Path, labeled, unlabeled, dev, test, lm_text, unlabeled_referen
     """
     from selftrain.generation import load_experiment_config, run_experiment
     from selftrain.generation.distributed import Rank
-    from selftrain.train.config import parse_overrides
+    from selftrain.overrides import parse_overrides
 
     with user_errors():
         values = parse_overrides(list(overrides))

@@ -11,20 +11,6 @@ from selftrain.cli.common import user_errors
 __all__ = ["synth"]
 
 
-def _load_config_file(path: Path) -> dict:
-    import yaml
-
-    from selftrain.errors import ConfigError
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of SynthConfig keys")
-    return data
-
-
 @click.command("synth")
 @click.option(
     "--out",
@@ -63,10 +49,11 @@ def synth(
     quiet: bool,
 ) -> None:
     """Synthesize labeled/unlabeled/dev/test/dev_source speech, LM text and corpus.json into OUT."""
+    from selftrain.overrides import read_config_file
     from selftrain.synth import SynthConfig, build_corpus
 
     with user_errors():
-        overrides = _load_config_file(config_file) if config_file else {}
+        overrides = read_config_file(config_file) if config_file else {}
         for key, value in (("scale", scale), ("seed", seed), ("fortunes_dir", fortunes_dir)):
             if value is not None:
                 overrides[key] = str(value) if key == "fortunes_dir" else value

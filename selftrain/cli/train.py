@@ -23,7 +23,8 @@ __all__ = ["train"]
 def train(labeled, pseudo, unlabeled, dev, out, preset, config_file, overrides, epochs, device) -> None:
     """Train a CTC acoustic model (CTC + optional SSL losses); writes OUT/model and OUT/summary.json."""
     with user_errors():
-        from selftrain.train import load_train_config, parse_overrides
+        from selftrain.overrides import parse_overrides
+        from selftrain.train import load_train_config
         from selftrain.train import train as run_training
 
         values = parse_overrides(list(overrides))

@@ -10,7 +10,6 @@ section once, so a misspelt key fails before any work instead of when its stage 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -29,7 +28,7 @@ from selftrain.generation.sections import (
     check_external_teachers,
 )
 from selftrain.models.config import update_dataclass
-from selftrain.overrides import deep_merge
+from selftrain.overrides import deep_merge, read_config_file
 from selftrain.renames import SECTION_RENAMES, with_new_names
 from selftrain.select.config import SPEAKING_RATE_QUANTILE, SelectConfig
 
@@ -238,16 +237,6 @@ class ExperimentConfig:
         return values
 
 
-def _read_file(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        text = path.read_text(encoding="utf-8")
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text) or {}
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from exc
-
-
 def check_stage_overrides(config: ExperimentConfig) -> None:
     """Resolve every stage section through its typed view: unknown keys, values of the wrong type and
     values the stage config's own checks refuse raise :class:`ConfigError` now, naming the key (e.g.
@@ -281,7 +270,7 @@ def load_experiment_config(config_file: str | Path | None = None, overrides: dic
     config = ExperimentConfig()
     values: dict[str, Any] = {}
     if config_file:
-        values = _with_new_names(_read_file(Path(config_file)))
+        values = _with_new_names(read_config_file(config_file))
         try:
             update_dataclass(config, values, "config")
         except ConfigError as exc:

@@ -1,6 +1,6 @@
 """Training configuration: nested dataclasses with documented defaults.
 
-A run is configured by a preset (model architecture), an optional YAML file and ``key=value``
+A run is configured by a preset (model architecture), an optional YAML (or JSON) file and ``key=value``
 overrides, applied in that order; every key must exist (:class:`~selftrain.errors.ConfigError`
 otherwise). The resolved configuration is written to the run folder as ``hyperparams.yaml``.
 """
@@ -14,6 +14,7 @@ from typing import Any
 from selftrain.decode.config import DecoderConfig
 from selftrain.errors import ConfigError
 from selftrain.models.config import ModelConfig, model_preset, update_dataclass
+from selftrain.overrides import parse_overrides, read_config_file
 from selftrain.renames import TRAIN_RENAMES, with_new_names
 from selftrain.select.config import SPEAKING_RATE_QUANTILE, SanityConfig, SelectConfig
 
@@ -31,7 +32,7 @@ __all__ = [
     "CONTINUOUS_EXPORTS",
     "TrainConfig",
     "load_train_config",
-    "parse_overrides",
+    "parse_overrides",  # re-exported: its home is selftrain.overrides
 ]
 
 
@@ -318,23 +319,6 @@ class TrainConfig:
         return asdict(self)
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["a.b=1", "c=x"]`` -> ``{"a": {"b": "1"}, "c": "x"}``; values stay strings (typed later)."""
-    result: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        node = result
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r} conflicts with another override")
-        node[parts[-1]] = value
-    return result
-
-
 def load_train_config(
     preset: str | None = None,
     config_file: str | Path | None = None,
@@ -343,7 +327,7 @@ def load_train_config(
     """Build a :class:`TrainConfig`: preset, then YAML file, then overrides (unknown keys -> ConfigError)."""
     layers: list[tuple[str, dict[str, Any]]] = []
     if config_file:
-        layers.append((f"{config_file}: ", _read_yaml(Path(config_file))))
+        layers.append((f"{config_file}: ", read_config_file(config_file)))
     if overrides:
         layers.append(("", overrides))
     chosen = preset
@@ -361,15 +345,3 @@ def load_train_config(
                 raise
             raise ConfigError(f"{source}{exc}") from exc
     return config
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data

@@ -13,8 +13,8 @@ from selftrain.generation.registry import Plan, StageCall, generation_stages
 from selftrain.generation.results import AuditStageResult, DecodeResult, SelectResult
 from selftrain.generation.stages import train_model
 from selftrain.generation.workdir import experiment_hash
+from selftrain.overrides import parse_overrides
 from selftrain.record import Utterance
-from selftrain.train.config import parse_overrides
 
 
 def test_labels_default_to_the_policy_and_leave_older_folders_hash_alone():

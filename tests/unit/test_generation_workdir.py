@@ -291,8 +291,8 @@ def test_speaking_rate_bounds_are_on_by_default_and_off_keeps_older_folders_hash
 
 def test_set_strings_convert_for_settings_that_default_to_none():
     from selftrain.models.config import update_dataclass
+    from selftrain.overrides import parse_overrides
     from selftrain.select import SelectConfig
-    from selftrain.train.config import parse_overrides
 
     # `--set` gives text; an `X | None` field converts to the scalar type X of its annotation
     guarded = load_experiment_config(overrides=parse_overrides(["speaking_rate_quantile=0.01"]))

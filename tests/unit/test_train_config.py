@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from selftrain.errors import ConfigError
-from selftrain.train.config import load_train_config, parse_overrides
+from selftrain.overrides import parse_overrides
+from selftrain.train.config import load_train_config
 
 
 def test_defaults_follow_the_preset():
