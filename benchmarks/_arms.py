@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from _planted import reopen_planted
+from _labels import reopen_planted
 
 from selftrain.data.manifest import read_manifest, write_speechbrain_csv
 from selftrain.generation import load_experiment_config
@@ -94,15 +94,13 @@ def labeled_subset(labeled: str, fraction: float, out: Path, seed: int = 0) -> t
 
 
 def run_arm(work: Path, name: str, overrides: dict[str, Any], adopt_from: Path | None = None,
-            adopt: list[str] | None = None, before=None) -> Path:
+            adopt: list[str] | None = None) -> Path:
     """Run (or finish) one experiment; ``adopt`` takes finished stages from ``adopt_from``."""
     config = load_experiment_config(overrides=overrides)
     reopen_planted(work / name, config)
     workdir = open_workdir(config, work / name)
     if adopt_from is not None:
         workdir.adopt(adopt_from, adopt or [])
-    if before is not None:
-        before(workdir)
     log.info("arm %s: %s", name, workdir.root)
     run_experiment(config, workdir.root)
     return workdir.root

@@ -1,5 +1,5 @@
 """The scale's explored variants (``explore``): which run, their experiment settings, the labels the
-benchmark plants for them and the main run's stages they reuse."""
+benchmark gives them and the main run's stages they reuse."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from selftrain.errors import ConfigError
 from selftrain.generation import load_experiment_config
 from selftrain.overrides import deep_merge
 
-__all__ = ["PLANTED_LABELS", "EXPLORED_LABELS", "explored_variants", "split_variant", "continuous_variant",
+__all__ = ["ANALYSIS_LABELS", "EXPLORED_LABELS", "explored_variants", "split_variant", "continuous_variant",
            "explored_adoption", "missing_recognizer"]
 
 # What an explored student trains on: the experiment's own ``labels`` (policy, none, oracle) or an
-# analysis oracle this benchmark plants (PLANTED_LABELS: selections made from the main run's)
-PLANTED_LABELS = ("oracle_selected", "oracle_random", "oracle_runs")
-EXPLORED_LABELS = ("policy", "none", "oracle", *PLANTED_LABELS)
+# analysis oracle made from the main run's selection (ANALYSIS_LABELS: given to it, _labels.py)
+ANALYSIS_LABELS = ("oracle_selected", "oracle_random", "oracle_runs")
+EXPLORED_LABELS = ("policy", "none", "oracle", *ANALYSIS_LABELS)
 
 
 def explored_variants(scale: dict[str, Any], names: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
@@ -32,17 +32,18 @@ def explored_variants(scale: dict[str, Any], names: tuple[str, ...]) -> list[tup
 
 def split_variant(one: dict[str, Any], variant: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """An explored variant's experiment settings (over the one-generation ``one``) and the labels the
-    benchmark plants for it (None: the experiment makes them). Its ``labels`` (``policy`` unless
-    given): ``none`` and ``oracle`` are the experiment's own setting; the analysis oracles
-    (:data:`PLANTED_LABELS`) and a ``labels: none`` variant with ``match_steps: false`` (a control at
-    its config's epochs, not a student's steps) are planted."""
+    benchmark gives it (``labels: given``, :func:`_labels.explored_labels`; None: the experiment makes
+    them). Its ``labels`` (``policy`` unless given): ``none`` and ``oracle`` are the experiment's own
+    setting; the analysis oracles (:data:`ANALYSIS_LABELS`) and a ``labels: none`` variant with
+    ``match_steps: false`` (a control at its config's epochs, not a student's steps: an empty file)
+    are given."""
     labels = variant.get("labels", "policy")
     if labels not in EXPLORED_LABELS:
         raise SystemExit(f"unknown explored labels {labels!r}: expected one of {', '.join(EXPLORED_LABELS)}")
     if "match_steps" in variant and labels != "none":
         raise SystemExit(f"match_steps is a setting of labeled-only controls (labels: none), not of labels {labels!r}")
     overrides = deep_merge(one, {k: v for k, v in variant.items() if k not in ("labels", "match_steps")})
-    if labels in PLANTED_LABELS or not variant.get("match_steps", True):
+    if labels in ANALYSIS_LABELS or not variant.get("match_steps", True):
         return overrides, labels
     return (deep_merge(overrides, {"labels": labels}) if labels != "policy" else overrides), None
 

@@ -35,8 +35,8 @@ same number of generations (and, as in earlier runs, against the teacher) and th
     python benchmarks/self_training.py --scale followup --report-only   # rewrite .md/.png from the .json
 
 This file runs the arms and writes the results; the parts live beside it: ``_arms`` (arm names, the
-corpus and teacher homes, running an arm, its rows), ``_explored`` (explored variants), ``_planted``
-(planted selections), ``_analysis`` (comparisons, gap recovery, targets), ``_report`` (Markdown),
+corpus and teacher homes, running an arm, its rows), ``_explored`` (explored variants), ``_labels``
+(the labels given to analysis arms), ``_analysis`` (comparisons, gap recovery, targets), ``_report`` (Markdown),
 ``_plots`` (figure), ``_seeds`` (seeds pooled) and ``_results`` (writing the files).
 """
 
@@ -81,7 +81,7 @@ from _explored import (
     missing_recognizer,
     split_variant,
 )
-from _planted import explored_labels
+from _labels import explored_labels
 from _plots import plot
 from _report import to_markdown
 from _results import save_results
@@ -155,36 +155,36 @@ def run_benchmark(scale: dict[str, Any], work: Path, skip: tuple[str, ...] = (),
     ranked = {"threshold": {"mode": "fixed"}, "select": {"method": "entropy_tsallis_exp", "keep_fraction": fraction}}
     no_sanity = {"min_chars_per_second": None, "max_chars_per_second": None, "max_repeat": None, "max_length_ratio": None}
     variants = [
-        ("labeled_only", deep_merge(base, {"labels": "none"}), TEACHER, None),
-        ("oracle", deep_merge(base, {"labels": "oracle"}), TEACHER, None),
+        ("labeled_only", deep_merge(base, {"labels": "none"}), TEACHER),
+        ("oracle", deep_merge(base, {"labels": "oracle"}), TEACHER),
         ("no_filter", deep_merge(one, {"threshold": {"mode": "fixed"}, "speaking_rate_quantile": None,
                                   "select": {"method": "entropy_tsallis_exp", "keep_fraction": 1.0, "sanity": no_sanity}}),
-         DECODED, None),
-        ("whole_utterances", deep_merge(one, {"select": {"segments": {"enabled": False}}}), DECODED, None),
-        ("confidence_only", deep_merge(one, ranked), DECODED, None),
-        ("agreement_only", deep_merge(one, deep_merge(ranked, {"select": {"rank_by": "agreement"}})), DECODED, None),
-        ("no_lm", deep_merge(one, {"select": {"label_source": "greedy"}}), DECODED, None),
-        ("student_ssl", deep_merge(one, {"student_train": ssl}), SELECTED, None),
+         DECODED),
+        ("whole_utterances", deep_merge(one, {"select": {"segments": {"enabled": False}}}), DECODED),
+        ("confidence_only", deep_merge(one, ranked), DECODED),
+        ("agreement_only", deep_merge(one, deep_merge(ranked, {"select": {"rank_by": "agreement"}})), DECODED),
+        ("no_lm", deep_merge(one, {"select": {"label_source": "greedy"}}), DECODED),
+        ("student_ssl", deep_merge(one, {"student_train": ssl}), SELECTED),
     ]
-    for name, overrides, adopt, before in variants:
+    for name, overrides, adopt in variants:
         if name not in skip:
-            root = run_arm(work, name, overrides, main, adopt, before)
+            root = run_arm(work, name, overrides, main, adopt)
             arms[name] = generation_rows(root, name, tuple(adopt))
     unavailable: dict[str, str] = {}
     for name, variant in explored_variants(scale, explore) if "explore" not in skip else []:
-        overrides, planted = split_variant(one, continuous_variant(variant, generations))
+        overrides, given = split_variant(one, continuous_variant(variant, generations))
         missing = missing_recognizer(overrides)
         if missing is not None:
             log.warning("explored variant %s not run: %s", name, missing)
             unavailable[name] = missing
             continue
-        plant = explored_labels(planted, paths, main, int(overrides["generations"]),
-                                (overrides.get("select") or {}).get("segments"))
+        overrides = deep_merge(overrides, explored_labels(given, paths, main, work / "exp" / "given_labels" / f"{name}.csv",
+                                                          (overrides.get("select") or {}).get("segments")))
         adopted = explored_adoption(name, variant)
         if "generations" in skip and adopted != TEACHER:
             raise SystemExit(f"explored variant {name!r} starts from the main run's generation-1 decoding: "
                              "it cannot run with --skip generations")
-        root = run_arm(work / "exp", name, overrides, main, adopted, plant)
+        root = run_arm(work / "exp", name, overrides, main, adopted)
         arms[EXPLORED + name] = generation_rows(root, EXPLORED + name, tuple(adopted))
     curve = [{"fraction": 1.0, "labeled_hours": corpus["summary"]["hours"]["labeled"], "arm": "main"}]
     for share in scale["labeled_fractions"] if "curve" not in skip else []:

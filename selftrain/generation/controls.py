@@ -15,7 +15,6 @@ evaluation, acceptance and the summary are those of any generation.
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -85,19 +84,17 @@ def _true_transcripts(config: ExperimentConfig, out: Path) -> SelectResult:
 
 
 def _given_labels(config: ExperimentConfig, out: Path) -> SelectResult:
-    """The given labels' ``selected.csv``: the rows of ``data.given_labels`` (the file itself when every
-    row has a label; a row without one is left out, with a warning). Their runs are checked here, so
-    a malformed ``runs`` column stops the stage with the row's ID, not the student's training."""
+    """The given labels' ``selected.csv``: the rows of ``data.given_labels`` (written again, so audio
+    paths relative to that file still resolve; a row without a label is left out, with a warning).
+    Their runs are checked here, so a malformed ``runs`` column stops the stage with the row's ID, not
+    the student's training."""
     from selftrain.select.segments import parse_runs
 
     given = config.data.given_labels
     rows = read_manifest(given)
     labeled = [utt for utt in rows if (utt.reference or "").strip()]
     runs = {utt.id: parse_runs(utt) for utt in labeled}
-    if len(labeled) == len(rows) and Path(given).suffix == ".csv":
-        shutil.copyfile(given, out / "selected.csv")
-    else:
-        write_speechbrain_csv(labeled, out / "selected.csv")
+    write_speechbrain_csv(labeled, out / "selected.csv")
     unlabeled = {utt.id for utt in iter_manifest(config.data.unlabeled)}
     warnings = []
     if len(labeled) < len(rows):

@@ -165,3 +165,28 @@ def test_decoder_tuned_on_dev_for_every_generation(tiny_corpus, tmp_path):
         assert record["dev_wer"] == pytest.approx(tune["best_wer"], abs=1e-4)
     status = CliRunner().invoke(main, ["status", "--workdir", str(workdir)])
     assert "gen_001: done" in status.output
+
+
+def test_given_labels_train_the_student_and_are_audited_against_the_true_transcripts(experiment, tiny_corpus, tmp_path):
+    import dataclasses
+
+    from selftrain.data.manifest import read_manifest, write_speechbrain_csv
+
+    truth = read_manifest(tiny_corpus / "unlabeled_reference.csv")
+    # half of the true transcripts, one of them with its last word wrong, as labels made elsewhere
+    given = [*truth[: len(truth) // 2]]
+    given[0] = dataclasses.replace(given[0], reference=" ".join([*given[0].reference.split()[:-1], "zebra"]))
+    write_speechbrain_csv(given, tmp_path / "given.csv")
+    workdir = tmp_path / "given"
+    _from_teacher_of(experiment, workdir)
+    result = CliRunner().invoke(main, [*_args(tiny_corpus, workdir), "--given-labels", str(tmp_path / "given.csv")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    student = json.loads((workdir / "summary.json").read_text())["generations"][1]
+    words = sum(len(u.reference.split()) for u in given)
+    assert student["selected_utterances"] == len(given) and student["pseudo_label_wer"] == round(1 / words, 4)
+    assert [(u.id, u.reference) for u in read_manifest(workdir / "gen_001" / "select" / "selected.csv")] == [
+        (u.id, u.reference) for u in given]
+    assert not list((workdir / "gen_001" / "decode").glob("*.jsonl"))
+    status = CliRunner().invoke(main, ["status", "--workdir", str(workdir)])
+    assert "labels: given (labels from data.given_labels)" in status.output and "gen_001: done" in status.output

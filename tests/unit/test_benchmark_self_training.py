@@ -315,7 +315,7 @@ def _manifest(path: Path, rows: list[tuple[str, float, str]]) -> Path:
 
 
 def test_oracle_labels_of_a_selection_keep_its_whole_utterances_with_their_true_text(tmp_path):
-    from _planted import random_like, whole_utterances_selected
+    from _labels import random_like, whole_utterances_selected
 
     from selftrain.data.manifest import read_manifest
 
@@ -341,44 +341,42 @@ def test_an_explored_variant_with_unknown_labels_is_refused():
         split_variant({"generations": 1}, {"labels": "truth"})
 
 
-def test_explored_controls_and_oracles_are_the_experiments_labels_setting_not_planted_selections():
+def test_explored_controls_and_oracles_are_the_experiments_labels_setting_not_planted_selections(tmp_path):
     from _explored import split_variant
-    from _planted import explored_labels
+    from _labels import explored_labels
 
     one = {"generations": 1, "student_train": {"epochs": 2}}
     # the experiment makes its own control (as many steps as a student) and oracle: nothing is planted
     assert split_variant(one, {"labels": "none", "seed": 1}) == ({**one, "seed": 1, "labels": "none"}, None)
     assert split_variant(one, {"labels": "oracle"}) == ({**one, "labels": "oracle"}, None)
     assert split_variant(one, {"seed": 1}) == ({**one, "seed": 1}, None)  # the policy's labels
-    assert explored_labels(None, {}, Path("main"), generations=1) is None
+    assert explored_labels(None, {}, Path("main"), tmp_path / "labels.csv") == {}
+    assert not (tmp_path / "labels.csv").exists()
     with pytest.raises(SystemExit, match="match_steps is a setting of labeled-only controls"):
         split_variant(one, {"match_steps": False})
 
 
-def test_a_control_at_its_configs_epochs_is_still_planted_and_decodes_nothing(tmp_path):
+def test_a_control_at_its_configs_epochs_is_an_empty_file_of_given_labels(tmp_path):
     from _explored import split_variant
-    from _planted import explored_labels
+    from _labels import explored_labels
 
     from selftrain.data.manifest import read_manifest
-    from selftrain.generation import Workdir
+    from selftrain.generation import load_experiment_config
 
     one = {"generations": 1, "student_train": {"epochs": 2}}
-    overrides, planted = split_variant(one, {"labels": "none", "match_steps": False, "generations": 3})
-    assert (overrides, planted) == ({**one, "generations": 3}, "none")  # the policy's config: its own epochs
-    plant = explored_labels(planted, {}, tmp_path / "main", generations=3)
-    workdir = Workdir(tmp_path / "control", {"x": 1})
-    plant(workdir)
-    for generation in (1, 2, 3):
-        assert workdir.done_info(workdir.stage_dir(generation, "decode"))["planted"] == "control: no decoding"
-        assert workdir.done_info(workdir.stage_dir(generation, "select"))["selected_utterances"] == 0
-        assert read_manifest(workdir.stage_dir(generation, "select") / "selected.csv") == []
-    assert not workdir.stage_dir(4, "select").exists()
+    overrides, kind = split_variant(one, {"labels": "none", "match_steps": False, "generations": 3})
+    assert (overrides, kind) == ({**one, "generations": 3}, "none")  # the policy's config: its own epochs
+    given = explored_labels(kind, {}, tmp_path / "main", tmp_path / "given" / "control.csv")
+    assert given == {"labels": "given", "data": {"given_labels": str(tmp_path / "given" / "control.csv")}}
+    assert read_manifest(tmp_path / "given" / "control.csv") == []
+    config = load_experiment_config(overrides={**overrides, **given})
+    assert config.labels == "given" and config.train_config("student_train").epochs == 2
 
 
 def test_oracle_runs_keep_the_words_the_teacher_got_right_in_context(tmp_path):
     import json
 
-    from _planted import oracle_runs
+    from _labels import oracle_runs
 
     from selftrain.data.manifest import read_manifest
     from selftrain.record import Hypothesis, Utterance, Word
@@ -394,13 +392,15 @@ def test_oracle_runs_keep_the_words_the_teacher_got_right_in_context(tmp_path):
         json.dumps(Utterance(i, f"{i}.wav", h.num_frames * 0.04, hypotheses=[h]).to_dict()) + "\n" for i, h in decoded.items()))
     _manifest(tmp_path / "truth.csv", [(i, decoded[i].num_frames * 0.04, t) for i, t in truth.items()])
 
-    select = oracle_runs(tmp_path / "lm.jsonl", str(tmp_path / "truth.csv"), {"min_words": 2, "min_seconds": 0.5})
-    summary = select(tmp_path)
-    rows = {u.id: parse_runs(u) for u in read_manifest(tmp_path / "selected.csv")}
+    from selftrain.data.manifest import write_speechbrain_csv
+
+    chosen = oracle_runs(tmp_path / "lm.jsonl", str(tmp_path / "truth.csv"), {"min_words": 2, "min_seconds": 0.5})
+    write_speechbrain_csv(chosen, tmp_path / "given.csv", use_pseudo_labels=True)
+    rows = {u.id: parse_runs(u) for u in read_manifest(tmp_path / "given.csv")}
     assert set(rows) == {"u1", "u3"}  # u2 has no run of two right words
     assert [words for _, _, words in rows["u1"]] == ["the cat sat"]  # "on" is wrong, "mat" alone is too short
     assert [words for _, _, words in rows["u3"]] == ["one two three"]
-    assert summary.selected_utterances == 2 and summary.selected_fraction == pytest.approx(2 / 3, abs=1e-4)
+    assert [u.reference for u in read_manifest(tmp_path / "given.csv")] == ["the cat sat", "one two three"]
 
 
 def test_a_variant_whose_recognizer_is_not_installed_is_left_out_with_the_reason(monkeypatch):
@@ -697,39 +697,65 @@ def test_settings_run_with_several_seeds_are_pooled_against_the_control_of_the_s
     assert "| - | - | - | 0.250 | -0.2500 [" in text
 
 
+def _plant_selections(workdir, generations: int, rows: list, method: str) -> None:
+    """What this benchmark wrote into a control or analysis folder before the experiment made such
+    labels itself: every generation's decode, select and audit stage done, ``rows`` as the selection."""
+    from selftrain.data.manifest import write_speechbrain_csv
+    from selftrain.generation.registry import stage_named
+    from selftrain.generation.results import AuditStageResult, DecodeResult, SelectResult
 
-def test_control_and_oracle_folders_planted_before_the_labels_setting_open_under_it(tmp_path):
-    from _planted import plant_empty_selections, plant_oracle_selections, reopen_planted
+    def select(out):
+        write_speechbrain_csv(rows, out / "selected.csv")
+        return SelectResult(threshold=None, method=method, selected_utterances=len(rows), selected_hours=0.0,
+                            selected_fraction=0.0)
 
+    for generation in range(1, generations + 1):
+        stage_named("decode").record(workdir, generation, lambda out: DecodeResult(teacher_generation=0, planted="planted"))
+        stage_named("select").record(workdir, generation, select)
+        stage_named("audit").record(workdir, generation, lambda out: AuditStageResult(pseudo_label_wer=None))
+
+
+def test_control_oracle_and_analysis_folders_planted_before_the_labels_setting_open_under_it(tmp_path):
+    from _labels import reopen_planted
+
+    from selftrain.data.manifest import read_manifest, write_speechbrain_csv
     from selftrain.errors import ConfigError
     from selftrain.generation import Workdir, load_experiment_config
     from selftrain.generation.registry import stage_named
     from selftrain.generation.results import SelectResult
     from selftrain.overrides import deep_merge
 
-    truth = _manifest(tmp_path / "truth.csv", [("u1", 1.0, "one"), ("u2", 2.0, "two")])
+    truth_file = _manifest(tmp_path / "truth.csv", [("u1", 1.0, "one"), ("u2", 2.0, "two")])
+    truth = read_manifest(truth_file)
     base = {"generations": 2, "student_train": {"epochs": 2},
-            "data": {"unlabeled": str(truth), "unlabeled_reference": str(truth)}}
-    # what this benchmark wrote before `labels`: the control at a student's steps (2 x 0.8 / 0.6 epochs), the oracle as main
-    older = {"labeled_only": (deep_merge(base, {"student_train": {"epochs": 3}}), plant_empty_selections(2)),
-             "oracle": (base, plant_oracle_selections(str(truth), str(truth), 2, lambda rows: rows, "oracle (true transcripts)"))}
-    for (name, (settings, plant)), labels in zip(older.items(), ("none", "oracle"), strict=True):
+            "data": {"unlabeled": str(truth_file), "unlabeled_reference": str(truth_file)}}
+    write_speechbrain_csv(truth[:1], tmp_path / "given.csv")
+    given = {"labels": "given", "data": {"given_labels": str(tmp_path / "given.csv")}}
+    # what this benchmark wrote before: the control at a student's steps (2 x 0.8 / 0.6 epochs), the
+    # oracle and an analysis oracle (one utterance's true transcript) as main
+    older = {"labeled_only": (deep_merge(base, {"student_train": {"epochs": 3}}), [], "control: nothing selected", {"labels": "none"}),
+             "oracle": (base, truth, "oracle (true transcripts)", {"labels": "oracle"}),
+             "oracle_selected": (base, truth[:1], "oracle: the main run's generation-1 whole utterances", given)}
+    for name, (settings, rows, method, labels) in older.items():
         workdir = Workdir(tmp_path / name, load_experiment_config(overrides=settings).to_dict())
-        plant(workdir)
-        config = load_experiment_config(overrides=deep_merge(base, {"labels": labels}))
+        _plant_selections(workdir, 2, rows, method)
+        config = load_experiment_config(overrides=deep_merge(base, labels))
         with pytest.raises(ConfigError, match="another experiment"):
             Workdir(workdir.root, config.to_dict())
         reopen_planted(workdir.root, config)
-        assert Workdir(workdir.root, config.to_dict()).config()["labels"] == labels
+        assert Workdir(workdir.root, config.to_dict()).config()["labels"] == labels["labels"]
         assert workdir.is_done(workdir.stage_dir(2, "select"))  # its finished generations are kept
-    # a folder of the policy's labels, or a control at its config's epochs, is another experiment still
+    # a folder of the policy's labels, a control at its config's epochs opened as step-matched, or
+    # given labels other than those it trained on, is another experiment still
     policy = Workdir(tmp_path / "policy", load_experiment_config(overrides=base).to_dict())
     stage_named("select").record(policy, 1, lambda out: SelectResult(
         threshold=0.5, method="combined", selected_utterances=1, selected_hours=0.0003, selected_fraction=0.5))
     unmatched = Workdir(tmp_path / "unmatched", load_experiment_config(overrides=base).to_dict())
-    plant_empty_selections(2)(unmatched)
-    for workdir, labels in ((policy, "oracle"), (unmatched, "none")):
-        config = load_experiment_config(overrides=deep_merge(base, {"labels": labels}))
+    _plant_selections(unmatched, 2, [], "control: nothing selected")
+    other = Workdir(tmp_path / "other", load_experiment_config(overrides=base).to_dict())
+    _plant_selections(other, 2, truth[1:], "oracle: random utterances")
+    for workdir, labels in ((policy, {"labels": "oracle"}), (unmatched, {"labels": "none"}), (other, given)):
+        config = load_experiment_config(overrides=deep_merge(base, labels))
         reopen_planted(workdir.root, config)
         with pytest.raises(ConfigError, match="another experiment"):
             Workdir(workdir.root, config.to_dict())
