@@ -107,8 +107,9 @@ class Stage(Generic[R]):
         return self.record(call.workdir, call.generation, lambda out: self.run(call, out), call.force)
 
     def record(self, workdir: Workdir, generation: int, work: Callable[[Path], R], force: bool = False) -> R:
-        """Run ``work`` in the stage's folder in place of the stage's function (a benchmark's analysis
-        oracles plant their selections so); its result must be of the stage's type."""
+        """Run ``work`` in the stage's folder in place of the stage's function (what :meth:`execute`
+        does with it; a caller that makes a stage's result otherwise, such as a test, uses it
+        directly); its result must be of the stage's type."""
         return run_typed(workdir, self.folder(workdir, generation), self.result, work, force)
 
 

@@ -219,3 +219,37 @@ def test_a_stage_planted_from_outside_must_return_its_stages_result_type(tmp_pat
     stage_named("decode").record(workdir, 1, lambda out: DecodeResult(teacher_generation=0, planted="control: no decoding"))
     with pytest.raises(ConfigError, match=r"holds no hypotheses \(control: no decoding\)"):
         selection_inputs(workdir, 1)
+
+
+def test_a_new_stage_is_one_registry_entry_and_one_function(tmp_path, monkeypatch):
+    """A second audit (of every decision, not only the kept ones) added after ``audit``: it runs in
+    its own folder between the audit and the training, is timed, resumes from its marker, and
+    ``status`` counts it, with nothing else changed."""
+    import selftrain.generation.registry as registry
+    from selftrain.generation.registry import STAGES, Stage
+
+    ran = []
+
+    def audit_all(call, out):
+        ran.append(call.generation)
+        (out / "all.json").write_text("{}")
+        return AuditStageResult(pseudo_label_wer=0.3, with_reference=4)
+
+    index = [stage.name for stage in STAGES].index("audit") + 1
+    monkeypatch.setattr(registry, "STAGES", (*STAGES[:index], Stage("audit_all", AuditStageResult, Plan.offline_student,
+                                                                     audit_all), *STAGES[index:]))
+    _never_run(monkeypatch)
+    config = ExperimentConfig(data=DataPaths(dev="dev.csv"), generations=1)
+    workdir = Workdir(tmp_path, config.to_dict())
+    _finished_teacher(workdir)
+    for stage in ("decode", "select", "audit"):
+        _plant(workdir, 1, stage)
+    assert experiment_status(tmp_path)[2] == "  gen_001: in progress (decode, select, audit done)"
+    for stage in ("train", "eval"):
+        _plant(workdir, 1, stage)
+    record = run_generation(config, workdir, 1)
+    assert ran == [1] and (workdir.stage_dir(1, "audit_all") / "all.json").exists()
+    assert list(record["stage_seconds"]) == ["decode", "select", "audit", "audit_all", "train", "eval"]
+    assert run_generation(config, workdir, 1)["stage_seconds"] == record["stage_seconds"] and ran == [1]  # resumed
+    assert experiment_status(tmp_path)[2] == "  gen_001: done"
+    assert [stage.name for stage in generation_stages(Plan(generations=1, continuous=True), 1)] == ["train", "eval"]
