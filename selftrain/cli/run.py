@@ -9,8 +9,10 @@ import click
 
 from selftrain.cli.common import user_errors
 
+# The experiment config names its defaults in the options' help (importing it needs no torch: see the package).
+from selftrain.generation.config import ExperimentConfig
+
 if TYPE_CHECKING:
-    from selftrain.generation import ExperimentConfig
     from selftrain.generation.distributed import Rank
 
 _PATH = click.Path(exists=True, path_type=Path)
@@ -47,8 +49,8 @@ def _print_summary(summary: dict) -> None:
 @click.option("--lm-text", type=_PATH, help="Text for the n-gram LM, one sentence per line.")
 @click.option("--unlabeled-reference", type=_PATH, help="True transcripts of the unlabeled audio: for audits; training only with --set labels=oracle.")
 @click.option("--given-labels", type=_PATH, help="Labels of unlabeled audio made elsewhere: students train on them (sets labels: given).")
-@click.option("--generations", type=click.IntRange(0, 100), default=None, help="Self-training generations after the supervised one [config: 3].")
-@click.option("--preset", default=None, help="Model preset, e.g. cpu-small or gpu-base [config: cpu-small].")
+@click.option("--generations", type=click.IntRange(0, 100), default=None, help=f"Self-training generations after the supervised one [config: {ExperimentConfig.generations}].")
+@click.option("--preset", default=None, help=f"Model preset, e.g. cpu-small or gpu-base [config: {ExperimentConfig.preset}].")
 @click.option("--config", "config_file", type=_PATH, help="Experiment config (YAML or JSON).")
 @click.option("--set", "overrides", multiple=True, help="Override a config key, e.g. --set threshold.target_wer=0.2 (repeatable).")
 @click.option("--force", is_flag=True, help="Redo stages that are already done.")

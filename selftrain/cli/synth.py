@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from selftrain.cli.common import user_errors
+from selftrain.synth.config import SynthConfig  # its defaults name the options' (no synthesis tools or numpy)
 
 __all__ = ["synth"]
 
@@ -20,9 +21,9 @@ __all__ = ["synth"]
     help="Output folder (created; an existing one with the same config is resumed).",
 )
 @click.option(
-    "--scale", type=float, default=None, help="Multiply every split size (default 1.0; 0.01 is a smoke test)."
+    "--scale", type=float, default=None, help=f"Multiply every split size (default {SynthConfig.scale}; 0.01 is a smoke test)."
 )
-@click.option("--seed", type=int, default=None, help="Seed of every random choice (default 0).")
+@click.option("--seed", type=int, default=None, help=f"Seed of every random choice (default {SynthConfig.seed}).")
 @click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
 @click.option(
     "--config",
@@ -36,7 +37,7 @@ __all__ = ["synth"]
     "fortunes_dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Folder of fortune files (default /usr/share/games/fortunes).",
+    help=f"Folder of fortune files (default {SynthConfig.fortunes_dir}).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def synth(
@@ -50,7 +51,7 @@ def synth(
 ) -> None:
     """Synthesize labeled/unlabeled/dev/test/dev_source speech, LM text and corpus.json into OUT."""
     from selftrain.overrides import read_config_file
-    from selftrain.synth import SynthConfig, build_corpus
+    from selftrain.synth import build_corpus
 
     with user_errors():
         overrides = read_config_file(config_file) if config_file else {}

@@ -12,27 +12,13 @@ cached (see :mod:`selftrain.ssl`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from selftrain.data.feature_config import FeatureConfig
+
 __all__ = ["FeatureConfig", "Fbank", "GlobalNorm", "UtteranceNorm", "build_normalizer", "num_feature_frames"]
-
-
-@dataclass
-class FeatureConfig:
-    """Front-end settings.
-
-    ``norm``: ``"global"`` (corpus statistics, estimated before training) or ``"utterance"``
-    (per-utterance mean and variance, no state).
-    """
-
-    sample_rate: int = 16000
-    n_mels: int = 80
-    win_length_ms: float = 25.0
-    hop_length_ms: float = 10.0
-    norm: str = "global"
 
 
 def num_feature_frames(num_samples: int | torch.Tensor, config: FeatureConfig) -> int | torch.Tensor:

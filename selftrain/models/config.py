@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
-from selftrain.data.features import FeatureConfig
+from selftrain.data.feature_config import FeatureConfig
 from selftrain.errors import ConfigError
 
 __all__ = ["ModelConfig", "PRESETS", "WHISPER_SIZES", "model_preset", "ENCODERS", "update_dataclass"]

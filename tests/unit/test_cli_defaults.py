@@ -197,7 +197,22 @@ def test_select_help_lists_the_defaults():
 
 
 def test_help_of_the_commands_that_read_config_defaults_needs_no_torch():
-    code = ("import sys; import selftrain.cli.select, selftrain.cli.decode, selftrain.cli.data, selftrain.cli.lm; "
-            "sys.exit('torch' in sys.modules)")
+    code = ("import sys; import selftrain.cli.select, selftrain.cli.decode, selftrain.cli.data, selftrain.cli.lm, "
+            "selftrain.cli.run, selftrain.cli.synth; sys.exit('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr or "importing the commands imported torch"
+
+
+def test_the_run_and_synth_options_name_their_configs_defaults():
+    from selftrain.cli.run import run
+    from selftrain.cli.synth import synth
+    from selftrain.generation.config import ExperimentConfig
+    from selftrain.synth.config import SynthConfig
+
+    experiment, corpus = ExperimentConfig(), SynthConfig()
+    for command, name, named in ((run, "--generations", f"[config: {experiment.generations}]"),
+                                 (run, "--preset", f"[config: {experiment.preset}]"),
+                                 (synth, "--scale", f"(default {corpus.scale};"), (synth, "--seed", f"(default {corpus.seed})"),
+                                 (synth, "--fortunes", f"(default {corpus.fortunes_dir})")):
+        option = _option(command, name)
+        assert _default(option) is None and named in (option.help or ""), (name, option.help)
