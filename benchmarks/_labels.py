@@ -84,7 +84,7 @@ def oracle_runs(decoded: Path, reference: str, settings: dict[str, Any]) -> list
     ``runs``, the runs of words its hypothesis got right against the true transcript (``settings``:
     the variant's ``select.segments``, for ``min_words`` and ``min_seconds``): what a perfect word
     confidence would keep, in context. Rows to write with their pseudo-labels as text."""
-    from selftrain.audit.inputs import attach_references, load_records
+    from selftrain.audit.inputs import iter_records, reference_texts
     from selftrain.confidence.calibrate import pick_hypothesis, word_correctness
     from selftrain.select.config import SegmentConfig
     from selftrain.select.segments import cut_segments, in_context_row
@@ -92,15 +92,13 @@ def oracle_runs(decoded: Path, reference: str, settings: dict[str, Any]) -> list
 
     config = SegmentConfig(**{**settings, "enabled": True, "apply_to": "all", "method": "right", "threshold": 0.5,
                               "context": "whole"})
-    normalizer = TextNormalizer()
-    records = load_records(decoded)
-    attach_references(records, reference)
+    normalizer, truth = TextNormalizer(), reference_texts(reference)
     rows = []
-    for utt in records:
-        hyp = pick_hypothesis(utt, "lm")
-        if hyp is None or not hyp.words or utt.reference is None:
+    for utt in iter_records(decoded):
+        hyp, text = pick_hypothesis(utt, "lm"), truth.get(utt.id)
+        if hyp is None or not hyp.words or text is None:
             continue
-        right = word_correctness([w.word for w in hyp.words], normalizer(utt.reference))
+        right = word_correctness([w.word for w in hyp.words], normalizer(text))
         for word, ok in zip(hyp.words, right, strict=True):
             word.scores["right"] = float(ok)
         utt.pseudo_label, utt.segments = hyp.text, cut_segments(utt, hyp, config)
