@@ -88,7 +88,7 @@ def _given_labels(config: ExperimentConfig, out: Path) -> SelectResult:
     paths relative to that file still resolve; a row without a label is left out, with a warning).
     Their runs are checked here, so a malformed ``runs`` column stops the stage with the row's ID, not
     the student's training."""
-    from selftrain.select.segments import parse_runs
+    from selftrain.data.runs import parse_runs
 
     given = config.data.given_labels
     rows = read_manifest(given)
@@ -120,8 +120,8 @@ def given_audit(config: ExperimentConfig, workdir: Workdir, generation: int) -> 
     if not config.data.unlabeled_reference:
         return AuditStageResult(pseudo_label_wer=None)
     from selftrain.audit.inputs import reference_texts
+    from selftrain.data.runs import RUNS_COLUMN
     from selftrain.select.output import LabelQuality
-    from selftrain.select.segments import RUNS_COLUMN
     from selftrain.text import TextNormalizer
 
     references, quality, normalizer = reference_texts(config.data.unlabeled_reference), LabelQuality(), TextNormalizer()

@@ -13,15 +13,13 @@ loss over each run's frames only. No library of the field does this for CTC pseu
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import jiwer
 
 from selftrain.confidence.calibrate import CALIBRATED_SUFFIX
-from selftrain.errors import ManifestError
+from selftrain.data.runs import RUNS_COLUMN, format_runs, parse_runs
 from selftrain.record import Decision, Hypothesis, Segment, Utterance
 from selftrain.select.config import SegmentConfig
 
@@ -30,7 +28,6 @@ __all__ = ["SEGMENT_AUDIO_DIR", "WAS", "confident_runs", "cut_segments", "segmen
            "training_rows", "parse_runs", "RUNS_COLUMN"]
 
 SEGMENT_AUDIO_DIR = "segments"
-RUNS_COLUMN = "runs"  # JSON [[start_s, end_s, "words"], ...] of an utterance that trains its runs in context
 WAS = "; was "  # a segmented utterance's reason ends with the decision it had before: "; was threshold: ..."
 
 
@@ -191,9 +188,9 @@ def write_segment_audio(utt: Utterance, folder: Path) -> list[Utterance]:
 def in_context_row(utt: Utterance) -> Utterance:
     """The training row of ``utt`` whose runs train in context: its own audio, the runs' words as its
     label (for reading) and the runs themselves in the ``runs`` column (what training uses)."""
-    runs = [[s.start, s.end, s.text] for s in utt.segments]
+    runs = [(s.start, s.end, s.text) for s in utt.segments]
     return dataclasses.replace(utt, pseudo_label=" ".join(s.text for s in utt.segments), segments=[], hypotheses=[],
-                               extra={**utt.extra, RUNS_COLUMN: json.dumps(runs, ensure_ascii=False)})
+                               extra={**utt.extra, RUNS_COLUMN: format_runs(runs)})
 
 
 def training_rows(utt: Utterance, folder: Path, context: str) -> list[Utterance]:
@@ -202,20 +199,3 @@ def training_rows(utt: Utterance, folder: Path, context: str) -> list[Utterance]
     if not utt.segments:
         return [utt]
     return write_segment_audio(utt, folder) if context == "cut" else [in_context_row(utt)]
-
-
-def parse_runs(utt: Utterance) -> list[tuple[float, float, str]]:
-    """The runs of a row's ``runs`` column as ``(start, end, words)`` (empty when it has none);
-    :class:`~selftrain.errors.ManifestError` when the column is not a JSON list of ``[start, end, words]``
-    with ``0 <= start < end`` (training clamps ``end`` to the audio and drops runs too short for their words)."""
-    value = utt.extra.get(RUNS_COLUMN, "")
-    if not value:
-        return []
-    try:
-        runs = [(float(start), float(end), str(words)) for start, end, words in json.loads(value)]
-    except (ValueError, TypeError) as exc:
-        raise ManifestError(f"{utt.id}: {RUNS_COLUMN}={value!r} is not a JSON list of [start, end, words]") from exc
-    for start, end, _ in runs:
-        if not (math.isfinite(start) and math.isfinite(end) and 0.0 <= start < end):
-            raise ManifestError(f"{utt.id}: run [{start}, {end}] is not a span of seconds")
-    return runs

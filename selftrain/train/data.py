@@ -29,10 +29,10 @@ from selftrain.data.audio import load_audio, load_audio_converted
 from selftrain.data.batching import MixedDurationBatchSampler, Pool
 from selftrain.data.check import record_problem
 from selftrain.data.manifest import read_manifest
+from selftrain.data.runs import RUNS_COLUMN, parse_runs
 from selftrain.data.tokenizer import CharTokenizer, Tokenizer, load_tokenizer
 from selftrain.errors import AudioError, ConfigError, ManifestError, TextError
 from selftrain.record import Utterance
-from selftrain.select.segments import RUNS_COLUMN, parse_runs
 from selftrain.train.config import DataConfig
 
 __all__ = ["KIND_LABELED", "KIND_PSEUDO", "KIND_UNLABELED", "Row", "PreparedData", "prepare_data", "make_dataset", "build_tokenizer"]
