@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 WORK=${SELFTRAIN_DEMO_DIR:-demo_work}
-ST=.venv/bin/selftrain
+ST="${SELFTRAIN_VENV:-.venv}/bin/selftrain"
 start=$SECONDS
 $ST synth --out "$WORK/corpus" --config recipes/synthetic/demo_corpus.yaml --quiet
 C="$WORK/corpus"
