@@ -30,6 +30,7 @@ from selftrain.confidence.calibrate import CALIBRATED_SUFFIX, labeled_scores
 from selftrain.confidence.metrics import DetectionMetrics, error_detection_metrics
 from selftrain.io import atomic_write_json, atomic_write_text
 from selftrain.record import Utterance
+from selftrain.sums import exact_sum
 
 __all__ = ["MethodAudit", "AuditResult", "run_audit", "run_audit_table", "write_audit", "load_audit", "reliability_bins"]
 
@@ -157,7 +158,7 @@ def run_audit(
     errors = error_counts(utterances, teacher)
     return AuditResult(
         utterances=len(utterances),
-        hours=sum(u.duration for u in utterances) / 3600,
+        hours=exact_sum(u.duration for u in utterances) / 3600,
         with_reference=sum(u.reference is not None for u in utterances),
         target_wer=target_wer,
         teacher=teacher,

@@ -26,6 +26,7 @@ from selftrain.confidence.calibrate import (
     word_correctness,
 )
 from selftrain.record import Hypothesis, Utterance
+from selftrain.sums import ExactSum
 from selftrain.text import TextNormalizer
 
 __all__ = ["ScoreTable"]
@@ -64,7 +65,7 @@ class ScoreTable:
         self.size = 0
         self.names: set[str] = set()
         self.with_reference = 0
-        self.seconds = 0.0
+        self._seconds = ExactSum()  # run_audit's exact_sum of the durations, to the last digit
         self._durations = array("d")
         self._edits = {key: array("q") for key in ("word_errors", "ref_words", "char_errors", "ref_chars")}
         self._scores: dict[str, _Column] = {}
@@ -77,7 +78,7 @@ class ScoreTable:
     def _add(self, utt: Utterance) -> None:
         index, hyp = self.size, pick_hypothesis(utt, self.teacher)
         self.size += 1
-        self.seconds += utt.duration
+        self._seconds.add(utt.duration)
         self.with_reference += utt.reference is not None
         self._durations.append(utt.duration)
         self._add_edits(utt)
@@ -130,7 +131,7 @@ class ScoreTable:
 
     @property
     def hours(self) -> float:
-        return self.seconds / 3600
+        return self._seconds.value / 3600
 
     def durations(self) -> np.ndarray:
         return np.frombuffer(self._durations, dtype=np.float64).copy() if self.size else np.zeros(0)

@@ -14,6 +14,7 @@ from selftrain.io import JsonlWriter, atomic_write_json
 from selftrain.record import Utterance
 from selftrain.select.policy import reason_counts
 from selftrain.select.segments import SEGMENT_AUDIO_DIR, label_pairs, trained_seconds, training_rows
+from selftrain.sums import exact_sum
 from selftrain.text import TextNormalizer
 
 __all__ = ["SELECTED_CSV", "DECISIONS_JSONL", "SUMMARY_JSON", "write_selection", "pseudo_label_wer", "summarize",
@@ -96,9 +97,9 @@ def summarize(utterances: list[Utterance]) -> dict:
         "utterances": len(utterances),
         "kept": len(kept),
         "kept_fraction": len(kept) / len(utterances) if utterances else 0.0,
-        "kept_hours": sum(trained_seconds(u) for u in kept) / 3600.0,
+        "kept_hours": exact_sum(trained_seconds(u) for u in kept) / 3600.0,
         "segmented": sum(1 for u in kept if u.segments),
-        "mean_kept_confidence": sum(confidences) / len(confidences) if confidences else None,
+        "mean_kept_confidence": exact_sum(confidences) / len(confidences) if confidences else None,
         "reasons": reason_counts(utterances),
         "policy": next((u.decision.policy for u in utterances if u.decision), ""),
     }

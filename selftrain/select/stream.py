@@ -43,6 +43,7 @@ from selftrain.select.policy import (
 )
 from selftrain.select.segments import SEGMENT_AUDIO_DIR, apply_segments, trained_seconds, training_rows
 from selftrain.storage import storage_errors
+from selftrain.sums import ExactSum
 from selftrain.text import TextNormalizer
 
 __all__ = ["StreamedSelection", "run_selection_stream"]
@@ -149,8 +150,8 @@ class _Summary:
 
     def __init__(self) -> None:
         self.utterances = self.kept = self.segmented = 0
-        self.kept_seconds = 0.0
-        self.confidence_sum: float = 0
+        # exact sums, so these figures are summarize()'s to the last digit on every Python
+        self.kept_seconds, self.confidence_sum = ExactSum(), ExactSum()
         self.confidences = 0
         self.reasons: Counter[str] = Counter()
         self.policy: str | None = None
@@ -168,10 +169,10 @@ class _Summary:
         if not utt.decision.kept:
             return
         self.kept += 1
-        self.kept_seconds += trained_seconds(utt)
+        self.kept_seconds.add(trained_seconds(utt))
         self.segmented += bool(utt.segments)
         if utt.confidence is not None:
-            self.confidence_sum += utt.confidence
+            self.confidence_sum.add(utt.confidence)
             self.confidences += 1
         self.kept_labels.add(utt, self.normalizer)
 
@@ -180,9 +181,9 @@ class _Summary:
             "utterances": self.utterances,
             "kept": self.kept,
             "kept_fraction": self.kept / self.utterances if self.utterances else 0.0,
-            "kept_hours": self.kept_seconds / 3600.0,
+            "kept_hours": self.kept_seconds.value / 3600.0,
             "segmented": self.segmented,
-            "mean_kept_confidence": self.confidence_sum / self.confidences if self.confidences else None,
+            "mean_kept_confidence": self.confidence_sum.value / self.confidences if self.confidences else None,
             "reasons": dict(sorted(self.reasons.items())),
             "policy": self.policy or "",
             "pseudo_label_quality": {"all": self.all_labels.result(), "kept": self.kept_labels.result()},
