@@ -1,15 +1,29 @@
-"""Helpers shared by the CLI commands: turning library errors into click errors."""
+"""Helpers shared by the CLI commands: options made from config fields, and library errors turned
+into click errors."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 
+from selftrain.config_docs import option_help
 from selftrain.errors import ConfigError, SelftrainError
 
-__all__ = ["user_errors", "one_line"]
+__all__ = ["field_option", "user_errors", "one_line"]
+
+
+def field_option(config: type, field: str, *decls: str, extra: str = "", **attrs: Any) -> Callable[[Any], Any]:
+    """A click option that sets ``config``'s ``field``: its default (shown in ``--help`` unless it is
+    None) and its help (the field's description, then ``extra``) come from the dataclass, so neither
+    is written twice. ``decls`` default to ``--field-name``; other click attributes (``type``, a
+    ``default`` the command must translate) are passed on."""
+    default = getattr(config(), field)
+    attrs.setdefault("default", default)
+    attrs.setdefault("show_default", attrs["default"] is not None)
+    return click.option(*(decls or (f"--{field.replace('_', '-')}",)), help=option_help(config, field, extra), **attrs)
 
 
 def one_line(message: str) -> str:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from selftrain.cli.common import user_errors
-from selftrain.config_docs import option_help
+from selftrain.cli.common import field_option, user_errors
 from selftrain.data.check import CheckConfig
 from selftrain.data.fillets import FilletsConfig
 
@@ -28,17 +27,13 @@ def data() -> None:
               help="Write the full report here (.json for JSON, anything else for text).")
 @click.option("--alphabet", "tokenizer_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A model's tokenizer.json: flag transcripts with characters it cannot emit.")
-@click.option("--sample-rate", default=CHECK_DEFAULTS.sample_rate, show_default=True,
-              help=option_help(CheckConfig, "sample_rate"))
-@click.option("--resample/--strict", default=not CHECK_DEFAULTS.strict_format, show_default=True,
-              help=option_help(CheckConfig, "strict_format", "--strict is True, --resample False."))
-@click.option("--min-duration", default=CHECK_DEFAULTS.min_duration, show_default=True,
-              help=option_help(CheckConfig, "min_duration"))
-@click.option("--max-duration", default=CHECK_DEFAULTS.max_duration, show_default=True,
-              help=option_help(CheckConfig, "max_duration"))
+@field_option(CheckConfig, "sample_rate")
+@field_option(CheckConfig, "strict_format", "--resample/--strict", "resample", default=not CHECK_DEFAULTS.strict_format,
+              extra="--strict is True, --resample False.")
+@field_option(CheckConfig, "min_duration")
+@field_option(CheckConfig, "max_duration")
 @click.option("--write-valid", type=click.Path(path_type=Path), help="Write the usable rows to this manifest.")
-@click.option("--workers", default=CHECK_DEFAULTS.workers, show_default=True,
-              help=option_help(CheckConfig, "workers"))
+@field_option(CheckConfig, "workers")
 def check(manifest: Path, report_path: Path | None, tokenizer_path: Path | None, sample_rate: int, resample: bool,
           min_duration: float, max_duration: float, write_valid: Path | None, workers: int) -> None:
     """Check every row of MANIFEST; exit 1 if any row would be skipped.
@@ -93,24 +88,20 @@ def prepare() -> None:
 
 def _split_size(name: str) -> Callable:
     """``--<name>``: the size of ``FilletsConfig.<name>``, one of the splits."""
-    default = getattr(FILLETS_DEFAULTS, name)
-    return click.option(f"--{name}", type=float, default=default, show_default=default is not None,
-                        help=option_help(FilletsConfig, name, "A fraction (< 1) or a number (>= 1) of sentences."))
+    return field_option(FilletsConfig, name, type=float, extra="A fraction (< 1) or a number (>= 1) of sentences.")
 
 
 @prepare.command("fillets")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (created; running again resumes: converted WAVs are kept).")
-@click.option("--root", default=FILLETS_DEFAULTS.root, show_default=True, type=click.Path(path_type=Path),
-              help=option_help(FilletsConfig, "root"))
-@click.option("--lang", default=FILLETS_DEFAULTS.lang, show_default=True, help=option_help(FilletsConfig, "lang"))
-@click.option("--seed", default=FILLETS_DEFAULTS.seed, show_default=True, help=option_help(FilletsConfig, "seed"))
+@field_option(FilletsConfig, "root", type=click.Path(path_type=Path))
+@field_option(FilletsConfig, "lang")
+@field_option(FilletsConfig, "seed")
 @_split_size("labeled")
 @_split_size("dev")
 @_split_size("test")
 @_split_size("unlabeled")
-@click.option("--lm-extra", type=click.Path(exists=True, dir_okay=False), default=FILLETS_DEFAULTS.lm_extra or None,
-              help=option_help(FilletsConfig, "lm_extra"))
+@field_option(FilletsConfig, "lm_extra", type=click.Path(exists=True, dir_okay=False), default=FILLETS_DEFAULTS.lm_extra or None)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def fillets(out_dir: Path, root: Path, lang: str, seed: int, labeled: float, dev: float, test: float,
             unlabeled: float | None, lm_extra: str | None, quiet: bool) -> None:

@@ -9,21 +9,18 @@ from typing import Any
 
 import click
 
-from selftrain.cli.common import user_errors
-from selftrain.config_docs import option_help
+from selftrain.cli.common import field_option, user_errors
 from selftrain.decode.config import DECODERS, DecoderConfig, TuneConfig
 
 __all__ = ["decode", "eval_command", "tune"]
 
 # The options that set a config field take its default and its description (selftrain.config_docs).
-_DECODER, _TUNING = DecoderConfig(), TuneConfig()
+_TUNING = TuneConfig()
 
 
 def _decoder_option(name: str, *flags: str, **kwargs: Any) -> Callable:
     """An option that sets ``DecoderConfig.<name>`` (``--<name>`` unless ``flags`` are given)."""
-    flags = flags or (f"--{name.replace('_', '-')}",)
-    return click.option(*flags, name, default=getattr(_DECODER, name), show_default=True,
-                        help=option_help(DecoderConfig, name), **kwargs)
+    return field_option(DecoderConfig, name, *flags, name, **kwargs) if flags else field_option(DecoderConfig, name, **kwargs)
 
 
 def _existing_lm(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -166,8 +163,8 @@ def _tune_option(name: str) -> Callable:
     """``--try-<name>``: the values the search tries for ``TuneConfig.<name>``, comma-separated."""
     flag = name.replace("_", "-")
     values = ",".join(f"{v:g}" for v in getattr(_TUNING, name))
-    return click.option(f"--try-{flag}", f"try_{name}", default=values, show_default=True, callback=_float_list,
-                        help=option_help(TuneConfig, name, f"Comma-separated (empty: keep --{flag})."))
+    return field_option(TuneConfig, name, f"--try-{flag}", f"try_{name}", default=values, callback=_float_list,
+                        extra=f"Comma-separated (empty: keep --{flag}).")
 
 
 @decode.command("tune")
@@ -175,8 +172,7 @@ def _tune_option(name: str) -> Callable:
 @_tune_option("blank_penalty")
 @_tune_option("beta")
 @_tune_option("alpha")
-@click.option("--rounds", type=int, default=_TUNING.rounds, show_default=True,
-              help=option_help(TuneConfig, "rounds"))
+@field_option(TuneConfig, "rounds", type=int)
 @click.option("--out", "tune_out", type=click.Path(dir_okay=False), help="Write every setting tried and the choice as JSON.")
 @click.pass_context
 def tune(ctx: click.Context, model_dir: str | None, ensemble: tuple[str, ...], manifest: str | None, lm_path: str | None,

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from selftrain.cli.common import user_errors
-from selftrain.config_docs import option_help
+from selftrain.cli.common import field_option, user_errors
 from selftrain.lm.build import LMBuildConfig
 from selftrain.lm.doc_text import DocTextConfig
 
@@ -15,7 +14,6 @@ __all__ = ["lm"]
 
 # The options that set a config field take its default and its description (selftrain.config_docs).
 BUILD_DEFAULTS = LMBuildConfig()
-DOC_TEXT_DEFAULTS = DocTextConfig()
 
 
 @click.group()
@@ -40,13 +38,11 @@ def _lm_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @lm.command("build")
 @click.option("--text", "texts", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="LM training text, one sentence per line (repeat for several files).")
-@click.option("--order", default=BUILD_DEFAULTS.order, show_default=True, type=click.IntRange(1, 9),
-              help=option_help(LMBuildConfig, "order"))
+@field_option(LMBuildConfig, "order", type=click.IntRange(1, 9))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), callback=_lm_file,
               help="Output model: LM.arpa (text) or LM.bin (KenLM binary, loads fast).")
-@click.option("--prune", default=" ".join(str(p) for p in BUILD_DEFAULTS.prune), show_default=True,
-              help=option_help(LMBuildConfig, "prune",
-                               "Here: integers separated by spaces or commas, e.g. '0 0 1'; empty: none."))
+@field_option(LMBuildConfig, "prune", default=" ".join(str(p) for p in BUILD_DEFAULTS.prune),
+              extra="Here: integers separated by spaces or commas, e.g. '0 0 1'; empty: none.")
 @click.option("--discount-fallback", "discount_fallback", flag_value="always",
               help="Always pass lmplz --discount_fallback (default: only when tiny text makes it fail).")
 @click.option("--no-discount-fallback", "discount_fallback", flag_value="never",
@@ -57,8 +53,7 @@ def _lm_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Alphabet JSON ({'chars': [...]}); lines with other characters are dropped and counted.")
 @click.option("--heldout", type=click.Path(exists=True, dir_okay=False),
               help="Held-out text: report the model's perplexity on it.")
-@click.option("--memory", default=BUILD_DEFAULTS.memory, show_default=True,
-              help=option_help(LMBuildConfig, "memory"))
+@field_option(LMBuildConfig, "memory")
 def build(texts: tuple[str, ...], order: int, out: str, prune: str, discount_fallback: str | None,
           tokenizer: str | None, alphabet: str | None, heldout: str | None, memory: str) -> None:
     """Build a modified Kneser-Ney n-gram LM with KenLM's lmplz (and build_binary for .bin).
@@ -100,23 +95,17 @@ def build(texts: tuple[str, ...], order: int, out: str, prune: str, discount_fal
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output text, one normalised sentence per line (a report goes to OUT's stem + .report.json).")
-@click.option("--lang", default=DOC_TEXT_DEFAULTS.lang, show_default=True,
-              help=option_help(DocTextConfig, "lang", "Without PATHS: read Debian's documentation of this language "
-                               "(nl: debian-faq-nl, aptitude-doc-nl, debian-edu-doc-nl, debian-edu-doc-legacy-nl)."))
-@click.option("--chars", default=DOC_TEXT_DEFAULTS.chars, show_default=True,
-              help=option_help(DocTextConfig, "chars", "Typically the corpus alphabet."))
+@field_option(DocTextConfig, "lang", extra="Without PATHS: read Debian's documentation of this language "
+                                            "(nl: debian-faq-nl, aptitude-doc-nl, debian-edu-doc-nl, debian-edu-doc-legacy-nl).")
+@field_option(DocTextConfig, "chars", extra="Typically the corpus alphabet.")
 @click.option("--lexicon", type=click.Path(exists=True, dir_okay=False),
               help="Word list (one word a line); sentences it mostly lacks are dropped. "
                    "Default with --lang and no PATHS: Debian's list for the language (nl: wdutch).")
 @click.option("--no-lexicon", is_flag=True, help="No word list, not even the default one.")
-@click.option("--lexicon-min-known", default=DOC_TEXT_DEFAULTS.lexicon_min_known, show_default=True,
-              type=click.FloatRange(0, 1), help=option_help(DocTextConfig, "lexicon_min_known"))
-@click.option("--lexicon-words", is_flag=True, default=DOC_TEXT_DEFAULTS.lexicon_words, show_default=True,
-              help=option_help(DocTextConfig, "lexicon_words"))
-@click.option("--min-words", default=DOC_TEXT_DEFAULTS.min_words, show_default=True, type=click.IntRange(1),
-              help=option_help(DocTextConfig, "min_words"))
-@click.option("--max-words", default=DOC_TEXT_DEFAULTS.max_words, show_default=True, type=click.IntRange(1),
-              help=option_help(DocTextConfig, "max_words"))
+@field_option(DocTextConfig, "lexicon_min_known", type=click.FloatRange(0, 1))
+@field_option(DocTextConfig, "lexicon_words", is_flag=True)
+@field_option(DocTextConfig, "min_words", type=click.IntRange(1))
+@field_option(DocTextConfig, "max_words", type=click.IntRange(1))
 def text_from_docs(paths: tuple[str, ...], out: str, lang: str, chars: str, lexicon: str | None, no_lexicon: bool,
                    lexicon_min_known: float, lexicon_words: bool, min_words: int, max_words: int) -> None:
     """LM text from documentation: the sentences of HTML and .txt files (or .gz) in PATHS.

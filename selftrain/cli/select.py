@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from selftrain.agreement.rover import AgreementConfig
-from selftrain.cli.common import user_errors
-from selftrain.config_docs import option_help
+from selftrain.cli.common import field_option, user_errors
 from selftrain.select.config import (
     AGREEMENT_KEYS,
     AUTO_METHOD,
@@ -22,9 +21,9 @@ from selftrain.select.config import (
     selection_method,
 )
 
-# The options' defaults, choices and help are the library's: these configs' fields, their
-# descriptions (selftrain.config_docs) and constants.
-_SELECT, _SANITY, _SEGMENTS, _AGREEMENT = SelectConfig(), SanityConfig(), SegmentConfig(), AgreementConfig()
+# The options' defaults, choices and help are the library's: these configs' fields (field_option),
+# their descriptions (selftrain.config_docs) and constants.
+_SELECT, _AGREEMENT = SelectConfig(), AgreementConfig()
 
 
 def _label_source(label_source: str, old_label_source: str | None) -> str:
@@ -53,61 +52,43 @@ def _fractions(text: str | None) -> list[float] | None:
               help="Output folder: selected.csv, decisions.jsonl, summary.json.")
 @click.option("--manifest", type=click.Path(exists=True, path_type=Path),
               help="Manifest giving audio paths, durations and references for the hypothesis ids.")
-@click.option("--method", default=_SELECT.method, show_default=True,
-              help=option_help(SelectConfig, "method"))
-@click.option("--label-source", default=_SELECT.label_source, show_default=True,
-              help=option_help(SelectConfig, "label_source"))
+@field_option(SelectConfig, "method")
+@field_option(SelectConfig, "label_source")
 @click.option("--teacher", "old_label_source", hidden=True, help="Deprecated name of --label-source.")
-@click.option("--threshold", type=click.FloatRange(0, 1), help=option_help(SelectConfig, "threshold"))
-@click.option("--keep-fraction", type=click.FloatRange(0, 1), help=option_help(SelectConfig, "keep_fraction"))
-@click.option("--rank-by", type=click.Choice(RANK_BY), default=_SELECT.rank_by,
-              show_default=True, help=option_help(SelectConfig, "rank_by"))
-@click.option("--agreement", "agreement_threshold", type=click.FloatRange(0, 1),
-              help=option_help(SelectConfig, "agreement_threshold", "Needs 2+ teachers."))
-@click.option("--agreement-key", type=click.Choice(AGREEMENT_KEYS), default=_SELECT.agreement_key, show_default=True,
-              help=option_help(SelectConfig, "agreement_key"))
-@click.option("--dust-reference", help=option_help(AgreementConfig, "dust_reference"))
-@click.option("--dust-samples", default=_AGREEMENT.dust_samples, show_default=True,
-              help=option_help(AgreementConfig, "dust_samples"))
-@click.option("--dust-threshold", type=click.FloatRange(0), help=option_help(SelectConfig, "dust_threshold"))
+@field_option(SelectConfig, "threshold", type=click.FloatRange(0, 1))
+@field_option(SelectConfig, "keep_fraction", type=click.FloatRange(0, 1))
+@field_option(SelectConfig, "rank_by", type=click.Choice(RANK_BY))
+@field_option(SelectConfig, "agreement_threshold", "--agreement", "agreement_threshold", type=click.FloatRange(0, 1),
+              extra="Needs 2+ teachers.")
+@field_option(SelectConfig, "agreement_key", type=click.Choice(AGREEMENT_KEYS))
+@field_option(AgreementConfig, "dust_reference")
+@field_option(AgreementConfig, "dust_samples")
+@field_option(SelectConfig, "dust_threshold", type=click.FloatRange(0))
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Calibration JSON to apply (scores become probabilities of being right).")
-@click.option("--generation", default=_SELECT.generation, show_default=True, type=click.IntRange(0),
+@click.option("--generation", default=SelectConfig.generation, show_default=True, type=click.IntRange(0),
               help="Generation index for schedules.")
-@click.option("--keep-fraction-schedule", help=option_help(SelectConfig, "keep_fraction_schedule", "Comma-separated, e.g. 0.4,0.6,0.8."))
-@click.option("--threshold-schedule", help=option_help(SelectConfig, "threshold_schedule", "Comma-separated, e.g. 0.9,0.8,0.7."))
-@click.option("--min-cps", default=_SANITY.min_chars_per_second, show_default=True, type=float,
-              help=option_help(SanityConfig, "min_chars_per_second", "The lower bound."))
-@click.option("--max-cps", default=_SANITY.max_chars_per_second, show_default=True, type=float,
-              help=option_help(SanityConfig, "max_chars_per_second", "The upper bound."))
+@field_option(SelectConfig, "keep_fraction_schedule", extra="Comma-separated, e.g. 0.4,0.6,0.8.")
+@field_option(SelectConfig, "threshold_schedule", extra="Comma-separated, e.g. 0.9,0.8,0.7.")
+@field_option(SanityConfig, "min_chars_per_second", "--min-cps", "min_cps", type=float, extra="The lower bound.")
+@field_option(SanityConfig, "max_chars_per_second", "--max-cps", "max_cps", type=float, extra="The upper bound.")
 @click.option("--rate-from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Transcribed manifest of the same kind of speech (e.g. the labeled set): the speaking-rate bounds "
                    "become its chars/s at --rate-quantile and 1 - it, replacing --min-cps/--max-cps.")
 @click.option("--rate-quantile", default=SPEAKING_RATE_QUANTILE, show_default=True,
               type=click.FloatRange(0, 0.5, max_open=True),
               help="Quantile of --rate-from's speaking rate used as the bounds.")
-@click.option("--max-repeat", default=_SANITY.max_repeat, show_default=True, type=int,
-              help=option_help(SanityConfig, "max_repeat"))
-@click.option("--max-length-ratio", default=_SANITY.max_length_ratio, show_default=True, type=float,
-              help=option_help(SanityConfig, "max_length_ratio"))
-@click.option("--segments/--no-segments", default=_SEGMENTS.enabled, show_default=True,
-              help=option_help(SegmentConfig, "enabled", "Runs of confident words train beside the whole utterances (see --segments-apply-to)."))
-@click.option("--segments-apply-to", type=click.Choice(SEGMENTS_APPLY_TO), default=_SEGMENTS.apply_to,
-              show_default=True,
-              help=option_help(SegmentConfig, "apply_to"))
-@click.option("--segment-method", default=_SEGMENTS.method, show_default=True,
-              help=option_help(SegmentConfig, "method"))
-@click.option("--segment-threshold", default=_SEGMENTS.threshold, show_default=True, type=click.FloatRange(0, 1),
-              help=option_help(SegmentConfig, "threshold"))
-@click.option("--segment-min-words", default=_SEGMENTS.min_words, show_default=True, type=click.IntRange(1),
-              help=option_help(SegmentConfig, "min_words"))
-@click.option("--segment-min-seconds", default=_SEGMENTS.min_seconds, show_default=True, type=click.FloatRange(0),
-              help=option_help(SegmentConfig, "min_seconds"))
-@click.option("--segment-gap-share", default=_SEGMENTS.gap_share, show_default=True, type=click.FloatRange(0, 1),
-              help=option_help(SegmentConfig, "gap_share"))
-@click.option("--segment-context", type=click.Choice(SEGMENT_CONTEXTS), default=_SEGMENTS.context,
-              show_default=True,
-              help=option_help(SegmentConfig, "context"))
+@field_option(SanityConfig, "max_repeat", type=int)
+@field_option(SanityConfig, "max_length_ratio", type=float)
+@field_option(SegmentConfig, "enabled", "--segments/--no-segments", "segments",
+              extra="Runs of confident words train beside the whole utterances (see --segments-apply-to).")
+@field_option(SegmentConfig, "apply_to", "--segments-apply-to", "segments_apply_to", type=click.Choice(SEGMENTS_APPLY_TO))
+@field_option(SegmentConfig, "method", "--segment-method", "segment_method")
+@field_option(SegmentConfig, "threshold", "--segment-threshold", "segment_threshold", type=click.FloatRange(0, 1))
+@field_option(SegmentConfig, "min_words", "--segment-min-words", "segment_min_words", type=click.IntRange(1))
+@field_option(SegmentConfig, "min_seconds", "--segment-min-seconds", "segment_min_seconds", type=click.FloatRange(0))
+@field_option(SegmentConfig, "gap_share", "--segment-gap-share", "segment_gap_share", type=click.FloatRange(0, 1))
+@field_option(SegmentConfig, "context", "--segment-context", "segment_context", type=click.Choice(SEGMENT_CONTEXTS))
 @click.option("--fit-calibration", type=click.Path(dir_okay=False, path_type=Path),
               help="Instead of selecting: fit a calibration on these (labeled) hypotheses and save it here.")
 @click.option("--calibration-kind", type=click.Choice(["isotonic", "temperature"]), default="isotonic", show_default=True,
