@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from selftrain.errors import ConfigError
+from selftrain.messages import one_line
 
 __all__ = ["deep_merge", "parse_overrides", "read_config_file"]
 
@@ -31,8 +32,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix.lower() == ".json" and text.strip() else yaml.safe_load(text)
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        detail = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        raise ConfigError(f"cannot read config {path}: {detail}") from exc
+        raise ConfigError(f"cannot read config {path}: {one_line(str(exc))}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -11,6 +11,7 @@ import click
 
 from selftrain.config_docs import option_help
 from selftrain.errors import ConfigError, SelftrainError
+from selftrain.messages import one_line
 
 __all__ = ["field_option", "user_errors", "one_line"]
 
@@ -24,15 +25,6 @@ def field_option(config: type, field: str, *decls: str, extra: str = "", **attrs
     attrs.setdefault("default", default)
     attrs.setdefault("show_default", attrs["default"] is not None)
     return click.option(*(decls or (f"--{field.replace('_', '-')}",)), help=option_help(config, field, extra), **attrs)
-
-
-def one_line(message: str) -> str:
-    """``message`` on one line: its non-blank lines, stripped, joined by `` | ``.
-
-    >>> one_line("lmplz failed (exit 1):\\n  bad input\\n")
-    'lmplz failed (exit 1): | bad input'
-    """
-    return " | ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 @contextmanager

@@ -125,8 +125,7 @@ def given_audit(config: ExperimentConfig, workdir: Workdir, generation: int) -> 
     from selftrain.text import TextNormalizer
 
     references, quality, normalizer = reference_texts(config.data.unlabeled_reference), LabelQuality(), TextNormalizer()
-    selected = list(iter_manifest(workdir.stage_dir(generation, "select") / "selected.csv"))
-    for utt in selected:
+    for utt in iter_manifest(workdir.stage_dir(generation, "select") / "selected.csv"):
         if not utt.extra.get(RUNS_COLUMN) and references.get(utt.id):
             quality.add(replace(utt, pseudo_label=normalizer(utt.reference or ""), reference=references[utt.id]), normalizer)
     result = quality.result()
